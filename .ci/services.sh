@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Make sure the PostgreSQL and Redis the test suite needs are reachable on 127.0.0.1:
+# use running ones, start installed ones, install them with apt-get when root, else say what to install.
+set -euo pipefail
+
+PG_HOST=127.0.0.1 PG_PORT=5432 REDIS_PORT=6379
+
+have() { command -v "$1" >/dev/null 2>&1; }
+is_root() { [ "$(id -u)" = 0 ]; }
+
+pg_up() { have pg_isready && pg_isready -q -h "$PG_HOST" -p "$PG_PORT"; }
+redis_up() { have redis-cli && [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; }
+
+apt_install() {
+    if ! is_root || ! have apt-get; then
+        echo "error: $* is missing. Install it (Debian/Ubuntu: apt-get install $*) or run make test as root." >&2
+        exit 1
+    fi
+    echo "installing $* with apt-get ..."
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+start_postgres() {
+    if ! have pg_ctlcluster; then
+        apt_install postgresql postgresql-client
+    fi
+    local version
+    version=$(ls /etc/postgresql | sort -V | tail -1)
+    if [ -z "$version" ]; then
+        echo "error: PostgreSQL is installed but has no cluster; create one with pg_createcluster" >&2
+        exit 1
+    fi
+    local hba="/etc/postgresql/$version/main/pg_hba.conf"
+    # The suite connects as postgres over TCP without a password, as on the CI machines.
+    if ! grep -q "cairn-test trust" "$hba"; then
+        sed -i "1i host all all 127.0.0.1/32 trust # cairn-test trust" "$hba"
+    fi
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start || pg_ctlcluster --skip-systemctl-redirect "$version" main reload
+    for _ in $(seq 1 30); do pg_up && return 0; sleep 1; done
+    echo "error: PostgreSQL did not come up on $PG_HOST:$PG_PORT" >&2
+    exit 1
+}
+
+start_redis() {
+    if ! have redis-server; then
+        apt_install redis-server
+    fi
+    redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no
+    for _ in $(seq 1 30); do redis_up && return 0; sleep 0.5; done
+    echo "error: Redis did not come up on 127.0.0.1:$REDIS_PORT" >&2
+    exit 1
+}
+
+if ! have pg_isready && ! is_root; then
+    echo "error: PostgreSQL client tools are missing (apt-get install postgresql)" >&2
+    exit 1
+fi
+pg_up || start_postgres
+redis_up || start_redis
+echo "services: PostgreSQL on $PG_HOST:$PG_PORT and Redis on 127.0.0.1:$REDIS_PORT are up"

@@ -1,0 +1,61 @@
+# Cairn: `make run` to try it, `make test` to check it. See README.md.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+HOST ?= 127.0.0.1
+PORT ?= 5000
+export CAIRN_INSTANCE_PATH ?= $(CURDIR)/instance
+
+.PHONY: install run demo migrate test test-sqlite test-postgresql lint format services worker bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+migrate: install
+	$(BIN)/cairn db upgrade
+
+## Start the service on SQLite with inline jobs, demo data loaded on first run.
+run: migrate
+	$(BIN)/cairn seed-demo --if-empty
+	$(BIN)/cairn run --host $(HOST) --port $(PORT)
+
+## Load the demo estate (again) into the configured database.
+demo: migrate
+	$(BIN)/cairn seed-demo
+
+services:
+	@bash .ci/services.sh
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test-sqlite: install
+	CAIRN_TEST_DATABASE=sqlite $(BIN)/pytest -q $(PYTEST_ARGS)
+
+test-postgresql: install services
+	CAIRN_TEST_DATABASE=postgresql $(BIN)/pytest -q $(PYTEST_ARGS)
+
+## Everything CI runs: services, lint, import layers, the suite on SQLite and on PostgreSQL.
+test: install services lint test-sqlite test-postgresql
+
+worker: install
+	$(BIN)/cairn worker
+
+bench: install services
+	$(BIN)/python benchmarks/api.py
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache

@@ -1,0 +1,1 @@
+"""Cairn kernel: app factory, configuration, auth, change log, jobs, errors and CLI."""

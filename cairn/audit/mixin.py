@@ -1,0 +1,155 @@
+"""`Audited`: mark a model and every write to it lands in the change log, in the same transaction."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
+
+from sqlalchemy import event, insert, inspect, literal_column, select
+from sqlalchemy.orm import Session
+
+from cairn.audit.context import current_actor, current_request_id
+from cairn.audit.models import ChangeLog, ChangeLogCI
+from cairn.db import utcnow
+
+ALWAYS_EXCLUDED = frozenset({"updated_at", "created_at", "version", "password_hash", "token_hash"})
+
+
+class Audited:
+    """Mixin for models whose writes are recorded.
+
+    Subclasses may set ``__audit_type__`` (defaults to the table name), ``__audit_exclude__`` (column
+    keys left out of diffs) and override ``audit_summary`` and ``audit_ci_ids``.
+    """
+
+    __audit_exclude__: frozenset[str] = frozenset()
+
+    @classmethod
+    def audit_type(cls) -> str:
+        return getattr(cls, "__audit_type__", None) or cls.__tablename__
+
+    def audit_summary(self, action: str) -> str:
+        name = getattr(self, "name", None) or getattr(self, "title", None) or f"#{self.id}"
+        return f"{self.audit_type()} {name} {action}d"[:300]
+
+    def audit_ci_ids(self) -> set[int]:
+        """CIs, other than this object itself, whose history should show this change."""
+        return set()
+
+
+def jsonable(value):
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [jsonable(v) for v in value]
+    return str(value)
+
+
+def _columns(obj):
+    mapper = inspect(obj).mapper
+    excluded = ALWAYS_EXCLUDED | obj.__audit_exclude__
+    return [attr for attr in mapper.column_attrs if attr.key not in excluded]
+
+
+def _diff_for_update(obj) -> dict:
+    state = inspect(obj)
+    changes = {}
+    for attr in _columns(obj):
+        history = state.attrs[attr.key].history
+        if not history.has_changes():
+            continue
+        before = history.deleted[0] if history.deleted else None
+        after = history.added[0] if history.added else None
+        if jsonable(before) != jsonable(after):
+            changes[attr.key] = [jsonable(before), jsonable(after)]
+    return changes
+
+
+def _snapshot(obj, *, as_after: bool) -> dict:
+    changes = {}
+    for attr in _columns(obj):
+        value = jsonable(getattr(obj, attr.key))
+        if value is None:
+            continue
+        changes[attr.key] = [None, value] if as_after else [value, None]
+    return changes
+
+
+def _collect(session: Session) -> list[tuple[Audited, str, dict]]:
+    entries = []
+    for obj in session.new:
+        if isinstance(obj, Audited):
+            entries.append((obj, "create", _snapshot(obj, as_after=True)))
+    for obj in session.dirty:
+        if isinstance(obj, Audited) and session.is_modified(obj, include_collections=False):
+            changes = _diff_for_update(obj)
+            if changes:
+                entries.append((obj, "update", changes))
+    for obj in session.deleted:
+        if isinstance(obj, Audited):
+            entries.append((obj, "delete", _snapshot(obj, as_after=False)))
+    return entries
+
+
+def record(session: Session, obj: Audited, action: str, changes: dict, summary: str | None = None):
+    """Write one change-log row now, for domain events that are not plain column changes
+    (a ticket transition, a relationship closed). Prefer letting the flush hook do it."""
+    _write(session, [(obj, action, changes, summary)])
+
+
+def _write(session: Session, entries) -> None:
+    if not entries:
+        return
+    actor = current_actor()
+    request_id = current_request_id()
+    now = utcnow()
+    connection = session.connection()
+    txid = 0
+    if connection.dialect.name == "postgresql":
+        txid = connection.scalar(select(literal_column("pg_current_xact_id()::text::bigint")))
+    rows, ci_links = [], []
+    for obj, action, changes, summary in entries:
+        rows.append(
+            {
+                "txid": txid,
+                "at": now,
+                "actor": actor.label,
+                "actor_id": actor.user_id,
+                "request_id": request_id,
+                "object_type": obj.audit_type(),
+                "object_id": obj.id,
+                "action": action,
+                "summary": summary or obj.audit_summary(action),
+                "changes": changes,
+            }
+        )
+        ci_links.append(obj.audit_ci_ids())
+    if any(ci_links):
+        # Needs each row's id back, so one statement per row; most writes touch no other CI.
+        for row, ci_ids in zip(rows, ci_links, strict=True):
+            change_id = connection.scalar(insert(ChangeLog).values(**row).returning(ChangeLog.id))
+            if ci_ids:
+                connection.execute(insert(ChangeLogCI), [{"change_id": change_id, "ci_id": c} for c in ci_ids])
+    else:
+        connection.execute(insert(ChangeLog), rows)
+
+
+def _after_flush(session: Session, _flush_context) -> None:
+    _write(session, [(obj, action, changes, None) for obj, action, changes in _collect(session)])
+
+
+def install(session_class) -> None:
+    """Hook the change log into every session of ``session_class``."""
+    if not event.contains(session_class, "after_flush", _after_flush):
+        event.listen(session_class, "after_flush", _after_flush)

@@ -1,0 +1,98 @@
+"""Every endpoint declares who may call it; one before-request hook enforces it (deny by default)."""
+
+from __future__ import annotations
+
+from flask import current_app, g, request
+from flask_smorest import abort
+
+from cairn.audit import context
+from cairn.auth.models import User
+
+ROLES_ATTR = "_cairn_roles"
+PUBLIC = "public"
+# Endpoints flask-smorest adds for the OpenAPI document and the docs UI.
+PUBLIC_ENDPOINT_PREFIXES = ("api-docs.",)
+
+
+def requires(*roles: str):
+    """Declare the roles that may call a view method (checked before the view runs)."""
+    if not roles:
+        raise ValueError("requires() needs at least one role; use public() for open endpoints")
+
+    def decorate(func):
+        setattr(func, ROLES_ATTR, frozenset(roles))
+        return func
+
+    return decorate
+
+
+def public(func):
+    """Declare a view reachable without a token (health checks only)."""
+    setattr(func, ROLES_ATTR, PUBLIC)
+    return func
+
+
+def declared_roles(endpoint: str, method: str):
+    """What the view behind ``endpoint`` declares for ``method``: a role set, PUBLIC, or None."""
+    if endpoint.startswith(PUBLIC_ENDPOINT_PREFIXES):
+        return PUBLIC
+    view = current_app.view_functions.get(endpoint)
+    if view is None:
+        return None
+    view_class = getattr(view, "view_class", None)
+    if view_class is not None:
+        name = method.lower()
+        if name == "head":
+            name = "get"
+        handler = getattr(view_class, name, None)
+        if handler is None and name == "options":
+            return frozenset(_any_role_of(view_class))
+        return getattr(handler, ROLES_ATTR, None) if handler else None
+    return getattr(view, ROLES_ATTR, None)
+
+
+def _any_role_of(view_class):
+    roles: set[str] = set()
+    for name in ("get", "post", "put", "patch", "delete"):
+        declared = getattr(getattr(view_class, name, None), ROLES_ATTR, None)
+        if declared == PUBLIC:
+            return {"*"}
+        if declared:
+            roles |= declared
+    return roles
+
+
+def current_user() -> User:
+    return g.user
+
+
+def authenticate_request():
+    """before_request: 401 without a valid token, 403 when the role is not declared for the view."""
+    from cairn.auth.services import authenticate
+
+    g.user = None
+    if request.endpoint is None:  # unknown route: let the 404/405 handlers answer
+        return None
+    declared = declared_roles(request.endpoint, request.method)
+    if declared == PUBLIC:
+        return None
+    header = request.headers.get("Authorization", "")
+    scheme, _, secret = header.partition(" ")
+    token = None
+    if scheme.lower() == "bearer" and secret.strip():
+        token = authenticate(secret.strip(), current_app.config["CAIRN_TOKEN_TOUCH_SECONDS"])
+    if token is None:
+        abort(
+            401,
+            message="A valid bearer token is required.",
+            headers={"WWW-Authenticate": 'Bearer realm="cairn"'},
+        )
+    g.user = token.user
+    g.token = token
+    g.actor_token = context.set_actor(context.Actor(token.user.email, token.user.id))
+    if declared is None:
+        # A view that forgot to declare its roles is closed to everyone.
+        abort(403, message="This endpoint is not open to any role.")
+    if "*" not in declared and token.user.role not in declared:
+        abort(403, message=f"The role {token.user.role!r} may not do this.")
+    return None

@@ -1,0 +1,69 @@
+"""Users, teams and API tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, ForeignKey, String, Table
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from cairn.audit.mixin import Audited
+from cairn.db import TimestampedModel, db
+
+team_members = Table(
+    "team_member",
+    db.metadata,
+    Column("team_id", ForeignKey("team.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", ForeignKey("user.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
+
+
+class User(Audited, TimestampedModel):
+    __tablename__ = "user"
+
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(20))
+    active: Mapped[bool] = mapped_column(default=True)
+    password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    version: Mapped[int] = mapped_column(default=1)
+
+    teams: Mapped[list[Team]] = relationship(secondary=team_members, back_populates="members", order_by="Team.name")
+
+    __mapper_args__ = {"version_id_col": version}
+
+    def audit_summary(self, action: str) -> str:
+        return f"user {self.email} {action}d"
+
+
+class Team(Audited, TimestampedModel):
+    __tablename__ = "team"
+
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    email: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    description: Mapped[str] = mapped_column(String(2000), default="")
+    version: Mapped[int] = mapped_column(default=1)
+
+    members: Mapped[list[User]] = relationship(secondary=team_members, back_populates="teams", order_by="User.email")
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class ApiToken(Audited, TimestampedModel):
+    """A bearer token. Only the SHA-256 of the secret is kept; the secret is shown once."""
+
+    __tablename__ = "api_token"
+    __audit_exclude__ = frozenset({"last_used_at"})
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    prefix: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    user: Mapped[User] = relationship()
+
+    def audit_summary(self, action: str) -> str:
+        return f"token {self.prefix}… {action}d"

@@ -1,0 +1,167 @@
+"""/me, /users, /teams, /tokens."""
+
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_smorest import abort
+from sqlalchemy import func, or_, select
+
+from cairn.api import Blueprint, check_if_match, with_etag
+from cairn.auth import services
+from cairn.auth.guard import current_user, requires
+from cairn.auth.models import ApiToken, Team, User
+from cairn.auth.roles import ADMIN, ADMINS, EVERYONE, STAFF_READERS
+from cairn.auth.schemas import (
+    NewTokenSchema,
+    TeamSchema,
+    TeamUpdateSchema,
+    TokenSchema,
+    UserQuerySchema,
+    UserSchema,
+    UserUpdateSchema,
+)
+from cairn.db import db, get_or_404
+from cairn.pagination import paginate_select
+
+blp = Blueprint("auth", __name__, description="Users, teams and API tokens")
+
+
+@blp.route("/me")
+class Me(MethodView):
+    @requires(*EVERYONE)
+    @blp.response(200, UserSchema)
+    def get(self):
+        """The caller."""
+        return current_user()
+
+
+@blp.route("/users")
+class Users(MethodView):
+    @requires(*STAFF_READERS)
+    @blp.arguments(UserQuerySchema, location="query")
+    @blp.response(200, UserSchema(many=True))
+    @blp.paginate()
+    def get(self, args, pagination_parameters):
+        """List users."""
+        stmt = select(User).order_by(User.id)
+        if "role" in args:
+            stmt = stmt.where(User.role == args["role"])
+        if args.get("q"):
+            like = f"%{args['q'].lower()}%"
+            stmt = stmt.where(or_(func.lower(User.email).like(like), func.lower(User.name).like(like)))
+        return paginate_select(stmt, pagination_parameters)
+
+    @requires(*ADMINS)
+    @blp.arguments(UserSchema)
+    @blp.response(201, UserSchema)
+    def post(self, data):
+        """Create a user."""
+        user = services.create_user(data["email"], data["role"], data.get("name", ""), data.get("password"))
+        if "active" in data:
+            user.active = data["active"]
+        db.session.commit()
+        return with_etag(user)
+
+
+@blp.route("/users/<int:user_id>")
+class UserById(MethodView):
+    @requires(*STAFF_READERS)
+    @blp.response(200, UserSchema)
+    def get(self, user_id):
+        """One user."""
+        return with_etag(get_or_404(User, user_id))
+
+    @requires(*ADMINS)
+    @blp.arguments(UserUpdateSchema)
+    @blp.response(200, UserSchema)
+    def patch(self, data, user_id):
+        """Change a user's name, role, password or active flag."""
+        user = get_or_404(User, user_id)
+        check_if_match(user)
+        password = data.pop("password", None)
+        if user.id == current_user().id and (data.get("role", ADMIN) != ADMIN or data.get("active") is False):
+            abort(409, message="An admin cannot demote or deactivate itself.")
+        for key, value in data.items():
+            setattr(user, key, value)
+        if password:
+            services.set_password(user, password)
+        db.session.commit()
+        return with_etag(user)
+
+
+@blp.route("/teams")
+class Teams(MethodView):
+    @requires(*EVERYONE)
+    @blp.response(200, TeamSchema(many=True))
+    @blp.paginate()
+    def get(self, pagination_parameters):
+        """List teams."""
+        return paginate_select(select(Team).order_by(Team.name), pagination_parameters)
+
+    @requires(*ADMINS)
+    @blp.arguments(TeamSchema)
+    @blp.response(201, TeamSchema)
+    def post(self, data):
+        """Create a team, optionally with its members."""
+        team = services.create_team(
+            data["name"],
+            data.get("email"),
+            data.get("description", ""),
+            data.get("member_ids", ()),
+        )
+        db.session.commit()
+        return with_etag(team)
+
+
+@blp.route("/teams/<int:team_id>")
+class TeamById(MethodView):
+    @requires(*EVERYONE)
+    @blp.response(200, TeamSchema)
+    def get(self, team_id):
+        """One team with its members."""
+        return with_etag(get_or_404(Team, team_id))
+
+    @requires(*ADMINS)
+    @blp.arguments(TeamUpdateSchema)
+    @blp.response(200, TeamSchema)
+    def patch(self, data, team_id):
+        """Rename a team or replace its members."""
+        team = get_or_404(Team, team_id)
+        check_if_match(team)
+        services.update_team(team, data)
+        db.session.commit()
+        return with_etag(team)
+
+
+@blp.route("/tokens")
+class Tokens(MethodView):
+    @requires(*EVERYONE)
+    @blp.response(200, TokenSchema(many=True))
+    def get(self):
+        """The caller's tokens (their secrets are never shown again)."""
+        return services.tokens_of(current_user())
+
+    @requires(*EVERYONE)
+    @blp.arguments(TokenSchema)
+    @blp.response(201, NewTokenSchema)
+    def post(self, data):
+        """Create a token for the caller; the secret is in this response only."""
+        expires_at = services.parse_expiry(data.get("expires_at"))
+        token, secret = services.create_token(current_user(), data.get("name", ""))
+        token.expires_at = expires_at
+        db.session.commit()
+        token.token = secret
+        return token
+
+
+@blp.route("/tokens/<int:token_id>")
+class TokenById(MethodView):
+    @requires(*EVERYONE)
+    @blp.response(204)
+    def delete(self, token_id):
+        """Revoke a token (one's own; admins any)."""
+        token = get_or_404(ApiToken, token_id)
+        if token.user_id != current_user().id and current_user().role != ADMIN:
+            abort(404, message="No such token.")
+        services.revoke_token(token)
+        db.session.commit()

@@ -1,0 +1,74 @@
+from datetime import UTC
+
+import marshmallow as ma
+
+from cairn.api import Id, OneOf, Schema, Text
+from cairn.auth.roles import ALL_ROLES
+
+
+class TeamRefSchema(Schema):
+    id = ma.fields.Integer()
+    name = ma.fields.String()
+
+
+class UserSchema(Schema):
+    id = ma.fields.Integer(dump_only=True)
+    email = ma.fields.Email(required=True, validate=ma.validate.Length(max=254))
+    name = Text(200)
+    role = OneOf(ALL_ROLES, required=True)
+    active = ma.fields.Boolean()
+    password = ma.fields.String(load_only=True, validate=ma.validate.Length(min=12, max=200))
+    teams = ma.fields.List(ma.fields.Nested(TeamRefSchema), dump_only=True)
+    created_at = ma.fields.DateTime(dump_only=True)
+    updated_at = ma.fields.DateTime(dump_only=True)
+
+
+class UserUpdateSchema(Schema):
+    name = Text(200)
+    role = OneOf(ALL_ROLES)
+    active = ma.fields.Boolean()
+    password = ma.fields.String(load_only=True, validate=ma.validate.Length(min=12, max=200))
+
+
+class UserQuerySchema(Schema):
+    role = OneOf(ALL_ROLES)
+    q = Text(200)
+
+
+class UserRefSchema(Schema):
+    id = ma.fields.Integer()
+    email = ma.fields.String()
+    name = ma.fields.String()
+
+
+class TeamSchema(Schema):
+    id = ma.fields.Integer(dump_only=True)
+    name = Text(200, min_length=1, required=True)
+    email = ma.fields.Email(allow_none=True, validate=ma.validate.Length(max=254))
+    description = Text(2000)
+    member_ids = ma.fields.List(Id(), load_only=True, validate=ma.validate.Length(max=1000))
+    members = ma.fields.List(ma.fields.Nested(UserRefSchema), dump_only=True)
+    created_at = ma.fields.DateTime(dump_only=True)
+    updated_at = ma.fields.DateTime(dump_only=True)
+
+
+class TeamUpdateSchema(Schema):
+    name = Text(200, min_length=1)
+    email = ma.fields.Email(allow_none=True, validate=ma.validate.Length(max=254))
+    description = Text(2000)
+    member_ids = ma.fields.List(Id(), validate=ma.validate.Length(max=1000))
+
+
+class TokenSchema(Schema):
+    id = ma.fields.Integer(dump_only=True)
+    name = Text(200)
+    prefix = ma.fields.String(dump_only=True)
+    user_id = ma.fields.Integer(dump_only=True)
+    expires_at = ma.fields.AwareDateTime(allow_none=True, default_timezone=UTC)
+    revoked_at = ma.fields.DateTime(dump_only=True)
+    last_used_at = ma.fields.DateTime(dump_only=True)
+    created_at = ma.fields.DateTime(dump_only=True)
+
+
+class NewTokenSchema(TokenSchema):
+    token = ma.fields.String(dump_only=True, metadata={"description": "The secret, shown only now."})

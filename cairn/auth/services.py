@@ -1,0 +1,147 @@
+"""Users, teams and tokens: every write to them goes through here."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+
+from cairn.auth.models import ApiToken, Team, User
+from cairn.auth.roles import ALL_ROLES
+from cairn.db import db, utcnow
+from cairn.errors import Conflict, Invalid
+
+TOKEN_PREFIX = "cairn_"
+_hasher = PasswordHasher()
+
+
+def hash_token(secret: str) -> str:
+    # Tokens carry 256 random bits, so a fast hash is safe and keeps every request cheap.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_user(email: str, role: str, name: str = "", password: str | None = None) -> User:
+    """Create a user with one of the roles of API.md."""
+    if role not in ALL_ROLES:
+        raise Invalid(f"unknown role {role!r}; choose one of {', '.join(ALL_ROLES)}")
+    email = email.strip().lower()
+    if db.session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise Conflict(f"a user with e-mail {email} exists already")
+    user = User(email=email, role=role, name=name or email.split("@")[0])
+    if password:
+        set_password(user, password)
+    db.session.add(user)
+    db.session.flush()
+    return user
+
+
+def set_password(user: User, password: str) -> None:
+    user.password_hash = _hasher.hash(password)
+
+
+def verify_password(user: User, password: str) -> bool:
+    if not user.password_hash:
+        return False
+    try:
+        _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+    if _hasher.check_needs_rehash(user.password_hash):
+        set_password(user, password)
+    return True
+
+
+def find_user(email: str) -> User | None:
+    return db.session.scalar(select(User).where(User.email == email.strip().lower()))
+
+
+def create_token(user: User, name: str = "", expires_in_days: int | None = None) -> tuple[ApiToken, str]:
+    """Make a token for ``user``; returns the row and the secret, which is not stored anywhere."""
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        user=user,
+        name=name,
+        prefix=secret[len(TOKEN_PREFIX) : len(TOKEN_PREFIX) + 8],
+        token_hash=hash_token(secret),
+        expires_at=utcnow() + timedelta(days=expires_in_days) if expires_in_days else None,
+    )
+    db.session.add(token)
+    db.session.flush()
+    return token, secret
+
+
+def authenticate(secret: str, touch_after_seconds: int = 300) -> ApiToken | None:
+    """The live token for ``secret`` (not revoked, not expired, user active), or None."""
+    if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
+        return None
+    token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(secret)))
+    now = utcnow()
+    if token is None or token.revoked_at is not None:
+        return None
+    if token.expires_at is not None and token.expires_at <= now:
+        return None
+    if not token.user.active:
+        return None
+    if token.last_used_at is None or now - token.last_used_at > timedelta(seconds=touch_after_seconds):
+        token.last_used_at = now
+        db.session.commit()
+    return token
+
+
+def revoke_token(token: ApiToken) -> None:
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+
+
+def tokens_of(user: User) -> list[ApiToken]:
+    return list(db.session.scalars(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id)))
+
+
+def create_team(name: str, email: str | None = None, description: str = "", member_ids=()) -> Team:
+    if db.session.scalar(select(Team.id).where(Team.name == name)) is not None:
+        raise Conflict(f"a team named {name!r} exists already")
+    team = Team(name=name, email=email, description=description)
+    team.members = _users(member_ids)
+    db.session.add(team)
+    db.session.flush()
+    return team
+
+
+def update_team(team: Team, data: dict) -> Team:
+    """Rename a team, change its contact, or replace its members (``member_ids``)."""
+    data = dict(data)
+    name_taken = (
+        "name" in data
+        and data["name"] != team.name
+        and db.session.scalar(select(Team.id).where(Team.name == data["name"]))
+    )
+    if name_taken:
+        raise Conflict(f"a team named {data['name']!r} exists already")
+    member_ids = data.pop("member_ids", None)
+    for key, value in data.items():
+        setattr(team, key, value)
+    if member_ids is not None:
+        team.members = _users(member_ids)
+    db.session.flush()
+    return team
+
+
+def _users(ids) -> list[User]:
+    ids = list(dict.fromkeys(ids or ()))
+    if not ids:
+        return []
+    users = list(db.session.scalars(select(User).where(User.id.in_(ids))))
+    missing = set(ids) - {u.id for u in users}
+    if missing:
+        raise Invalid(f"no user with id {', '.join(map(str, sorted(missing)))}")
+    return users
+
+
+def parse_expiry(value: datetime | None) -> datetime | None:
+    if value is not None and value <= utcnow():
+        raise Invalid("expires_at must lie in the future")
+    return value

@@ -1,0 +1,66 @@
+"""Configuration read from the environment when the app is created, never at import time."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw not in (None, "") else default
+
+
+class Config:
+    """Settings for one app instance; every value can be overridden by an environment variable."""
+
+    def __init__(self, **overrides):
+        env = os.environ
+        self.INSTANCE_PATH = Path(env.get("CAIRN_INSTANCE_PATH", Path.cwd() / "instance")).resolve()
+        default_db = f"sqlite:///{self.INSTANCE_PATH / 'cairn.db'}"
+        self.SQLALCHEMY_DATABASE_URI = normalise_database_url(env.get("DATABASE_URL") or default_db)
+        self.REDIS_URL = env.get("REDIS_URL") or None
+        self.SECRET_KEY = env.get("SECRET_KEY") or "dev-only-not-secret"
+        self.TESTING = _bool(env.get("CAIRN_TESTING"))
+        self.LOG_LEVEL = env.get("CAIRN_LOG_LEVEL", "INFO")
+        self.LOG_JSON = _bool(env.get("CAIRN_LOG_JSON"), default=True)
+        # Request bodies past this size are refused with 413 before anything is parsed.
+        self.MAX_CONTENT_LENGTH = _int("CAIRN_MAX_REQUEST_BYTES", 10 * 1024 * 1024)
+        self.CAIRN_QUEUE_NAME = env.get("CAIRN_QUEUE_NAME", "cairn")
+        self.CAIRN_TOKEN_TOUCH_SECONDS = _int("CAIRN_TOKEN_TOUCH_SECONDS", 300)
+        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        if self.SQLALCHEMY_DATABASE_URI.startswith("postgresql"):
+            self.SQLALCHEMY_ENGINE_OPTIONS.update(pool_size=10, max_overflow=20)
+        # flask-smorest / OpenAPI
+        self.API_TITLE = "Cairn"
+        self.API_VERSION = "v1"
+        self.OPENAPI_VERSION = "3.1.0"
+        self.OPENAPI_URL_PREFIX = "/api/v1"
+        self.OPENAPI_JSON_PATH = "openapi.json"
+        self.OPENAPI_SWAGGER_UI_PATH = "docs"
+        self.OPENAPI_SWAGGER_UI_URL = env.get("CAIRN_SWAGGER_UI_URL", "https://cdn.jsdelivr.net/npm/swagger-ui-dist/")
+        self.API_SPEC_OPTIONS = {
+            "info": {"description": "Cairn: CMDB and ITSM ticketing. See API.md for the contract."},
+            "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
+            "security": [{"bearerAuth": []}],
+        }
+        self.JSON_SORT_KEYS = False
+        for key, value in overrides.items():
+            setattr(self, key, value)
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in vars(self).items() if k.isupper()}
+
+
+def normalise_database_url(url: str) -> str:
+    """Use psycopg 3 for every PostgreSQL URL, whatever scheme the operator wrote."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url

@@ -1,0 +1,94 @@
+"""Per-request plumbing: request ids, content types, conditional GETs, access log."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from flask import g, request
+from flask_smorest import abort
+
+from cairn.audit import context
+from cairn.db import sqlite_begin_immediate
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+ACCEPTS_ATTR = "_cairn_accepts"
+access_log = logging.getLogger("cairn.access")
+
+
+def accepts(*mimetypes: str):
+    """Declare the request body types a view method takes (default: application/json)."""
+
+    def decorate(func):
+        setattr(func, ACCEPTS_ATTR, frozenset(mimetypes))
+        return func
+
+    return decorate
+
+
+def _accepted_types() -> frozenset[str]:
+    from flask import current_app
+
+    view = current_app.view_functions.get(request.endpoint)
+    view_class = getattr(view, "view_class", None)
+    handler = getattr(view_class, request.method.lower(), None) if view_class else view
+    return getattr(handler, ACCEPTS_ATTR, frozenset({"application/json"}))
+
+
+def begin_request():
+    g.started = time.perf_counter()
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    g.request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    g.request_token = context.set_request_id(g.request_id)
+    g.immediate_token = sqlite_begin_immediate.set(request.method in WRITE_METHODS)
+
+
+def check_content_type():
+    if request.method in {"POST", "PUT", "PATCH"} and request.endpoint is not None:
+        has_body = (request.content_length or 0) > 0 or request.headers.get("Transfer-Encoding")
+        if has_body and request.mimetype not in _accepted_types():
+            abort(415, message=f"Send the body as {', '.join(sorted(_accepted_types()))}.")
+
+
+def finish_request(response):
+    response.headers[REQUEST_ID_HEADER] = getattr(g, "request_id", "")
+    etag = response.headers.get("ETag")
+    if etag and request.method in {"GET", "HEAD"} and response.status_code == 200:
+        wanted = {tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")}
+        if etag in wanted or "*" in wanted:
+            response.status_code = 304
+            response.set_data(b"")
+            response.headers.pop("Content-Type", None)
+    started = getattr(g, "started", None)
+    if started is not None:
+        access_log.info(
+            "%s %s %s",
+            request.method,
+            request.path,
+            response.status_code,
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": response.status_code,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
+    return response
+
+
+def teardown_request(_exc=None):
+    for name, reset in (
+        ("actor_token", lambda t: context.reset(actor_token=t)),
+        ("request_token", lambda t: context.reset(request_token=t)),
+        ("immediate_token", sqlite_begin_immediate.reset),
+    ):
+        token = g.pop(name, None)
+        if token is not None:
+            try:
+                reset(token)
+            except ValueError:  # reset from another context (streamed responses)
+                pass

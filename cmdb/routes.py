@@ -1,0 +1,171 @@
+"""/cis, /ci-classes, /locations."""
+
+from __future__ import annotations
+
+from flask import current_app
+from flask.views import MethodView
+
+from cairn.api import Blueprint, check_if_match, with_etag
+from cairn.audit.services import history_select
+from cairn.auth.guard import current_user, requires
+from cairn.auth.roles import CMDB_WRITERS, EVERYONE, STAFF_READERS
+from cairn.db import db, get_or_404
+from cairn.pagination import paginate_select
+from cmdb import services
+from cmdb.classes import REGISTRY
+from cmdb.models import Location
+from cmdb.schemas import (
+    AssignmentSchema,
+    CIClassSchema,
+    CIQuerySchema,
+    CISchema,
+    CIUpdateSchema,
+    CIWriteSchema,
+    HistoryEntrySchema,
+    LocationQuerySchema,
+    LocationSchema,
+    LocationUpdateSchema,
+)
+
+blp = Blueprint("cmdb", __name__, description="Configuration items, their classes and locations")
+
+
+@blp.route("/ci-classes")
+class CIClasses(MethodView):
+    @requires(*EVERYONE)
+    @blp.response(200, CIClassSchema(many=True))
+    def get(self):
+        """The CI class registry with each class's attribute schema (JSON Schema)."""
+        converter = _converter()
+        return [
+            {
+                "name": c.name,
+                "label": c.label,
+                "category": c.category,
+                "attributes": converter.schema2jsonschema(c.attributes),
+            }
+            for c in REGISTRY.values()
+        ]
+
+
+def _converter():
+    api = current_app.extensions["flask-smorest"]["apis"][""]["ext_obj"]
+    return api.ma_plugin.converter
+
+
+@blp.route("/cis")
+class CIs(MethodView):
+    @requires(*EVERYONE)
+    @blp.arguments(CIQuerySchema, location="query")
+    @blp.response(200, CISchema(many=True))
+    @blp.paginate()
+    def get(self, filters, pagination_parameters):
+        """List CIs, filtered and sorted."""
+        return paginate_select(services.search_cis(filters, current_user()), pagination_parameters)
+
+    @requires(*CMDB_WRITERS)
+    @blp.arguments(CIWriteSchema)
+    @blp.response(201, CISchema)
+    def post(self, data):
+        """Create a CI."""
+        ci = services.create_ci(data)
+        db.session.commit()
+        return with_etag(ci)
+
+
+@blp.route("/cis/<int:ci_id>")
+class CIById(MethodView):
+    @requires(*EVERYONE)
+    @blp.response(200, CISchema)
+    def get(self, ci_id):
+        """One CI."""
+        return with_etag(services.get_ci(ci_id, current_user()))
+
+    @requires(*CMDB_WRITERS)
+    @blp.arguments(CIUpdateSchema)
+    @blp.response(200, CISchema)
+    def patch(self, data, ci_id):
+        """Change a CI; status follows the lifecycle; attributes merge."""
+        ci = services.get_ci(ci_id)
+        check_if_match(ci)
+        services.update_ci(ci, data)
+        db.session.commit()
+        return with_etag(ci)
+
+    @requires(*CMDB_WRITERS)
+    @blp.response(204)
+    def delete(self, ci_id):
+        """Delete a CI nothing refers to (else 409: retire it instead)."""
+        ci = services.get_ci(ci_id)
+        check_if_match(ci)
+        services.delete_ci(ci)
+        db.session.commit()
+
+
+@blp.route("/cis/<int:ci_id>/history")
+class CIHistory(MethodView):
+    @requires(*STAFF_READERS)
+    @blp.response(200, HistoryEntrySchema(many=True))
+    @blp.paginate()
+    def get(self, ci_id, pagination_parameters):
+        """Every recorded change of the CI, its relationships and its tickets, newest first."""
+        services.get_ci(ci_id)
+        return paginate_select(history_select("ci", ci_id, include_related_ci=True), pagination_parameters)
+
+
+@blp.route("/cis/<int:ci_id>/assignments")
+class CIAssignments(MethodView):
+    @requires(*STAFF_READERS)
+    @blp.response(200, AssignmentSchema(many=True))
+    def get(self, ci_id):
+        """Who had this CI, from when to when, newest first."""
+        return services.assignments_of(services.get_ci(ci_id))
+
+
+@blp.route("/locations")
+class Locations(MethodView):
+    @requires(*EVERYONE)
+    @blp.arguments(LocationQuerySchema, location="query")
+    @blp.response(200, LocationSchema(many=True))
+    @blp.paginate()
+    def get(self, filters, pagination_parameters):
+        """List locations."""
+        from sqlalchemy import func, select
+
+        stmt = select(Location).order_by(Location.kind, Location.name, Location.id)
+        if filters.get("kind"):
+            stmt = stmt.where(Location.kind == filters["kind"])
+        if filters.get("parent_id"):
+            stmt = stmt.where(Location.parent_id == filters["parent_id"])
+        if filters.get("q"):
+            stmt = stmt.where(func.lower(Location.name).contains(filters["q"].lower(), autoescape=True))
+        return paginate_select(stmt, pagination_parameters)
+
+    @requires(*CMDB_WRITERS)
+    @blp.arguments(LocationSchema)
+    @blp.response(201, LocationSchema)
+    def post(self, data):
+        """Create a site, building, floor or room."""
+        location = services.create_location(data)
+        db.session.commit()
+        return with_etag(location)
+
+
+@blp.route("/locations/<int:location_id>")
+class LocationById(MethodView):
+    @requires(*EVERYONE)
+    @blp.response(200, LocationSchema)
+    def get(self, location_id):
+        """One location."""
+        return with_etag(get_or_404(Location, location_id))
+
+    @requires(*CMDB_WRITERS)
+    @blp.arguments(LocationUpdateSchema)
+    @blp.response(200, LocationSchema)
+    def patch(self, data, location_id):
+        """Rename or move a location."""
+        location = get_or_404(Location, location_id)
+        check_if_match(location)
+        services.update_location(location, data)
+        db.session.commit()
+        return with_etag(location)

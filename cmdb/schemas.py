@@ -1,0 +1,169 @@
+import marshmallow as ma
+from webargs.fields import DelimitedList
+
+from cairn.api import Id, Money, OneOf, Schema, Text
+from cairn.auth.schemas import UserRefSchema
+from cmdb.classes import CATEGORIES, REGISTRY
+from cmdb.lifecycle import CRITICALITIES, STATUSES
+from cmdb.models import LOCATION_KINDS
+
+CURRENCY = ma.validate.Regexp(r"^[A-Z]{3}$", error="Use a three-letter ISO 4217 code (EUR, USD).")
+
+
+class RefSchema(Schema):
+    id = ma.fields.Integer()
+    name = ma.fields.String()
+
+
+class CIWriteSchema(Schema):
+    """The fields a client sends to create a CI (all but name and ci_class optional)."""
+
+    name = Text(200, min_length=1, required=True)
+    ci_class = OneOf(REGISTRY, required=True)
+    status = OneOf(STATUSES)
+    criticality = OneOf(CRITICALITIES)
+    asset_tag = Text(100, min_length=1, allow_none=True)
+    serial_number = Text(200, min_length=1, allow_none=True)
+    vendor = Text(200, allow_none=True)
+    model = Text(200, allow_none=True)
+    description = Text(4000)
+    owner_team_id = Id(allow_none=True)
+    assigned_to_id = Id(allow_none=True)
+    location_id = Id(allow_none=True)
+    purchase_date = ma.fields.Date(allow_none=True)
+    purchase_cost = Money(allow_none=True)
+    currency = ma.fields.String(allow_none=True, validate=CURRENCY)
+    warranty_expires = ma.fields.Date(allow_none=True)
+    attributes = ma.fields.Dict(keys=ma.fields.String(validate=ma.validate.Length(max=64)))
+
+
+class CIUpdateSchema(CIWriteSchema):
+    """PATCH: every field optional; attributes merge (a null value removes the key)."""
+
+    name = Text(200, min_length=1)
+    ci_class = OneOf(REGISTRY)
+
+
+class CISchema(Schema):
+    id = ma.fields.Integer()
+    name = ma.fields.String()
+    ci_class = ma.fields.String()
+    category = ma.fields.Method("_category")
+    status = ma.fields.String()
+    criticality = ma.fields.String()
+    asset_tag = ma.fields.String(allow_none=True)
+    serial_number = ma.fields.String(allow_none=True)
+    vendor = ma.fields.Method("_vendor")
+    model = ma.fields.String(allow_none=True)
+    description = ma.fields.String()
+    owner_team_id = ma.fields.Integer(allow_none=True)
+    owner_team = ma.fields.Nested(RefSchema, allow_none=True)
+    assigned_to_id = ma.fields.Integer(allow_none=True)
+    assigned_to = ma.fields.Nested(UserRefSchema, allow_none=True)
+    location_id = ma.fields.Integer(allow_none=True)
+    location = ma.fields.Nested(RefSchema, allow_none=True)
+    purchase_date = ma.fields.Date(allow_none=True)
+    purchase_cost = ma.fields.Decimal(as_string=True, allow_none=True)
+    currency = ma.fields.String(allow_none=True)
+    warranty_expires = ma.fields.Date(allow_none=True)
+    attributes = ma.fields.Dict()
+    allowed_statuses = ma.fields.Method("_allowed")
+    created_at = ma.fields.DateTime()
+    updated_at = ma.fields.DateTime()
+
+    def _category(self, ci):
+        cls = REGISTRY.get(ci.ci_class)
+        return cls.category if cls else None
+
+    def _vendor(self, ci):
+        return ci.vendor or None
+
+    def _allowed(self, ci):
+        from cmdb.lifecycle import allowed_moves
+
+        return list(allowed_moves(ci.status))
+
+
+SORTABLE = ("name", "ci_class", "status", "criticality", "asset_tag", "created_at", "updated_at", "id")
+
+
+class CIQuerySchema(Schema):
+    ci_class = DelimitedList(OneOf(REGISTRY), validate=ma.validate.Length(max=50))
+    category = OneOf(CATEGORIES)
+    status = DelimitedList(OneOf(STATUSES), validate=ma.validate.Length(max=10))
+    criticality = DelimitedList(OneOf(CRITICALITIES), validate=ma.validate.Length(max=4))
+    owner_team_id = Id()
+    assigned_to_id = Id()
+    location_id = Id(metadata={"description": "the location or any location inside it"})
+    vendor = Text(200)
+    serial_number = Text(200)
+    asset_tag = Text(100)
+    warranty_expires_before = ma.fields.Date()
+    q = Text(200, metadata={"description": "in name, asset tag, serial number, host name"})
+    sort = DelimitedList(
+        OneOf([*SORTABLE, *(f"-{s}" for s in SORTABLE)]),
+        validate=ma.validate.Length(max=4),
+        metadata={"description": "comma-separated; a leading - sorts descending"},
+    )
+
+
+class CIClassSchema(Schema):
+    name = ma.fields.String()
+    label = ma.fields.String()
+    category = ma.fields.String()
+    attributes = ma.fields.Dict(metadata={"description": "JSON Schema of the class's attributes"})
+
+
+class AssignmentSchema(Schema):
+    id = ma.fields.Integer()
+    ci_id = ma.fields.Integer()
+    user_id = ma.fields.Integer()
+    user = ma.fields.Nested(UserRefSchema)
+    assigned_from = ma.fields.DateTime()
+    assigned_until = ma.fields.DateTime(allow_none=True)
+    note = ma.fields.String()
+
+
+class HistoryEntrySchema(Schema):
+    id = ma.fields.Integer()
+    at = ma.fields.DateTime()
+    actor = ma.fields.String()
+    kind = ma.fields.Method("_kind")
+    object_type = ma.fields.String()
+    object_id = ma.fields.Integer()
+    action = ma.fields.String()
+    summary = ma.fields.String()
+    changes = ma.fields.Dict()
+    request_id = ma.fields.String(allow_none=True)
+
+    def _kind(self, entry):
+        if entry.object_type == "relationship":
+            return "relationship"
+        if entry.object_type.startswith("ticket"):
+            return "ticket"
+        return "change"
+
+
+class LocationSchema(Schema):
+    id = ma.fields.Integer(dump_only=True)
+    name = Text(200, min_length=1, required=True)
+    kind = OneOf(LOCATION_KINDS, required=True)
+    parent_id = Id(allow_none=True)
+    address = Text(500)
+    description = Text(2000)
+    path = ma.fields.String(dump_only=True)
+    created_at = ma.fields.DateTime(dump_only=True)
+    updated_at = ma.fields.DateTime(dump_only=True)
+
+
+class LocationUpdateSchema(Schema):
+    name = Text(200, min_length=1)
+    parent_id = Id(allow_none=True)
+    address = Text(500)
+    description = Text(2000)
+
+
+class LocationQuerySchema(Schema):
+    kind = OneOf(LOCATION_KINDS)
+    parent_id = Id()
+    q = Text(200)

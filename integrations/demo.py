@@ -1,0 +1,277 @@
+"""`cairn seed-demo`: a realistic estate to explore, built through the services like real data.
+
+Layers, bottom up: datacentre power (UPS, PDUs) and network (core, aggregation, top-of-rack switches,
+routers, firewalls), racks, storage, hypervisors in clusters, VMs, databases, applications, business
+services; beside them cloud accounts and services, end-user devices, printers and software products.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+
+from sqlalchemy import func, select
+
+from cairn.auth.models import Team, User
+from cairn.auth.services import create_team, create_token, create_user
+from cairn.db import db
+from cmdb.models import ConfigurationItem, Location
+from cmdb.services import create_ci, create_location
+
+TEAMS = {
+    "Service Desk": "servicedesk@example.com",
+    "Infrastructure": "infra@example.com",
+    "Network": "network@example.com",
+    "Database": "dba@example.com",
+    "Applications": "apps@example.com",
+    "End-User Computing": "euc@example.com",
+    "Cloud Platform": "cloud@example.com",
+    "Security": "security@example.com",
+}
+FIRST = ["Ada", "Grace", "Linus", "Margaret", "Ken", "Barbara", "Dennis", "Frances", "Alan", "Radia",
+         "Edsger", "Hedy", "Tim", "Katherine", "Donald", "Shafi", "Vint", "Anita", "John", "Sophie"]  # fmt: skip
+LAST = ["Lovelace", "Hopper", "Torvalds", "Hamilton", "Thompson", "Liskov", "Ritchie", "Allen", "Turing",
+        "Perlman", "Dijkstra", "Lamarr", "Berners-Lee", "Johnson", "Knuth", "Goldwasser", "Cerf", "Borg",
+        "McCarthy", "Wilson"]  # fmt: skip
+APPLICATIONS = [
+    ("Payroll", "Payroll & HR", "critical"),
+    ("Web Shop", "Online Sales", "critical"),
+    ("CRM", "Customer Care", "high"),
+    ("Data Warehouse", "Reporting & Analytics", "medium"),
+    ("E-mail Gateway", "Corporate E-mail", "high"),
+    ("Intranet", "Employee Portal", "medium"),
+    ("ERP Finance", "Finance & Accounting", "critical"),
+    ("Ticket Portal", "IT Service Desk", "high"),
+]
+DB_ENGINES = ["postgresql", "mysql", "sqlserver", "oracle"]
+SOFTWARE = [
+    ("Microsoft Office", "Microsoft", "2021", date(2026, 10, 13)),
+    ("Adobe Acrobat Pro", "Adobe", "2024", None),
+    ("Windows 10 Enterprise", "Microsoft", "22H2", date(2025, 10, 14)),
+    ("Windows 11 Enterprise", "Microsoft", "24H2", None),
+    ("Red Hat Enterprise Linux", "Red Hat", "8", date(2029, 5, 31)),
+    ("VMware vSphere", "Broadcom", "8.0", None),
+    ("PostgreSQL", "PostgreSQL Global Development Group", "12", date(2024, 11, 21)),
+    ("Slack", "Salesforce", "4.41", None),
+]
+
+
+@dataclass
+class DemoEstate:
+    """What the seed created, by role, so later steps (relationships, tickets) can wire it."""
+
+    cis: dict[str, list[ConfigurationItem]] = field(default_factory=dict)
+    users: list[User] = field(default_factory=list)
+    teams: dict[str, Team] = field(default_factory=dict)
+    admin_token: str | None = None
+
+    def add(self, role: str, ci: ConfigurationItem) -> ConfigurationItem:
+        self.cis.setdefault(role, []).append(ci)
+        return ci
+
+    @property
+    def count(self) -> int:
+        return sum(len(v) for v in self.cis.values())
+
+
+def estate_exists() -> bool:
+    return (db.session.scalar(select(func.count()).select_from(ConfigurationItem)) or 0) > 0
+
+
+def seed_demo(seed: int = 42) -> DemoEstate:
+    """Create the demo estate; returns what was made. The caller commits."""
+    rng = random.Random(seed)
+    estate = DemoEstate()
+    _people(estate, rng)
+    rooms = _locations()
+    _infrastructure(estate, rng, rooms)
+    _services(estate, rng)
+    _end_user(estate, rng, rooms)
+    _wire(estate, rng)
+    return estate
+
+
+def _people(estate: DemoEstate, rng: random.Random) -> None:
+    admin = db.session.scalar(select(User).where(User.email == "admin@example.com"))
+    if admin is None:
+        admin = create_user("admin@example.com", "admin", "Demo Admin")
+    _, estate.admin_token = create_token(admin, "demo")
+    for name, email in TEAMS.items():
+        team = db.session.scalar(select(Team).where(Team.name == name)) or create_team(name, email)
+        estate.teams[name] = team
+    roles = ["agent"] * 6 + ["change_manager"] * 2 + ["auditor", "integration"] + ["requester"] * 30
+    taken = set(db.session.scalars(select(User.email)))
+    for index, role in enumerate(roles):
+        first, last = FIRST[index % len(FIRST)], LAST[(index * 7) % len(LAST)]
+        email = f"{first}.{last}{index}@example.com".lower()
+        if email in taken:
+            continue
+        estate.users.append(create_user(email, role, f"{first} {last}"))
+    staff = [u for u in estate.users if u.role in {"agent", "change_manager"}]
+    for team in estate.teams.values():
+        team.members = rng.sample(staff, k=min(3, len(staff)))
+
+
+def _locations() -> list[Location]:
+    rooms = []
+    for site_name, city in (("London DC", "London"), ("Berlin Office", "Berlin")):
+        existing = db.session.scalar(select(Location).where(Location.name == site_name))
+        if existing is not None:
+            rooms.extend(db.session.scalars(select(Location).where(Location.kind == "room")))
+            return rooms
+        site = create_location({"name": site_name, "kind": "site", "address": city})
+        building = create_location({"name": "Main building", "kind": "building", "parent_id": site.id})
+        for floor_no in (1, 2):
+            floor = create_location({"name": f"Floor {floor_no}", "kind": "floor", "parent_id": building.id})
+            for room in ("A", "B"):
+                rooms.append(create_location({"name": f"Room {floor_no}{room}", "kind": "room", "parent_id": floor.id}))
+    return rooms
+
+
+def _ci(estate, role, ci_class, name, team, rng, *, location=None, criticality="medium", **fields):
+    attributes = fields.pop("attributes", {})
+    purchase = date.today() - timedelta(days=rng.randint(60, 2000))
+    ci = create_ci(
+        {
+            "name": name,
+            "ci_class": ci_class,
+            "status": fields.pop("status", "deployed"),
+            "criticality": criticality,
+            "owner_team_id": estate.teams[team].id,
+            "location_id": location.id if location else None,
+            "purchase_date": purchase if ci_class not in {"business_service", "application", "cluster"} else None,
+            "warranty_expires": purchase + timedelta(days=3 * 365) if "vendor" in fields else None,
+            "attributes": attributes,
+            **fields,
+        }
+    )
+    return estate.add(role, ci)
+
+
+def _ip(rng):
+    return f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+
+
+def _infrastructure(estate: DemoEstate, rng: random.Random, rooms: list[Location]) -> None:
+    dc_rooms = rooms[:4]
+    for i in (1, 2):
+        _ci(estate, "ups", "ups", f"ups-{i:02}", "Infrastructure", rng, location=dc_rooms[0],
+            criticality="critical", vendor="APC", model="Symmetra PX", serial_number=f"UPS{i:05}",
+            attributes={"rated_kw": 100.0})  # fmt: skip
+    for i in range(1, 5):
+        _ci(estate, "pdu", "pdu", f"pdu-{i:02}", "Infrastructure", rng, location=dc_rooms[i % 2],
+            criticality="critical", vendor="Raritan", serial_number=f"PDU{i:05}",
+            attributes={"outlets": 24, "rated_kw": 22.0, "management_ip": _ip(rng)})  # fmt: skip
+    for i in (1, 2):
+        _ci(estate, "core", "network_switch", f"core-sw-{i:02}", "Network", rng, location=dc_rooms[0],
+            criticality="critical", vendor="Arista", model="7280R3", serial_number=f"ARC{i:05}",
+            asset_tag=f"NET-{i:04}", attributes={"hostname": f"core-sw-{i:02}", "layer": "core",
+            "port_count": 48, "management_ip": _ip(rng)})  # fmt: skip
+        _ci(estate, "router", "router", f"edge-rtr-{i:02}", "Network", rng, location=dc_rooms[0],
+            criticality="critical", vendor="Juniper", model="MX204", serial_number=f"JNR{i:05}",
+            attributes={"hostname": f"edge-rtr-{i:02}", "asn": 64512})  # fmt: skip
+        _ci(estate, "firewall", "firewall", f"fw-{i:02}", "Security", rng, location=dc_rooms[0],
+            criticality="critical", vendor="Palo Alto Networks", model="PA-3430", serial_number=f"PAN{i:05}",
+            attributes={"hostname": f"fw-{i:02}", "ha_mode": "active_passive"})  # fmt: skip
+        _ci(estate, "load_balancer", "load_balancer", f"lb-{i:02}", "Network", rng, location=dc_rooms[1],
+            criticality="high", vendor="F5", model="BIG-IP i5800", serial_number=f"F5B{i:05}",
+            attributes={"hostname": f"lb-{i:02}", "virtual_ips": [_ip(rng)]})  # fmt: skip
+    for i in range(1, 9):
+        room = dc_rooms[i % len(dc_rooms)]
+        _ci(estate, "rack", "rack", f"rack-{i:02}", "Infrastructure", rng, location=room,
+            vendor="APC", model="NetShelter SX", asset_tag=f"RCK-{i:04}", attributes={"units": 42})  # fmt: skip
+        _ci(estate, "tor", "network_switch", f"tor-sw-{i:02}", "Network", rng, location=room,
+            criticality="high", vendor="Arista", model="7050X3", serial_number=f"ART{i:05}",
+            asset_tag=f"NET-{100 + i:04}", attributes={"hostname": f"tor-sw-{i:02}", "layer": "top_of_rack",
+            "port_count": 48})  # fmt: skip
+    for i in (1, 2):
+        _ci(estate, "storage", "storage", f"san-{i:02}", "Infrastructure", rng, location=dc_rooms[i],
+            criticality="critical", vendor="NetApp", model="AFF A400", serial_number=f"NTA{i:05}",
+            attributes={"capacity_tb": 200.0, "protocol": "nfs", "hostname": f"san-{i:02}"})  # fmt: skip
+    for c in range(1, 4):
+        _ci(estate, "cluster", "cluster", f"esx-cluster-{c:02}", "Infrastructure", rng, criticality="high",
+            attributes={"min_members_up": 3, "cluster_type": "compute"})  # fmt: skip
+        for h in range(1, 6):
+            n = (c - 1) * 5 + h
+            _ci(estate, "hypervisor", "server", f"esx-{n:02}", "Infrastructure", rng,
+                location=dc_rooms[n % len(dc_rooms)], criticality="high", vendor="Dell",
+                model="PowerEdge R760", serial_number=f"DELL{n:05}", asset_tag=f"SRV-{n:04}",
+                purchase_cost=Decimal("18500.00"), currency="EUR",
+                attributes={"hostname": f"esx-{n:02}", "fqdn": f"esx-{n:02}.dc.example.com", "os": "VMware ESXi",
+                            "os_version": "8.0", "cpu_cores": 64, "ram_gb": 1024.0, "is_hypervisor": True,
+                            "ip_addresses": [_ip(rng)]})  # fmt: skip
+    for i in range(1, 91):
+        _ci(estate, "vm", "virtual_machine", f"vm-{i:03}", rng.choice(["Infrastructure", "Applications"]), rng,
+            attributes={"hostname": f"vm-{i:03}", "os": rng.choice(["Ubuntu", "RHEL", "Windows Server"]),
+                        "cpu_cores": rng.choice([2, 4, 8]), "ram_gb": float(rng.choice([8, 16, 32])),
+                        "ip_addresses": [_ip(rng)], "hypervisor_type": "vmware"})  # fmt: skip
+
+
+def _services(estate: DemoEstate, rng: random.Random) -> None:
+    for index, (app, service, criticality) in enumerate(APPLICATIONS, start=1):
+        _ci(estate, "business_service", "business_service", service, "Service Desk", rng, criticality=criticality,
+            attributes={"sla_tier": "gold" if criticality == "critical" else "silver",
+                        "customer_facing": index % 2 == 0, "business_hours": "Mon-Fri 08:00-18:00"})  # fmt: skip
+        _ci(estate, "application", "application", app, "Applications", rng, criticality=criticality,
+            attributes={"environment": "production", "version": f"{rng.randint(1, 9)}.{rng.randint(0, 20)}",
+                        "url": f"https://{app.lower().replace(' ', '-')}.example.com"})  # fmt: skip
+        engine = DB_ENGINES[index % len(DB_ENGINES)]
+        for replica in (1, 2):
+            _ci(estate, "database", "database", f"{app.lower().replace(' ', '-')}-db-{replica}", "Database", rng,
+                criticality=criticality, attributes={"engine": engine, "port": 5432 if engine == "postgresql"
+                else 3306, "hostname": f"db{index}{replica}"})  # fmt: skip
+    _ci(estate, "cloud_account", "cloud_account", "AWS production", "Cloud Platform", rng, criticality="high",
+        attributes={"provider": "aws", "account_id": "123456789012"})  # fmt: skip
+    for name, service_type in (("orders-queue", "sqs"), ("media-bucket", "s3"), ("edge-cdn", "cloudfront"),
+                               ("auth-lambda", "lambda")):  # fmt: skip
+        _ci(estate, "cloud_service", "cloud_service", name, "Cloud Platform", rng, criticality="high",
+            attributes={"provider": "aws", "region": "eu-central-1", "account_id": "123456789012",
+                        "service_type": service_type, "resource_id": f"arn:aws:{service_type}:::{name}"})  # fmt: skip
+    for name, publisher, version, eol in SOFTWARE:
+        attributes = {"publisher": publisher, "version": version}
+        if eol:
+            attributes["eol_date"] = eol.isoformat()
+        _ci(estate, "software", "software", f"{name} {version}", "End-User Computing", rng, status="deployed",
+            attributes=attributes)  # fmt: skip
+
+
+def _end_user(estate: DemoEstate, rng: random.Random, rooms: list[Location]) -> None:
+    office = rooms[4:] or rooms
+    requesters = [u for u in estate.users if u.role == "requester"]
+    for i, user in enumerate(requesters, start=1):
+        room = office[i % len(office)]
+        _ci(estate, "laptop", "laptop", f"LT-{i:04}", "End-User Computing", rng, location=room, criticality="low",
+            vendor="Lenovo", model="ThinkPad T14", serial_number=f"PF{i:06}", asset_tag=f"LAP-{i:04}",
+            assigned_to_id=user.id, purchase_cost=Decimal("1450.00"), currency="EUR",
+            attributes={"hostname": f"lt-{i:04}", "os": "Windows 11", "encrypted": i % 9 != 0,
+                        "cpu_cores": 8, "ram_gb": 32.0})  # fmt: skip
+        _ci(estate, "phone", "mobile_phone", f"PH-{i:04}", "End-User Computing", rng, criticality="low",
+            vendor="Apple", model="iPhone 15", serial_number=f"APL{i:06}", asset_tag=f"MOB-{i:04}",
+            assigned_to_id=user.id, attributes={"os": "iOS", "os_version": "18", "encrypted": True,
+            "mdm_enrolled": i % 7 != 0})  # fmt: skip
+    for i in range(1, 11):
+        _ci(estate, "desktop", "desktop", f"DT-{i:04}", "End-User Computing", rng, location=office[i % len(office)],
+            criticality="low", vendor="HP", model="EliteDesk 800", serial_number=f"HPD{i:05}",
+            status="in_stock" if i > 7 else "deployed",
+            attributes={"hostname": f"dt-{i:04}", "os": "Windows 11"})  # fmt: skip
+    for i in range(1, 6):
+        _ci(estate, "tablet", "tablet", f"TB-{i:04}", "End-User Computing", rng, criticality="low", vendor="Apple",
+            model="iPad Air", serial_number=f"IPD{i:05}", status="in_stock", attributes={"os": "iPadOS"})  # fmt: skip
+    for i in range(1, 5):
+        _ci(estate, "printer", "printer", f"PRN-{i:02}", "End-User Computing", rng, location=office[i % len(office)],
+            criticality="low", vendor="Kyocera", serial_number=f"KYO{i:05}",
+            attributes={"hostname": f"prn-{i:02}", "color": i % 2 == 0, "duplex": True})  # fmt: skip
+    for i in range(1, 9):
+        _ci(estate, "access_point", "access_point", f"ap-{i:02}", "Network", rng, location=office[i % len(office)],
+            criticality="medium", vendor="Aruba", serial_number=f"ARU{i:05}",
+            attributes={"hostname": f"ap-{i:02}", "band": "dual", "ssids": ["corp", "guest"]})  # fmt: skip
+    for i in (1, 2):
+        _ci(estate, "office_switch", "network_switch", f"office-sw-{i:02}", "Network", rng,
+            location=office[0], criticality="high", vendor="Cisco", serial_number=f"CSC{i:05}",
+            attributes={"hostname": f"office-sw-{i:02}", "layer": "access", "port_count": 48})  # fmt: skip
+
+
+def _wire(estate: DemoEstate, rng: random.Random) -> None:
+    """Relationships between the layers: added with the relations package."""

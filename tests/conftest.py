@@ -1,0 +1,193 @@
+"""Fixtures: one app per session on the database named by CAIRN_TEST_DATABASE (sqlite or
+postgresql), the schema built by the migrations, and a rolled-back transaction per test."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+PG_ADMIN_URL = os.environ.get("CAIRN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_TEST_URL = os.environ.get("CAIRN_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _backend() -> str:
+    return os.environ.get("CAIRN_TEST_DATABASE", "sqlite")
+
+
+def _fresh_postgres_database(name: str) -> str:
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(scope="session")
+def instance_dir():
+    path = Path(tempfile.mkdtemp(prefix="cairn-test-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def database_url(instance_dir):
+    if _backend() == "postgresql":
+        return _fresh_postgres_database(f"cairn_test_{os.getpid()}")
+    return f"sqlite:///{instance_dir / 'test.db'}"
+
+
+@pytest.fixture(scope="session")
+def app(database_url, instance_dir):
+    from flask_migrate import upgrade
+
+    from cairn.app import create_app
+    from cairn.config import Config
+
+    os.environ.pop("REDIS_URL", None)
+    config = Config(
+        SQLALCHEMY_DATABASE_URI=database_url,
+        INSTANCE_PATH=instance_dir,
+        REDIS_URL=None,
+        TESTING=True,
+        LOG_LEVEL="WARNING",
+        SECRET_KEY="test-secret",
+    )
+    app = create_app(config)
+    with app.app_context():
+        upgrade()
+    yield app
+    with app.app_context():
+        from cairn.db import db
+
+        db.engine.dispose()
+
+
+@pytest.fixture
+def db(app):
+    """The app's db with every write in this test rolled back at the end."""
+    from cairn.db import db as _db
+
+    with app.app_context():
+        connection = _db.engine.connect()
+        outer = connection.begin()
+        original = _db.session
+        _db.session = _db._make_scoped_session({"bind": connection, "join_transaction_mode": "create_savepoint"})
+        try:
+            yield _db
+        finally:
+            _db.session.remove()
+            _db.session = original
+            outer.rollback()
+            connection.close()
+
+
+@pytest.fixture
+def committed_db(app):
+    """For tests that need real commits (threads, subprocesses): tables are emptied afterwards."""
+    from cairn.db import db as _db
+
+    with app.app_context():
+        yield _db
+        _db.session.remove()
+        truncate_all(_db)
+
+
+def truncate_all(_db) -> None:
+    tables = [t.name for t in reversed(_db.metadata.sorted_tables)]
+    with _db.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                conn.execute(text(f'DELETE FROM "{table}"'))
+
+
+@pytest.fixture
+def client(app, db):
+    return app.test_client()
+
+
+_counter = itertools.count(1)
+
+
+class Factory:
+    """Builds users, tokens and CIs through the services, as the API would."""
+
+    def __init__(self, db):
+        self.db = db
+
+    def user(self, role="agent", email=None, name=""):
+        from cairn.auth.services import create_user
+
+        user = create_user(email or f"{role}{next(_counter)}@example.com", role, name)
+        self.db.session.commit()
+        return user
+
+    def token(self, user, **kwargs):
+        from cairn.auth.services import create_token
+
+        _, secret = create_token(user, **kwargs)
+        self.db.session.commit()
+        return secret
+
+    def headers(self, role="admin", user=None):
+        user = user or self.user(role)
+        return {"Authorization": f"Bearer {self.token(user)}"}
+
+    def team(self, name=None, members=()):
+        from cairn.auth.services import create_team
+
+        team = create_team(name or f"Team {next(_counter)}", member_ids=[m.id for m in members])
+        self.db.session.commit()
+        return team
+
+    def ci(self, ci_class="server", name=None, **fields):
+        from cmdb.services import create_ci
+
+        ci = create_ci({"name": name or f"{ci_class}-{next(_counter)}", "ci_class": ci_class, **fields})
+        self.db.session.commit()
+        return ci
+
+    def location(self, name=None, kind="site", parent=None):
+        from cmdb.services import create_location
+
+        location = create_location(
+            {
+                "name": name or f"{kind}-{next(_counter)}",
+                "kind": kind,
+                "parent_id": parent.id if parent else None,
+            }
+        )
+        self.db.session.commit()
+        return location
+
+
+@pytest.fixture
+def make(db):
+    return Factory(db)
+
+
+@pytest.fixture
+def admin(make):
+    return make.headers("admin")
+
+
+@pytest.fixture
+def redis_url():
+    import redis
+
+    connection = redis.Redis.from_url(REDIS_TEST_URL)
+    try:
+        connection.ping()
+    except redis.ConnectionError:
+        pytest.fail(f"Redis is not reachable at {REDIS_TEST_URL}: run `make test`, which starts it")
+    connection.flushdb()
+    yield REDIS_TEST_URL
+    connection.flushdb()
