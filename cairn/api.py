@@ -36,8 +36,13 @@ class Schema(ma.Schema):
 
 
 # Field helpers: every string is bounded, every id fits the database, every number has a range.
-def Id(**kwargs) -> ma.fields.Integer:
-    return ma.fields.Integer(strict=True, validate=ma.validate.Range(min=1, max=MAX_ID), **kwargs)
+def Id(*, strict: bool = True, **kwargs) -> ma.fields.Integer:
+    """An object id. JSON bodies must send a number (strict); query strings send text."""
+    return ma.fields.Integer(strict=strict, validate=ma.validate.Range(min=1, max=MAX_ID), **kwargs)
+
+
+def QueryId(**kwargs) -> ma.fields.Integer:
+    return Id(strict=False, **kwargs)
 
 
 def Text(max_length: int = 255, *, min_length: int = 0, **kwargs) -> ma.fields.String:

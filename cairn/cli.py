@@ -6,7 +6,7 @@ import sys
 
 import click
 from flask import current_app
-from flask.cli import AppGroup, FlaskGroup
+from flask.cli import AppGroup, FlaskGroup, with_appcontext
 
 from cairn.audit.context import Actor, acting_as
 
@@ -104,6 +104,7 @@ def list_tokens_command(email):
 
 
 @click.command("worker")
+@with_appcontext
 @click.option("--queue", "queues", multiple=True, help="Queue names (default: the configured one).")
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 @click.option("--scheduler/--no-scheduler", default=True, help="Also run the periodic jobs.")

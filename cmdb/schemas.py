@@ -1,7 +1,7 @@
 import marshmallow as ma
 from webargs.fields import DelimitedList
 
-from cairn.api import Id, Money, OneOf, Schema, Text
+from cairn.api import Id, Money, OneOf, QueryId, Schema, Text
 from cairn.auth.schemas import UserRefSchema
 from cmdb.classes import CATEGORIES, REGISTRY
 from cmdb.lifecycle import CRITICALITIES, STATUSES
@@ -92,9 +92,9 @@ class CIQuerySchema(Schema):
     category = OneOf(CATEGORIES)
     status = DelimitedList(OneOf(STATUSES), validate=ma.validate.Length(max=10))
     criticality = DelimitedList(OneOf(CRITICALITIES), validate=ma.validate.Length(max=4))
-    owner_team_id = Id()
-    assigned_to_id = Id()
-    location_id = Id(metadata={"description": "the location or any location inside it"})
+    owner_team_id = QueryId()
+    assigned_to_id = QueryId()
+    location_id = QueryId(metadata={"description": "the location or any location inside it"})
     vendor = Text(200)
     serial_number = Text(200)
     asset_tag = Text(100)
@@ -165,5 +165,5 @@ class LocationUpdateSchema(Schema):
 
 class LocationQuerySchema(Schema):
     kind = OneOf(LOCATION_KINDS)
-    parent_id = Id()
+    parent_id = QueryId()
     q = Text(200)

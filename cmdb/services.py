@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select, union
 from sqlalchemy.orm import aliased
 
 from cairn.auth.models import Team, User
@@ -45,12 +45,12 @@ def get_ci(ci_id: int, viewer: User | None = None) -> ConfigurationItem:
 def location_and_descendants(location_id: int):
     """A select of the ids of a location and every location inside it (at most four levels)."""
     level = select(Location.id).where(Location.id == location_id)
-    ids = level
+    levels = [level]
     for _ in range(len(LOCATION_KINDS) - 1):
         child = aliased(Location)
         level = select(child.id).where(child.parent_id.in_(level))
-        ids = ids.union(level)
-    return ids
+        levels.append(level)
+    return union(*levels)
 
 
 def search_cis(filters: dict[str, Any], viewer: User | None = None) -> Select:

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from flask_sqlalchemy.session import Session as FlaskSession
 from sqlalchemy import create_engine, text
 
 PG_ADMIN_URL = os.environ.get("CAIRN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -61,12 +62,19 @@ def app(database_url, instance_dir):
     )
     app = create_app(config)
     with app.app_context():
-        upgrade()
+        upgrade(revision="heads")
     yield app
     with app.app_context():
         from cairn.db import db
 
         db.engine.dispose()
+
+
+class _ConnectionBoundSession(FlaskSession):
+    """Flask-SQLAlchemy's session picks the engine itself; in tests it must use our connection."""
+
+    def get_bind(self, mapper=None, clause=None, bind=None, **kwargs):
+        return bind if bind is not None else self.bind
 
 
 @pytest.fixture
@@ -78,7 +86,9 @@ def db(app):
         connection = _db.engine.connect()
         outer = connection.begin()
         original = _db.session
-        _db.session = _db._make_scoped_session({"bind": connection, "join_transaction_mode": "create_savepoint"})
+        _db.session = _db._make_scoped_session(
+            {"bind": connection, "join_transaction_mode": "create_savepoint", "class_": _ConnectionBoundSession}
+        )
         try:
             yield _db
         finally:
@@ -177,6 +187,17 @@ def make(db):
 @pytest.fixture
 def admin(make):
     return make.headers("admin")
+
+
+@pytest.fixture
+def committed_make(committed_db):
+    """Factory whose objects are really committed (seen by other connections and processes)."""
+    return Factory(committed_db)
+
+
+@pytest.fixture
+def committed_client(app, committed_db):
+    return app.test_client()
 
 
 @pytest.fixture

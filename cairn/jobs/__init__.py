@@ -12,10 +12,12 @@ from collections.abc import Callable
 
 from flask import current_app, has_app_context, has_request_context
 from redis import Redis
+from redis.exceptions import RedisError
 
 from cairn.audit.context import Actor, acting_as
 
 log = logging.getLogger("cairn.jobs")
+PENDING = {"queued", "started", "deferred", "scheduled"}
 JOB_ACTOR_PREFIX = "job:"
 
 
@@ -40,23 +42,24 @@ def enqueue(dotted_name: str, *args, job_id: str | None = None, queue_name: str 
     """Run ``dotted_name(*args)`` in a worker, or right now when no Redis is configured.
 
     Call it after the commit that made the job's input visible. Returns the RQ job, or None when the
-    job ran inline. ``job_id`` makes a second enqueue of the same work a no-op while the first is known
-    to Redis.
+    job ran inline or Redis could not be reached (then it is logged, never raised: the database is the
+    source of truth and each domain's sweeper re-queues what is left undone). ``job_id`` makes a
+    second enqueue of the same work a no-op while the first is still pending in Redis.
     """
     if not current_app.config.get("REDIS_URL"):
         execute(dotted_name, *args)
         return None
-    q = queue(queue_name)
-    if job_id is not None:
-        existing = q.fetch_job(job_id)
-        if existing is not None and existing.get_status(refresh=True) in {
-            "queued",
-            "started",
-            "deferred",
-            "scheduled",
-        }:
-            return existing
-    return q.enqueue("cairn.jobs.execute", dotted_name, *args, job_id=job_id)
+    try:
+        q = queue(queue_name)
+        if job_id is not None:
+            existing = q.fetch_job(job_id)
+            if existing is not None and existing.get_status(refresh=True) in PENDING:
+                return existing
+        return q.enqueue("cairn.jobs.execute", dotted_name, *args, job_id=job_id)
+    except RedisError:
+        # The database holds the work; the domain's sweeper queues it again once Redis is back.
+        log.warning("Redis unavailable: %s%r not queued now; its sweeper will pick it up", dotted_name, args)
+        return None
 
 
 def execute(dotted_name: str, *args):

@@ -1,0 +1,176 @@
+"""Every endpoint declares its roles; tokens are hashed, expire and can be revoked."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from cairn.auth.guard import PUBLIC, declared_roles
+from cairn.auth.models import ApiToken
+from cairn.auth.roles import ALL_ROLES
+from cairn.db import utcnow
+
+PUBLIC_PATHS = {"/healthz", "/readyz", "/api/v1/openapi.json", "/api/v1/docs"}
+
+
+def _concrete(rule) -> str:
+    return re.sub(r"<(?:[^:>]+:)?[^>]+>", "1", rule.rule)
+
+
+def _routes(app):
+    for rule in app.url_map.iter_rules():
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            yield rule, method
+
+
+def test_every_route_declares_its_roles(app):
+    with app.test_request_context():
+        undeclared = [
+            f"{method} {rule.rule}" for rule, method in _routes(app) if declared_roles(rule.endpoint, method) is None
+        ]
+    assert undeclared == []
+
+
+def test_no_route_is_reachable_without_a_token_except_health_and_docs(app, client):
+    open_routes = set()
+    for rule, method in _routes(app):
+        path = _concrete(rule)
+        response = client.open(path, method=method, json={} if method in {"POST", "PUT", "PATCH"} else None)
+        if response.status_code != 401:
+            open_routes.add(rule.rule)
+        else:
+            assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert open_routes == PUBLIC_PATHS
+    with app.test_request_context():
+        public = {rule.rule for rule, method in _routes(app) if declared_roles(rule.endpoint, method) == PUBLIC}
+    assert public == PUBLIC_PATHS
+
+
+@pytest.mark.parametrize("header", ["Bearer nonsense", "Bearer cairn_" + "x" * 43, "Basic abc", "Bearer", ""])
+def test_bad_credentials_are_401(client, header):
+    assert client.get("/api/v1/me", headers={"Authorization": header}).status_code == 401
+
+
+def test_known_token_without_the_role_is_403(client, make):
+    auditor = make.headers("auditor")
+    assert client.get("/api/v1/cis", headers=auditor).status_code == 200
+    response = client.post("/api/v1/cis", headers=auditor, json={"name": "x", "ci_class": "server"})
+    assert response.status_code == 403
+    assert response.json["detail"] == "The role 'auditor' may not do this."
+    assert client.post("/api/v1/users", headers=make.headers("agent"), json={}).status_code == 403
+
+
+def test_tokens_are_stored_hashed_and_never_logged(db, make):
+    user = make.user("agent")
+    secret = make.token(user)
+    stored = db.session.scalar(select(ApiToken).where(ApiToken.user_id == user.id))
+    assert stored.token_hash != secret and len(stored.token_hash) == 64
+    from cairn.audit.models import ChangeLog
+
+    for row in db.session.scalars(select(ChangeLog)):
+        assert secret not in str(row.changes) and stored.token_hash not in str(row.changes)
+
+
+def test_expired_revoked_and_inactive_are_401(db, client, make):
+    user = make.user("agent")
+    secret = make.token(user, expires_in_days=1)
+    assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
+    token = db.session.scalar(select(ApiToken).where(ApiToken.user_id == user.id))
+    token.expires_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {secret}"}).status_code == 401
+
+    other = make.user("agent")
+    other_secret = make.token(other)
+    other.active = False
+    db.session.commit()
+    assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {other_secret}"}).status_code == 401
+
+
+def test_token_api_shows_the_secret_once_and_revokes(client, make):
+    user = make.user("agent")
+    headers = make.headers(user=user)
+    created = client.post("/api/v1/tokens", headers=headers, json={"name": "laptop script"})
+    assert created.status_code == 201
+    secret = created.json["token"]
+    assert secret.startswith("cairn_")
+    new_headers = {"Authorization": f"Bearer {secret}"}
+    listed = client.get("/api/v1/tokens", headers=new_headers).json
+    assert {t["name"] for t in listed} >= {"laptop script"}
+    assert all("token" not in t and "token_hash" not in t for t in listed)
+
+    # Somebody else's token is invisible (404), the owner's own is revoked (204) and stops working.
+    outsider = make.headers("agent")
+    assert client.delete(f"/api/v1/tokens/{created.json['id']}", headers=outsider).status_code == 404
+    assert client.delete(f"/api/v1/tokens/{created.json['id']}", headers=headers).status_code == 204
+    assert client.get("/api/v1/me", headers=new_headers).status_code == 401
+
+
+def test_token_expiry_in_the_past_is_422(client, make):
+    response = client.post("/api/v1/tokens", headers=make.headers("agent"), json={"expires_at": "2001-01-01T00:00:00Z"})
+    assert response.status_code == 422
+
+
+def test_admin_manages_users_and_teams(client, admin, make):
+    created = client.post(
+        "/api/v1/users", headers=admin, json={"email": "New.Person@Example.com", "role": "agent", "name": "New"}
+    )
+    assert created.status_code == 201 and created.json["email"] == "new.person@example.com"
+    assert (
+        client.post(
+            "/api/v1/users", headers=admin, json={"email": "new.person@example.com", "role": "agent"}
+        ).status_code
+        == 409
+    )
+    assert (
+        client.post("/api/v1/users", headers=admin, json={"email": "x@example.com", "role": "emperor"}).status_code
+        == 422
+    )
+
+    team = client.post("/api/v1/teams", headers=admin, json={"name": "Network", "member_ids": [created.json["id"]]})
+    assert team.status_code == 201
+    assert [m["email"] for m in team.json["members"]] == ["new.person@example.com"]
+    assert client.post("/api/v1/teams", headers=admin, json={"name": "Network"}).status_code == 409
+    bad_member = client.patch(f"/api/v1/teams/{team.json['id']}", headers=admin, json={"member_ids": [999999]})
+    assert bad_member.status_code == 422
+    me = client.get(f"/api/v1/users/{created.json['id']}", headers=admin).json
+    assert me["teams"] == [{"id": team.json["id"], "name": "Network"}]
+
+
+def test_admin_cannot_lock_itself_out(client, make):
+    admin_user = make.user("admin")
+    headers = make.headers(user=admin_user)
+    response = client.patch(f"/api/v1/users/{admin_user.id}", headers=headers, json={"role": "agent"})
+    assert response.status_code == 409
+
+
+def test_every_role_can_read_me(client, make):
+    for role in ALL_ROLES:
+        assert client.get("/api/v1/me", headers=make.headers(role)).json["role"] == role
+
+
+def test_passwords_use_argon2(db, make):
+    from cairn.auth.services import set_password, verify_password
+
+    user = make.user("agent")
+    set_password(user, "correct horse battery staple")
+    assert user.password_hash.startswith("$argon2")
+    assert verify_password(user, "correct horse battery staple")
+    assert not verify_password(user, "wrong")
+
+
+def test_cli_creates_users_and_tokens_and_revokes(app, db):
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["users", "create", "cli-user@example.com", "--role", "integration"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(args=["tokens", "create", "cli-user@example.com"])
+    assert result.exit_code == 0, result.output
+    secret = result.output.strip().splitlines()[-1]
+    client = app.test_client()
+    assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {secret}"}).json["role"] == "integration"
+    token_id = re.search(r"token (\d+)", result.output).group(1)
+    assert runner.invoke(args=["tokens", "revoke", token_id]).exit_code == 0
+    assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {secret}"}).status_code == 401
+    assert runner.invoke(args=["users", "create", "cli-user@example.com", "--role", "agent"]).exit_code == 1
+    assert runner.invoke(args=["tokens", "create", "nobody@example.com"]).exit_code == 1

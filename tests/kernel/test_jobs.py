@@ -1,0 +1,81 @@
+"""Jobs run inline without Redis, and in a real RQ worker process with it."""
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from cairn.audit.models import ChangeLog
+from cairn.auth.models import Team
+from cairn.jobs import enqueue
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def redis_config(app, redis_url):
+    queue_name = f"test-{uuid.uuid4().hex[:8]}"
+    previous = app.config["REDIS_URL"], app.config["CAIRN_QUEUE_NAME"]
+    app.config.update(REDIS_URL=redis_url, CAIRN_QUEUE_NAME=queue_name)
+    yield queue_name
+    app.config["REDIS_URL"], app.config["CAIRN_QUEUE_NAME"] = previous
+
+
+def test_inline_without_redis(db):
+    assert enqueue("tests.kernel.jobs_for_tests.make_team", "inline-team") is None
+    team = db.session.scalar(select(Team).where(Team.name == "inline-team"))
+    assert team is not None
+    entry = db.session.scalar(select(ChangeLog).where(ChangeLog.object_type == "team", ChangeLog.object_id == team.id))
+    assert entry.actor == "job:tests.kernel.jobs_for_tests.make_team"
+
+
+def test_inline_failure_rolls_back_and_raises(db):
+    with pytest.raises(RuntimeError):
+        enqueue("tests.kernel.jobs_for_tests.fail", "boom")
+    assert db.session.scalar(select(Team).where(Team.name == "never-committed-boom")) is None
+
+
+def test_real_worker_runs_queued_jobs(app, committed_db, redis_config, database_url, instance_dir):
+    job = enqueue("tests.kernel.jobs_for_tests.make_team", "from-the-worker")
+    again = enqueue("tests.kernel.jobs_for_tests.make_team", "keyed", job_id="same-key")
+    duplicate = enqueue("tests.kernel.jobs_for_tests.make_team", "keyed", job_id="same-key")
+    assert job is not None and again.id == duplicate.id == "same-key"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": app.config["REDIS_URL"],
+        "CAIRN_QUEUE_NAME": redis_config,
+        "CAIRN_INSTANCE_PATH": str(instance_dir),
+        "PYTHONPATH": str(ROOT),
+        "CAIRN_LOG_LEVEL": "WARNING",
+    }
+    cairn = Path(sys.executable).parent / "cairn"
+    result = subprocess.run(
+        [str(cairn), "worker", "--burst"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    committed_db.session.expire_all()
+    names = set(committed_db.session.scalars(select(Team.name)))
+    assert {"from-the-worker", "keyed"} <= names
+    assert len([n for n in committed_db.session.scalars(select(Team.name)) if n == "keyed"]) == 1
+    actors = set(committed_db.session.scalars(select(ChangeLog.actor).where(ChangeLog.object_type == "team")))
+    assert actors == {"job:tests.kernel.jobs_for_tests.make_team"}
+
+
+def test_redis_down_does_not_fail_the_caller(app, db):
+    previous = app.config["REDIS_URL"]
+    app.config["REDIS_URL"] = "redis://127.0.0.1:1/0"
+    try:
+        assert enqueue("tests.kernel.jobs_for_tests.make_team", "never") is None
+    finally:
+        app.config["REDIS_URL"] = previous
+    assert db.session.scalar(select(Team).where(Team.name == "never")) is None
+
+
+def test_worker_refuses_to_start_without_redis(app):
+    result = app.test_cli_runner().invoke(args=["worker", "--burst"])
+    assert result.exit_code == 1 and "REDIS_URL" in result.output
