@@ -28,11 +28,34 @@ class Blueprint(SmorestBlueprint):
 
 
 class Schema(ma.Schema):
-    """Unknown fields are an error, never silently dropped."""
+    """Unknown fields are an error, never silently dropped; no string may carry a NUL character
+    (PostgreSQL cannot store one, and no legitimate client sends one)."""
 
     class Meta:
         unknown = ma.RAISE
         ordered = True
+
+    @ma.pre_load(pass_collection=True)
+    def _reject_nul_characters(self, data, **kwargs):
+        if isinstance(data, dict):
+            bad = sorted(
+                str(key).replace("\x00", "\\0") for key, value in data.items() if _has_nul(key) or _has_nul(value)
+            )
+            if bad:
+                raise ma.ValidationError({key: ["Text may not contain NUL characters."] for key in bad})
+        elif _has_nul(data):
+            raise ma.ValidationError(["Text may not contain NUL characters."])
+        return data
+
+
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 # Field helpers: every string is bounded, every id fits the database, every number has a range.

@@ -65,5 +65,10 @@ def _register_blueprints(app: Flask, api) -> None:
     from cmdb.routes import blp as cmdb_blp
 
     app.register_blueprint(health_blp)
-    for blueprint in (auth_blp, audit_blp, cmdb_blp):
+    from relations.routes import blp as relations_blp
+
+    for blueprint in (auth_blp, audit_blp, cmdb_blp, relations_blp):
         api.register_blueprint(blueprint, url_prefix="/api/v1")
+    from tickets.routes import blp as tickets_blp
+
+    api.register_blueprint(tickets_blp, url_prefix="/api/v1")

@@ -107,20 +107,34 @@ def list_tokens_command(email):
 @with_appcontext
 @click.option("--queue", "queues", multiple=True, help="Queue names (default: the configured one).")
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
-@click.option("--scheduler/--no-scheduler", default=True, help="Also run the periodic jobs.")
-def worker_command(queues, burst, scheduler):
+def worker_command(queues, burst):
     """Run an RQ worker for Cairn's jobs."""
     from cairn.jobs.worker import run_worker
 
+    _require_redis()
+    run_worker(list(queues) or None, burst=burst)
+
+
+@click.command("scheduler")
+@with_appcontext
+def scheduler_command():
+    """Enqueue the periodic jobs (SLA breaches, sweepers, reminders) when due; run one per deployment."""
+    from cairn.jobs.worker import run_scheduler
+
+    _require_redis()
+    run_scheduler()
+
+
+def _require_redis():
     if not current_app.config.get("REDIS_URL"):
         _fail("REDIS_URL is not set: without Redis, jobs run inline and no worker is needed")
-    run_worker(list(queues) or None, burst=burst, with_scheduler=scheduler and not burst)
 
 
 def register_commands(app) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(tokens_cli)
     app.cli.add_command(worker_command)
+    app.cli.add_command(scheduler_command)
 
 
 def _create_app():

@@ -56,7 +56,8 @@ class Base(DeclarativeBase):
     )
 
 
-db = SQLAlchemy(model_class=Base)
+# Objects stay loaded after commit: a route serialises what it just wrote without reloading it.
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 
 
 class TimestampedModel(db.Model):
@@ -94,11 +95,13 @@ def configure_engine(engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if sqlite_begin_immediate.get() else "BEGIN")
 
 
-def get_or_404(model, object_id: int, message: str | None = None):
-    """The row, or a 404 problem; ids past the column range can't exist and are 404 too."""
+def get_or_404(model, object_id: int, message: str | None = None, *, for_update: bool = False):
+    """The row, or a 404 problem; ids past the column range can't exist and are 404 too.
+    ``for_update`` locks the row until commit (use it before a write)."""
     from flask_smorest import abort
 
-    obj = db.session.get(model, object_id) if 0 < object_id <= MAX_ID else None
+    lock = {"of": model} if for_update else None
+    obj = db.session.get(model, object_id, with_for_update=lock) if 0 < object_id <= MAX_ID else None
     if obj is None:
         abort(404, message=message or f"No {model.__tablename__.replace('_', ' ')} with id {object_id}.")
     return obj

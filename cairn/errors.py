@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import current_app, g, request
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
@@ -137,6 +137,14 @@ def handle_integrity_error(error: IntegrityError):
     return problem(409, "The request conflicts with existing data (a duplicate or a missing reference).")
 
 
+def handle_data_error(error: DataError):
+    from cairn.db import db
+
+    db.session.rollback()
+    log.warning("data error reached the database: %s", error.orig)
+    return problem(422, "A value is malformed or out of range for storage.")
+
+
 def handle_stale_data(error: StaleDataError):
     from cairn.db import db
 
@@ -170,5 +178,6 @@ def register_error_handlers(app) -> None:
     app.register_error_handler(DomainError, handle_domain_error)
     app.register_error_handler(IntegrityError, handle_integrity_error)
     app.register_error_handler(StaleDataError, handle_stale_data)
+    app.register_error_handler(DataError, handle_data_error)
     app.register_error_handler(OperationalError, handle_operational_error)
     app.register_error_handler(Exception, handle_unexpected)

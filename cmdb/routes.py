@@ -86,7 +86,7 @@ class CIById(MethodView):
     @blp.response(200, CISchema)
     def patch(self, data, ci_id):
         """Change a CI; status follows the lifecycle; attributes merge."""
-        ci = services.get_ci(ci_id)
+        ci = services.get_ci(ci_id, for_update=True)
         check_if_match(ci)
         services.update_ci(ci, data)
         db.session.commit()
@@ -96,7 +96,7 @@ class CIById(MethodView):
     @blp.response(204)
     def delete(self, ci_id):
         """Delete a CI nothing refers to (else 409: retire it instead)."""
-        ci = services.get_ci(ci_id)
+        ci = services.get_ci(ci_id, for_update=True)
         check_if_match(ci)
         services.delete_ci(ci)
         db.session.commit()
@@ -164,7 +164,7 @@ class LocationById(MethodView):
     @blp.response(200, LocationSchema)
     def patch(self, data, location_id):
         """Rename or move a location."""
-        location = get_or_404(Location, location_id)
+        location = get_or_404(Location, location_id, for_update=True)
         check_if_match(location)
         services.update_location(location, data)
         db.session.commit()

@@ -34,9 +34,13 @@ def visible_cis(viewer: User | None) -> Select:
     return stmt
 
 
-def get_ci(ci_id: int, viewer: User | None = None) -> ConfigurationItem:
-    """The CI, or NotFound when it does not exist or the viewer may not see it."""
-    ci = db.session.get(ConfigurationItem, ci_id) if 0 < ci_id <= MAX_ID else None
+def get_ci(ci_id: int, viewer: User | None = None, *, for_update: bool = False) -> ConfigurationItem:
+    """The CI, or NotFound when it does not exist or the viewer may not see it.
+
+    ``for_update`` locks the row until commit, so concurrent writers queue instead of losing an
+    update or failing on the version check."""
+    lock = {"of": ConfigurationItem} if for_update else None
+    ci = db.session.get(ConfigurationItem, ci_id, with_for_update=lock) if 0 < ci_id <= MAX_ID else None
     if ci is None or (viewer is not None and viewer.role == REQUESTER and ci.assigned_to_id != viewer.id):
         raise NotFound(f"No CI with id {ci_id}.")
     return ci

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 
-from sqlalchemy import event, insert, inspect, literal_column, select
+from sqlalchemy import event, insert, inspect, literal_column
 from sqlalchemy.orm import Session
 
 from cairn.audit.context import current_actor, current_request_id
@@ -115,14 +115,13 @@ def _write(session: Session, entries) -> None:
     request_id = current_request_id()
     now = utcnow()
     connection = session.connection()
-    txid = 0
+    statement = insert(ChangeLog)
     if connection.dialect.name == "postgresql":
-        txid = connection.scalar(select(literal_column("pg_current_xact_id()::text::bigint")))
+        statement = statement.values(txid=literal_column("pg_current_xact_id()::text::bigint"))
     rows, ci_links = [], []
     for obj, action, changes, summary in entries:
         rows.append(
             {
-                "txid": txid,
                 "at": now,
                 "actor": actor.label,
                 "actor_id": actor.user_id,
@@ -138,11 +137,11 @@ def _write(session: Session, entries) -> None:
     if any(ci_links):
         # Needs each row's id back, so one statement per row; most writes touch no other CI.
         for row, ci_ids in zip(rows, ci_links, strict=True):
-            change_id = connection.scalar(insert(ChangeLog).values(**row).returning(ChangeLog.id))
+            change_id = connection.scalar(statement.values(**row).returning(ChangeLog.id))
             if ci_ids:
                 connection.execute(insert(ChangeLogCI), [{"change_id": change_id, "ci_id": c} for c in ci_ids])
     else:
-        connection.execute(insert(ChangeLog), rows)
+        connection.execute(statement, rows)
 
 
 def _after_flush(session: Session, _flush_context) -> None:

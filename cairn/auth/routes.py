@@ -76,7 +76,7 @@ class UserById(MethodView):
     @blp.response(200, UserSchema)
     def patch(self, data, user_id):
         """Change a user's name, role, password or active flag."""
-        user = get_or_404(User, user_id)
+        user = get_or_404(User, user_id, for_update=True)
         check_if_match(user)
         password = data.pop("password", None)
         if user.id == current_user().id and (data.get("role", ADMIN) != ADMIN or data.get("active") is False):
@@ -126,7 +126,7 @@ class TeamById(MethodView):
     @blp.response(200, TeamSchema)
     def patch(self, data, team_id):
         """Rename a team or replace its members."""
-        team = get_or_404(Team, team_id)
+        team = get_or_404(Team, team_id, for_update=True)
         check_if_match(team)
         services.update_team(team, data)
         db.session.commit()
@@ -160,7 +160,7 @@ class TokenById(MethodView):
     @blp.response(204)
     def delete(self, token_id):
         """Revoke a token (one's own; admins any)."""
-        token = get_or_404(ApiToken, token_id)
+        token = get_or_404(ApiToken, token_id, for_update=True)
         if token.user_id != current_user().id and current_user().role != ADMIN:
             abort(404, message="No such token.")
         services.revoke_token(token)

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from cairn.auth.models import ApiToken, Team, User
 from cairn.auth.roles import ALL_ROLES
@@ -78,7 +79,9 @@ def authenticate(secret: str, touch_after_seconds: int = 300) -> ApiToken | None
     """The live token for ``secret`` (not revoked, not expired, user active), or None."""
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
         return None
-    token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(secret)))
+    token = db.session.scalar(
+        select(ApiToken).options(joinedload(ApiToken.user)).where(ApiToken.token_hash == hash_token(secret))
+    )
     now = utcnow()
     if token is None or token.revoked_at is not None:
         return None

@@ -2,4 +2,5 @@
 
 PERIODIC_JOBS: list[tuple[str, int]] = [
     ("cairn.jobs.tasks.heartbeat", 60),
+    ("tickets.tasks.mark_sla_breaches", 60),
 ]

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-import threading
 
 from flask import current_app
 
-from cairn.jobs import redis_connection
+from cairn.jobs import execute, redis_connection
 from cairn.jobs.schedule import PERIODIC_JOBS
 
 log = logging.getLogger("cairn.jobs")
@@ -19,7 +18,7 @@ def build_scheduler():
     scheduler = CronScheduler(connection=redis_connection(), name="cairn-scheduler")
     for dotted_name, interval in PERIODIC_JOBS:
         scheduler.register(
-            "cairn.jobs.execute",
+            execute,
             current_app.config["CAIRN_QUEUE_NAME"],
             args=(dotted_name,),
             interval=interval,
@@ -28,15 +27,17 @@ def build_scheduler():
     return scheduler
 
 
-def run_worker(queues: list[str] | None = None, burst: bool = False, with_scheduler: bool = False) -> bool:
+def run_scheduler() -> None:
+    """Enqueue the periodic jobs when they are due, until stopped. Run exactly one per deployment."""
+    build_scheduler().start()
+
+
+def run_worker(queues: list[str] | None = None, burst: bool = False) -> bool:
     """Work the queues in this process. Jobs run in-process (SimpleWorker) so they share the app,
     its engine and the graph cache; a job that crashes the process is retried by the sweepers."""
     from rq import Queue, SimpleWorker
 
     connection = redis_connection()
     names = queues or [current_app.config["CAIRN_QUEUE_NAME"]]
-    if with_scheduler and PERIODIC_JOBS:
-        scheduler = build_scheduler()
-        threading.Thread(target=scheduler.start, name="cairn-scheduler", daemon=True).start()
     worker = SimpleWorker([Queue(n, connection=connection) for n in names], connection=connection)
     return worker.work(burst=burst, logging_level="INFO")

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -79,3 +80,39 @@ def test_redis_down_does_not_fail_the_caller(app, db):
 def test_worker_refuses_to_start_without_redis(app):
     result = app.test_cli_runner().invoke(args=["worker", "--burst"])
     assert result.exit_code == 1 and "REDIS_URL" in result.output
+
+
+def test_scheduler_enqueues_periodic_jobs_that_a_worker_runs(
+    app, committed_db, redis_config, database_url, instance_dir
+):
+    import redis
+
+    from cairn.jobs.schedule import PERIODIC_JOBS
+
+    assert ("cairn.jobs.tasks.heartbeat", 60) in PERIODIC_JOBS
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": app.config["REDIS_URL"],
+        "CAIRN_QUEUE_NAME": redis_config,
+        "CAIRN_INSTANCE_PATH": str(instance_dir),
+        "CAIRN_LOG_LEVEL": "WARNING",
+    }
+    cairn = str(Path(sys.executable).parent / "cairn")
+    scheduler = subprocess.Popen([cairn, "scheduler"], env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    connection = redis.Redis.from_url(app.config["REDIS_URL"])
+    try:
+        deadline = time.monotonic() + 30
+        queue_key = f"rq:queue:{redis_config}"
+        while time.monotonic() < deadline and not connection.llen(queue_key):
+            time.sleep(0.1)
+        assert connection.llen(queue_key) >= 1, "the scheduler enqueued the due jobs"
+    finally:
+        scheduler.terminate()
+        scheduler.wait(timeout=30)
+    assert connection.get("cairn:heartbeat") is None
+    result = subprocess.run(
+        [cairn, "worker", "--burst"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert connection.get("cairn:heartbeat") is not None
