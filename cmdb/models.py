@@ -65,6 +65,9 @@ class ConfigurationItem(Audited, TimestampedModel):
     attributes: Mapped[dict] = mapped_column(JSONType, default=dict)
     version: Mapped[int] = mapped_column(default=1)
 
+    external_ids: Mapped[list[CIExternalId]] = relationship(
+        back_populates="ci", lazy="selectin", cascade="all, delete-orphan", order_by="CIExternalId.source"
+    )
     owner_team = relationship("Team", lazy="joined", innerjoin=False)
     assigned_to = relationship("User", lazy="joined", innerjoin=False)
     location: Mapped[Location | None] = relationship(lazy="joined", innerjoin=False)
@@ -85,6 +88,30 @@ class ConfigurationItem(Audited, TimestampedModel):
 
     def audit_summary(self, action: str) -> str:
         return f"{self.ci_class} {self.name} {action}d"[:300]
+
+
+class CIExternalId(Audited, TimestampedModel):
+    """The id a source (an ITSM tool, a discovery agent, procurement) knows a CI by; one per source."""
+
+    __tablename__ = "ci_external_id"
+    __audit_type__ = "ci_external_id"
+
+    ci_id: Mapped[int] = mapped_column(ForeignKey("ci.id", ondelete="CASCADE"), index=True)
+    source: Mapped[str] = mapped_column(String(100))
+    external_id: Mapped[str] = mapped_column(String(255))
+
+    ci: Mapped[ConfigurationItem] = relationship(back_populates="external_ids")
+
+    __table_args__ = (
+        UniqueConstraint("source", "external_id", name="uq_ci_external_id_source_external_id"),
+        UniqueConstraint("ci_id", "source", name="uq_ci_external_id_ci_source"),
+    )
+
+    def audit_summary(self, action: str) -> str:
+        return f"external id {self.source}:{self.external_id} {action}d"[:300]
+
+    def audit_ci_ids(self) -> set[int]:
+        return {self.ci_id}
 
 
 class CIAssignment(Audited, TimestampedModel):

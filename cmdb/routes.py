@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flask import current_app
 from flask.views import MethodView
+from flask_smorest import abort
 
-from cairn.api import Blueprint, check_if_match, with_etag
+from cairn.api import Blueprint, check_if_match, etag_of, with_etag
 from cairn.audit.services import history_select
 from cairn.auth.guard import current_user, requires
 from cairn.auth.roles import CMDB_WRITERS, EVERYONE, STAFF_READERS
@@ -20,7 +21,9 @@ from cmdb.schemas import (
     CIQuerySchema,
     CISchema,
     CIUpdateSchema,
+    CIUpsertSchema,
     CIWriteSchema,
+    ExternalIdSchema,
     HistoryEntrySchema,
     LocationQuerySchema,
     LocationSchema,
@@ -100,6 +103,35 @@ class CIById(MethodView):
         check_if_match(ci)
         services.delete_ci(ci)
         db.session.commit()
+
+
+@blp.route("/cis/external/<string:source>/<path:external_id>")
+class CIByExternalId(MethodView):
+    @requires(*EVERYONE)
+    @blp.response(200, CISchema)
+    def get(self, source, external_id):
+        """The CI a source knows by this id."""
+        ci = services.find_by_external_id(source, external_id, current_user())
+        if ci is None:
+            abort(404, message=f"No CI is known as {source}:{external_id}.")
+        return with_etag(ci)
+
+    @requires(*CMDB_WRITERS)
+    @blp.arguments(CIUpsertSchema)
+    @blp.response(200, CISchema)
+    @blp.alt_response(201, schema=CISchema, description="Created")
+    def put(self, data, source, external_id):
+        """Create or update the CI by a source's id: 201 created, 200 updated or unchanged
+        (X-Cairn-Upsert says which); idempotent and safe under concurrent calls."""
+        errors = ExternalIdSchema().validate({"source": source, "id": external_id})
+        if errors:
+            abort(422, message="The source or id in the path is invalid.", errors=errors)
+        existing = services.find_by_external_id(source, external_id)
+        if existing is not None:
+            check_if_match(existing)
+        ci, outcome = services.upsert_ci(source, external_id, data)
+        db.session.commit()
+        return ci, 201 if outcome == "created" else 200, {"ETag": etag_of(ci), "X-Cairn-Upsert": outcome}
 
 
 @blp.route("/cis/<int:ci_id>/history")

@@ -15,6 +15,16 @@ class RefSchema(Schema):
     name = ma.fields.String()
 
 
+SOURCE = ma.validate.Regexp(
+    r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$", error="Use letters, digits and . _ : - (at most 100)."
+)
+
+
+class ExternalIdSchema(Schema):
+    source = ma.fields.String(required=True, validate=SOURCE)
+    id = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=255), attribute="external_id")
+
+
 class CIWriteSchema(Schema):
     """The fields a client sends to create a CI (all but name and ci_class optional)."""
 
@@ -35,6 +45,7 @@ class CIWriteSchema(Schema):
     currency = ma.fields.String(allow_none=True, validate=CURRENCY)
     warranty_expires = ma.fields.Date(allow_none=True)
     attributes = ma.fields.Dict(keys=ma.fields.String(validate=ma.validate.Length(max=64)))
+    external_ids = ma.fields.List(ma.fields.Nested(ExternalIdSchema), validate=ma.validate.Length(max=50))
 
 
 class CIUpdateSchema(CIWriteSchema):
@@ -67,6 +78,7 @@ class CISchema(Schema):
     currency = ma.fields.String(allow_none=True)
     warranty_expires = ma.fields.Date(allow_none=True)
     attributes = ma.fields.Dict()
+    external_ids = ma.fields.List(ma.fields.Nested(ExternalIdSchema))
     allowed_statuses = ma.fields.Method("_allowed")
     created_at = ma.fields.DateTime()
     updated_at = ma.fields.DateTime()
@@ -85,6 +97,13 @@ class CISchema(Schema):
 
 
 SORTABLE = ("name", "ci_class", "status", "criticality", "asset_tag", "created_at", "updated_at", "id")
+
+
+class CIUpsertSchema(CIWriteSchema):
+    """PUT by external id: name and ci_class are needed only when the CI does not exist yet."""
+
+    name = Text(200, min_length=1)
+    ci_class = OneOf(REGISTRY)
 
 
 class CIQuerySchema(Schema):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from sqlalchemy import Select, and_, func, or_, select, union
+from sqlalchemy import Select, and_, func, or_, select, text, union
 from sqlalchemy.orm import aliased
 
 from cairn.auth.models import Team, User
@@ -13,7 +13,7 @@ from cairn.auth.roles import REQUESTER
 from cairn.db import MAX_ID, db, utcnow
 from cairn.errors import Conflict, Invalid, NotFound
 from cmdb import classes, lifecycle
-from cmdb.models import LOCATION_KINDS, CIAssignment, ConfigurationItem, Location
+from cmdb.models import LOCATION_KINDS, CIAssignment, CIExternalId, ConfigurationItem, Location
 
 CI_FIELDS = (
     "name", "ci_class", "status", "criticality", "asset_tag", "serial_number", "vendor", "model",
@@ -113,9 +113,12 @@ def create_ci(data: dict[str, Any]) -> ConfigurationItem:
     """Create a CI from validated API fields; raises Invalid (422) or Conflict (409)."""
     data = dict(data)
     attributes = data.pop("attributes", None) or {}
+    external_ids = data.pop("external_ids", None)
     ci = ConfigurationItem(attributes={}, vendor="", status="planned", criticality="medium")
     _apply(ci, data, attributes, creating=True)
     db.session.add(ci)
+    if external_ids:
+        _set_external_ids(ci, external_ids)
     db.session.flush()
     if ci.assigned_to_id is not None:
         _open_assignment(ci, ci.assigned_to_id)
@@ -124,17 +127,104 @@ def create_ci(data: dict[str, Any]) -> ConfigurationItem:
 
 def update_ci(ci: ConfigurationItem, data: dict[str, Any]) -> ConfigurationItem:
     """Apply a PATCH: fields replace, attributes merge (None removes a key), status moves by the
-    lifecycle's rules."""
+    lifecycle's rules, ``external_ids`` (when given) replace the CI's set."""
+    _update(ci, data)
+    db.session.flush()
+    return ci
+
+
+def _update(ci: ConfigurationItem, data: dict[str, Any]) -> bool:
+    """Apply ``data`` without flushing; True when anything actually differs from before."""
     data = dict(data)
     attributes = data.pop("attributes", None)
+    external_ids = data.pop("external_ids", None)
     previous_holder = ci.assigned_to_id
     _apply(ci, data, attributes, creating=False)
+    changed = db.session.is_modified(ci, include_collections=False)
+    if external_ids is not None:
+        changed = _set_external_ids(ci, external_ids, replace=True) or changed
     if ci.assigned_to_id != previous_holder:
         _close_assignment(ci)
         if ci.assigned_to_id is not None:
             _open_assignment(ci, ci.assigned_to_id)
+    return changed
+
+
+def find_by_external_id(source: str, external_id: str, viewer: User | None = None) -> ConfigurationItem | None:
+    """The CI a source knows by ``external_id``, or None."""
+    stmt = (
+        visible_cis(viewer)
+        .join(CIExternalId)
+        .where(CIExternalId.source == source, CIExternalId.external_id == external_id)
+    )
+    return db.session.scalar(stmt)
+
+
+def upsert_ci(source: str, external_id: str, data: dict[str, Any]) -> tuple[ConfigurationItem, str]:
+    """Create or update the CI that ``source`` knows as ``external_id``.
+
+    Returns the CI and ``created``, ``updated`` or ``unchanged`` (then nothing is written, not even a
+    change-log row). Concurrent calls for the same id are serialised (an advisory lock on
+    PostgreSQL, the write lock on SQLite), so they make one CI, never two."""
+    _lock_external_id(source, external_id)
+    data = dict(data)
+    given = data.pop("external_ids", None) or []
+    if any(item["source"] == source and item["external_id"] != external_id for item in given):
+        raise Invalid("Conflicting ids.", errors={"external_ids": [f"The path names the {source} id already."]})
+    ids = [item for item in given if item["source"] != source]
+    ci = find_by_external_id(source, external_id)
+    if ci is None:
+        missing = {key: ["Needed to create the CI."] for key in ("name", "ci_class") if not data.get(key)}
+        if missing:
+            raise Invalid(f"No CI is known as {source}:{external_id}; creating one needs more.", errors=missing)
+        data["external_ids"] = [*ids, {"source": source, "external_id": external_id}]
+        return create_ci(data), "created"
+    if ids:
+        data["external_ids"] = [*ids, *({"source": e.source, "external_id": e.external_id} for e in ci.external_ids)]
+    if not _update(ci, data):
+        return ci, "unchanged"
     db.session.flush()
-    return ci
+    return ci, "updated"
+
+
+def _lock_external_id(source: str, external_id: str) -> None:
+    bind = db.session.get_bind()
+    if bind.dialect.name == "postgresql":
+        db.session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": f"ci-external-id:{source}:{external_id}"},
+        )
+
+
+def _set_external_ids(ci: ConfigurationItem, items: list[dict], *, replace: bool = False) -> bool:
+    """Give ``ci`` these external ids (one per source); True when the set changed."""
+    wanted: dict[str, str] = {}
+    for item in items:
+        if item["source"] in wanted and wanted[item["source"]] != item["external_id"]:
+            raise Invalid("One id per source.", errors={"external_ids": [f"Two ids for source {item['source']}."]})
+        wanted[item["source"]] = item["external_id"]
+    current = {e.source: e for e in ci.external_ids}
+    changed = False
+    for source, external_id in wanted.items():
+        holder = db.session.scalar(
+            select(CIExternalId.ci_id).where(CIExternalId.source == source, CIExternalId.external_id == external_id)
+        )
+        if holder is not None and holder != ci.id:
+            raise Conflict(f"{source}:{external_id} already names CI {holder}.", conflicting_id=holder)
+        if source in current:
+            if current[source].external_id != external_id:
+                current[source].external_id = external_id
+                changed = True
+        else:
+            ci.external_ids.append(CIExternalId(source=source, external_id=external_id))
+            changed = True
+    if replace:
+        for source, row in current.items():
+            if source not in wanted:
+                ci.external_ids.remove(row)
+                db.session.delete(row)  # explicit, so the change log sees the delete
+                changed = True
+    return changed
 
 
 def delete_ci(ci: ConfigurationItem) -> None:
@@ -155,6 +245,10 @@ def _apply(ci: ConfigurationItem, data: dict, attributes: dict | None, *, creati
             + (", ".join(allowed) or "none, it is final"),
             allowed=list(allowed),
         )
+    if moving and data["status"] == "disposed":
+        from cmdb.assets.services import require_wipe_record  # the retirement rule lives with the asset records
+
+        require_wipe_record(ci)
     _check_references(data, errors)
     new_class = data.get("ci_class", ci.ci_class)
     if attributes is not None or new_class != ci.ci_class:

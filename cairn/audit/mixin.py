@@ -7,7 +7,7 @@ from decimal import Decimal
 from enum import Enum
 
 from sqlalchemy import event, insert, inspect, literal_column
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from cairn.audit.context import current_actor, current_request_id
 from cairn.audit.models import ChangeLog, ChangeLogCI
@@ -86,20 +86,33 @@ def _snapshot(obj, *, as_after: bool) -> dict:
     return changes
 
 
-def _collect(session: Session) -> list[tuple[Audited, str, dict]]:
-    entries = []
-    for obj in session.new:
-        if isinstance(obj, Audited):
-            entries.append((obj, "create", _snapshot(obj, as_after=True)))
-    for obj in session.dirty:
-        if isinstance(obj, Audited) and session.is_modified(obj, include_collections=False):
-            changes = _diff_for_update(obj)
-            if changes:
-                entries.append((obj, "update", changes))
-    for obj in session.deleted:
-        if isinstance(obj, Audited):
-            entries.append((obj, "delete", _snapshot(obj, as_after=False)))
-    return entries
+PENDING_KEY = "cairn_audit_pending"
+
+
+def _pending(target) -> list | None:
+    session = object_session(target)
+    return None if session is None else session.info.setdefault(PENDING_KEY, [])
+
+
+def _on_insert(_mapper, _connection, target) -> None:
+    pending = _pending(target)
+    if pending is not None:
+        pending.append((target, "create", _snapshot(target, as_after=True), None))
+
+
+def _on_update(_mapper, _connection, target) -> None:
+    pending = _pending(target)
+    if pending is not None:
+        changes = _diff_for_update(target)
+        if changes:
+            pending.append((target, "update", changes, None))
+
+
+def _on_delete(_mapper, _connection, target) -> None:
+    # Mapper events see every deleted row, cascaded orphans included (session.deleted does not).
+    pending = _pending(target)
+    if pending is not None:
+        pending.append((target, "delete", _snapshot(target, as_after=False), None))
 
 
 def record(session: Session, obj: Audited, action: str, changes: dict, summary: str | None = None):
@@ -145,10 +158,21 @@ def _write(session: Session, entries) -> None:
 
 
 def _after_flush(session: Session, _flush_context) -> None:
-    _write(session, [(obj, action, changes, None) for obj, action, changes in _collect(session)])
+    entries = session.info.pop(PENDING_KEY, None)
+    if entries:
+        _write(session, entries)
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop(PENDING_KEY, None)
 
 
 def install(session_class) -> None:
-    """Hook the change log into every session of ``session_class``."""
-    if not event.contains(session_class, "after_flush", _after_flush):
-        event.listen(session_class, "after_flush", _after_flush)
+    """Hook the change log into every session of ``session_class`` and every Audited model."""
+    if event.contains(session_class, "after_flush", _after_flush):
+        return
+    event.listen(session_class, "after_flush", _after_flush)
+    event.listen(session_class, "after_soft_rollback", lambda session, _tx: _after_rollback(session))
+    event.listen(Audited, "after_insert", _on_insert, propagate=True)
+    event.listen(Audited, "after_update", _on_update, propagate=True)
+    event.listen(Audited, "after_delete", _on_delete, propagate=True)

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import joinedload
 
 from cairn.auth.models import ApiToken, Team, User
@@ -91,7 +92,12 @@ def authenticate(secret: str, touch_after_seconds: int = 300) -> ApiToken | None
         return None
     if token.last_used_at is None or now - token.last_used_at > timedelta(seconds=touch_after_seconds):
         token.last_used_at = now
-        db.session.commit()
+        try:
+            db.session.commit()
+        except OperationalError:
+            # Best effort: a busy database must not turn a read into an error (SQLite cannot
+            # upgrade a read transaction while another writer commits).
+            db.session.rollback()
     return token
 
 
