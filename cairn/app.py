@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 from flask import Flask
@@ -58,17 +59,21 @@ def create_app(config: Config | dict | None = None) -> Flask:
     return app
 
 
+# The blueprint of every domain, mounted under /api/v1 in this order (each module exposes ``blp``).
+API_BLUEPRINTS = (
+    "cairn.auth.routes",
+    "cairn.audit.routes",
+    "cmdb.routes",
+    "cmdb.assets.routes",
+    "relations.routes",
+    "tickets.routes",
+    "integrations.reports.routes",
+)
+
+
 def _register_blueprints(app: Flask, api) -> None:
-    from cairn.audit.routes import blp as audit_blp
-    from cairn.auth.routes import blp as auth_blp
     from cairn.health import blp as health_blp
-    from cmdb.routes import blp as cmdb_blp
 
     app.register_blueprint(health_blp)
-    from relations.routes import blp as relations_blp
-
-    for blueprint in (auth_blp, audit_blp, cmdb_blp, relations_blp):
-        api.register_blueprint(blueprint, url_prefix="/api/v1")
-    from tickets.routes import blp as tickets_blp
-
-    api.register_blueprint(tickets_blp, url_prefix="/api/v1")
+    for module in API_BLUEPRINTS:
+        api.register_blueprint(importlib.import_module(module).blp, url_prefix="/api/v1")

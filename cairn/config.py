@@ -53,6 +53,11 @@ class Config:
             "security": [{"bearerAuth": []}],
         }
         self.JSON_SORT_KEYS = False
+        # Domain settings (CAIRN_SLA_POLICIES, CAIRN_BUSINESS_HOURS, ...) pass through as text; each
+        # domain reads and parses its own (numbers with int(), structures as JSON).
+        for key, value in env.items():
+            if key.startswith("CAIRN_") and not hasattr(self, key):
+                setattr(self, key, value)
         for key, value in overrides.items():
             setattr(self, key, value)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import click
 from flask.cli import with_appcontext
 
@@ -28,5 +30,11 @@ def seed_demo_command(if_empty, seed):
     click.echo(estate.admin_token)
 
 
+# Modules with a ``register(app)`` that adds their commands.
+COMMAND_MODULES = ("integrations.reports.cli",)
+
+
 def register_commands(app) -> None:
     app.cli.add_command(seed_demo_command)
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(app)

@@ -274,4 +274,111 @@ def _end_user(estate: DemoEstate, rng: random.Random, rooms: list[Location]) -> 
 
 
 def _wire(estate: DemoEstate, rng: random.Random) -> None:
-    """Relationships between the layers: added with the relations package."""
+    """Relationships between the layers, bottom up, through the relations service.
+
+    UPS -> PDUs -> racks (which contain the network, storage and hosts); top-of-rack switches
+    uplink to one core switch each (racks 1-4 to core 1, 5-8 to core 2); hosts are members of three
+    5-host clusters that need 3 up; VMs run on clusters; each application runs on a 2-VM web tier
+    and uses a 2-replica database cluster (either member suffices); business services use
+    applications; the web shop sits behind a redundant load-balancer pair and the firewalls.
+    End-user devices hang off the office access points and switches; software is installed on
+    devices. So a core switch takes down a lot, one cluster node only degrades.
+    """
+    from relations.services import create_relationship
+
+    cis = {role: list(items) for role, items in estate.cis.items()}
+
+    def link(source, type_, target):
+        create_relationship({"source_id": source.id, "type": type_, "target_id": target.id})
+
+    def cluster(name, team, cluster_type, min_up=1, criticality="high"):
+        return _ci(estate, "cluster", "cluster", name, team, rng, criticality=criticality,
+                   attributes={"min_members_up": min_up, "cluster_type": cluster_type})  # fmt: skip
+
+    ups, pdus, racks, tors = cis["ups"], cis["pdu"], cis["rack"], cis["tor"]
+    cores, routers, firewalls, lbs = cis["core"], cis["router"], cis["firewall"], cis["load_balancer"]
+    # Power and racks.
+    for i, pdu in enumerate(pdus):
+        link(pdu, "powered_by", ups[i // 2])
+    for i, rack in enumerate(racks):
+        link(rack, "powered_by", pdus[i % len(pdus)])
+        link(rack, "contains", tors[i])
+    # Network: core, edge, load balancers.
+    for i in range(2):
+        link(racks[i], "contains", cores[i])
+        link(racks[i], "contains", routers[i])
+        link(racks[i], "contains", firewalls[i])
+        link(racks[2 + i], "contains", lbs[i])
+        link(firewalls[i], "connected_to", routers[i])
+        link(lbs[i], "connected_to", firewalls[i])
+        link(lbs[i], "connected_to", cores[i])
+    for i, tor in enumerate(tors):
+        link(tor, "connected_to", cores[0 if i < len(tors) // 2 else 1])
+    lb_pair = cluster("lb-pair", "Network", "network", 1, "critical")
+    for lb in lbs:
+        link(lb, "member_of", lb_pair)
+    # Storage and compute.
+    for i, san in enumerate(cis["storage"]):
+        link(racks[4 + i], "contains", san)
+        link(san, "connected_to", tors[4 + i])
+    for n, host in enumerate(cis["hypervisor"]):
+        link(racks[n % len(racks)], "contains", host)
+        link(host, "connected_to", tors[n % len(tors)])
+        link(host, "member_of", cis["cluster"][n // 5])
+    for c, esx_cluster in enumerate(cis["cluster"]):
+        link(esx_cluster, "depends_on", cis["storage"][c % len(cis["storage"])])
+    for i, vm in enumerate(cis["vm"]):
+        link(vm, "runs_on", cis["cluster"][i % len(cis["cluster"])])
+    # Applications: a web tier of two VMs and a database cluster of two replicas each.
+    vms = iter(cis["vm"])
+    apps = cis["application"]
+    for k, app in enumerate(apps):
+        slug = app.name.lower().replace(" ", "-")
+        web = cluster(f"{slug}-web", "Applications", "application")
+        for _ in range(2):
+            link(next(vms), "member_of", web)
+        link(app, "depends_on", web)
+        db_cluster = cluster(f"{slug}-db-cluster", "Database", "database")
+        for replica in cis["database"][2 * k : 2 * k + 2]:
+            link(replica, "runs_on", next(vms))
+            link(replica, "member_of", db_cluster)
+        link(app, "uses", db_cluster)
+        link(cis["business_service"][k], "uses", app)
+    by_name = {a.name: a for a in apps}
+    db_clusters = {c.name: c for c in estate.cis["cluster"]}
+    link(by_name["Web Shop"], "depends_on", lb_pair)
+    link(by_name["CRM"], "uses", by_name["E-mail Gateway"])
+    link(by_name["Intranet"], "uses", by_name["E-mail Gateway"])
+    link(by_name["Ticket Portal"], "uses", by_name["E-mail Gateway"])
+    link(by_name["Data Warehouse"], "uses", db_clusters["erp-finance-db-cluster"])
+    link(by_name["Payroll"], "uses", by_name["ERP Finance"])
+    cloud = {c.name: c for c in cis["cloud_service"]}
+    for service in cloud.values():
+        link(cis["cloud_account"][0], "contains", service)
+    for name in ("orders-queue", "media-bucket", "edge-cdn"):
+        link(by_name["Web Shop"], "uses", cloud[name])
+    link(by_name["Ticket Portal"], "uses", cloud["auth-lambda"])
+    # Offices: access points and desktops on the office switches, which reach the DC via the WAN.
+    office = cis["office_switch"]
+    for i, switch in enumerate(office):
+        link(switch, "connected_to", routers[i % len(routers)])
+    for i, ap in enumerate(cis["access_point"]):
+        link(ap, "connected_to", office[i % len(office)])
+    for i, laptop in enumerate(cis["laptop"]):
+        link(laptop, "connected_to", cis["access_point"][i % len(cis["access_point"])])
+    for i, device in enumerate(cis["desktop"] + cis["printer"]):
+        link(device, "connected_to", office[i % len(office)])
+    # Software installations.
+    software = {s.name.rsplit(" ", 1)[0]: s for s in cis["software"]}
+    for laptop in cis["laptop"]:
+        for product in ("Microsoft Office", "Windows 11 Enterprise", "Slack"):
+            link(software[product], "installed_on", laptop)
+    for desktop in cis["desktop"]:
+        link(software["Windows 10 Enterprise"], "installed_on", desktop)
+        link(software["Adobe Acrobat Pro"], "installed_on", desktop)
+    for host in cis["hypervisor"]:
+        link(software["VMware vSphere"], "installed_on", host)
+    for vm in cis["vm"][::3]:
+        link(software["Red Hat Enterprise Linux"], "installed_on", vm)
+    for vm in cis["vm"][2::8]:
+        link(software["PostgreSQL"], "installed_on", vm)

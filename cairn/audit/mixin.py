@@ -87,6 +87,7 @@ def _snapshot(obj, *, as_after: bool) -> dict:
 
 
 PENDING_KEY = "cairn_audit_pending"
+OVERRIDES_KEY = "cairn_audit_as"
 
 
 def _pending(target) -> list | None:
@@ -102,10 +103,15 @@ def _on_insert(_mapper, _connection, target) -> None:
 
 def _on_update(_mapper, _connection, target) -> None:
     pending = _pending(target)
-    if pending is not None:
-        changes = _diff_for_update(target)
-        if changes:
-            pending.append((target, "update", changes, None))
+    if pending is None:
+        return
+    changes = _diff_for_update(target)
+    override = object_session(target).info.get(OVERRIDES_KEY, {}).pop(id(target), None)
+    if override is not None:
+        action, summary, extra = override
+        pending.append((target, action, {**changes, **extra}, summary))
+    elif changes:
+        pending.append((target, "update", changes, None))
 
 
 def _on_delete(_mapper, _connection, target) -> None:
@@ -113,6 +119,20 @@ def _on_delete(_mapper, _connection, target) -> None:
     pending = _pending(target)
     if pending is not None:
         pending.append((target, "delete", _snapshot(target, as_after=False), None))
+
+
+def write_as(session: Session, obj: Audited, action: str, summary: str | None = None, extra: dict | None = None):
+    """Flush ``obj``'s pending column changes as ONE change-log row under ``action`` (a ticket's
+    ``transition`` or ``comment``) instead of a plain ``update``; ``extra`` joins the recorded changes.
+    When the row itself did not change, the event is still recorded."""
+    overrides = session.info.setdefault(OVERRIDES_KEY, {})
+    overrides[id(obj)] = (action, summary, dict(extra or {}))
+    try:
+        session.flush()
+    finally:
+        leftover = overrides.pop(id(obj), None)
+    if leftover is not None:
+        record(session, obj, action, leftover[2], summary)
 
 
 def record(session: Session, obj: Audited, action: str, changes: dict, summary: str | None = None):
@@ -148,11 +168,16 @@ def _write(session: Session, entries) -> None:
         )
         ci_links.append(obj.audit_ci_ids())
     if any(ci_links):
-        # Needs each row's id back, so one statement per row; most writes touch no other CI.
-        for row, ci_ids in zip(rows, ci_links, strict=True):
-            change_id = connection.scalar(statement.values(**row).returning(ChangeLog.id))
-            if ci_ids:
-                connection.execute(insert(ChangeLogCI), [{"change_id": change_id, "ci_id": c} for c in ci_ids])
+        # Needs each row's id back: one multi-row INSERT .. RETURNING in parameter order (bulk writes
+        # of external ids or relationships flush thousands of rows at once).
+        change_ids = connection.execute(statement.returning(ChangeLog.id, sort_by_parameter_order=True), rows).scalars()
+        links = [
+            {"change_id": change_id, "ci_id": c}
+            for change_id, ci_ids in zip(change_ids, ci_links, strict=True)
+            for c in ci_ids
+        ]
+        if links:
+            connection.execute(insert(ChangeLogCI), links)
     else:
         connection.execute(statement, rows)
 

@@ -147,6 +147,10 @@ def test_lifecycle_moves(client, admin, make):
     assert illegal.status_code == 409
     assert illegal.json["allowed"] == ["in_stock", "disposed"]
     assert "in_stock, disposed" in illegal.json["detail"]
+    # Disposal needs a data-wipe record first (API.md, asset management).
+    assert client.patch(url, headers=admin, json={"status": "disposed"}).status_code == 409
+    wipe = {"method": "overwrite", "performed_by": "IT"}
+    assert client.post(f"{url}/wipe", headers=admin, json=wipe).status_code == 201
     assert client.patch(url, headers=admin, json={"status": "disposed"}).status_code == 200
     final = client.patch(url, headers=admin, json={"status": "in_stock"})
     assert final.status_code == 409 and final.json["allowed"] == []

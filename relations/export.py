@@ -1,0 +1,90 @@
+"""A CI's neighbourhood in the formats visualisers read: Cytoscape.js elements, GraphML, DOT."""
+
+from __future__ import annotations
+
+from xml.sax.saxutils import escape
+
+
+def cytoscape(hood: dict) -> dict:
+    """Cytoscape.js ``elements`` JSON (nodes and edges with their data)."""
+    nodes = [
+        {
+            "data": {
+                "id": str(n["id"]),
+                "label": n["name"],
+                "ci_class": n["ci_class"],
+                "criticality": n["criticality"],
+                "depth": n["depth"],
+            }
+        }
+        for n in hood["nodes"]
+    ]
+    edges = [
+        {
+            "data": {
+                "id": f"r{e['id']}",
+                "source": str(e["source"]),
+                "target": str(e["target"]),
+                "type": e["type"],
+                "label": e["label"],
+            }
+        }
+        for e in hood["edges"]
+    ]
+    return {
+        "root": hood["root"],
+        "depth": hood["depth"],
+        "truncated": hood["truncated"],
+        "graph_version": hood["graph_version"],
+        "elements": {"nodes": nodes, "edges": edges},
+    }
+
+
+def graphml(hood: dict) -> str:
+    """GraphML for yEd and Gephi; node and edge attributes declared as keys."""
+    lines = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<graphml xmlns="http://graphml.graphdrawing.org/xmlns">',
+        '  <key id="label" for="node" attr.name="label" attr.type="string"/>',
+        '  <key id="ci_class" for="node" attr.name="ci_class" attr.type="string"/>',
+        '  <key id="criticality" for="node" attr.name="criticality" attr.type="string"/>',
+        '  <key id="depth" for="node" attr.name="depth" attr.type="int"/>',
+        '  <key id="type" for="edge" attr.name="type" attr.type="string"/>',
+        '  <key id="elabel" for="edge" attr.name="label" attr.type="string"/>',
+        f'  <graph id="ci-{hood["root"]}" edgedefault="directed">',
+    ]
+    for n in hood["nodes"]:
+        lines.append(f'    <node id="n{n["id"]}">')
+        lines.append(f'      <data key="label">{escape(n["name"])}</data>')
+        lines.append(f'      <data key="ci_class">{escape(n["ci_class"])}</data>')
+        lines.append(f'      <data key="criticality">{escape(n["criticality"])}</data>')
+        lines.append(f'      <data key="depth">{n["depth"]}</data>')
+        lines.append("    </node>")
+    for e in hood["edges"]:
+        lines.append(f'    <edge id="r{e["id"]}" source="n{e["source"]}" target="n{e["target"]}">')
+        lines.append(f'      <data key="type">{escape(e["type"])}</data>')
+        lines.append(f'      <data key="elabel">{escape(e["label"])}</data>')
+        lines.append("    </edge>")
+    lines += ["  </graph>", "</graphml>", ""]
+    return "\n".join(lines)
+
+
+def _dot_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def dot(hood: dict) -> str:
+    """Graphviz DOT: one node per CI (the root bold), one labelled edge per relationship."""
+    lines = [f"digraph {_dot_string('ci-' + str(hood['root']))} {{", "  rankdir=LR;", "  node [shape=box];"]
+    for n in hood["nodes"]:
+        style = ", style=bold" if n["id"] == hood["root"] else ""
+        label = f"{n['name']}\n{n['ci_class']}"
+        lines.append(f"  n{n['id']} [label={_dot_string(label)}{style}];")
+    for e in hood["edges"]:
+        label, edge_id = _dot_string(e["label"]), _dot_string(f"r{e['id']}")
+        lines.append(f"  n{e['source']} -> n{e['target']} [label={label}, id={edge_id}];")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["cytoscape", "dot", "graphml"]

@@ -1,0 +1,395 @@
+"""The per-process dependency graph, kept in step with the database through the change log.
+
+Edges point from the dependent to what it depends on (``u -> v``: u needs v), whatever the
+relationship type's own direction; each edge's data dict maps relationship id -> type name (two
+CIs may be linked by several types). Node data holds what an impact answer shows (name, class,
+criticality, owning team; ``min_up`` for clusters), so an answer needs no query per CI.
+
+Consistency across processes: every transaction that changes the graph bumps the one-row
+``graph_state`` (version + random stamp) before it writes its change-log rows. Before answering,
+a process reads that row (one primary-key lookup); when it moved, the process reads the change
+log past the last graph change it applied and reloads the current rows of the relationships and
+CIs named there (state, not diffs, so applying twice is harmless). A full rebuild happens at the
+first query, when the database went backwards (a rolled-back version), or when the increment is
+larger than a rebuild would cost.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+import networkx as nx
+from sqlalchemy import case, select, update
+
+from cairn.audit.models import ChangeLog
+from cairn.db import db, utcnow
+from cmdb.models import ConfigurationItem
+from relations.models import GraphState, Relationship, RelationshipType
+from relations.types import BUILTIN_TYPES, MEMBER_OF, SOURCE_DEPENDS_ON_TARGET
+
+log = logging.getLogger("cairn.relations.graph")
+
+# CI columns the graph's node data mirrors; a CI update touching one of them is a graph change.
+GRAPH_CI_FIELDS = ("name", "ci_class", "criticality", "owner_team_id")
+# More change-log rows than this since the last refresh: rebuild instead of applying them.
+MAX_INCREMENT_ROWS = 20_000
+_CHUNK = 500
+
+
+def is_graph_change(object_type: str, action: str, changes: dict | None) -> bool:
+    """Whether a change-log row changes the graph. The writer side bumps the graph version for at
+    least these changes (see ``relations.services``), which is what makes the reader's watermark safe."""
+    if object_type == "relationship":
+        return True
+    if object_type != "ci" or action != "update" or not changes:
+        return False
+    if any(key in changes for key in GRAPH_CI_FIELDS):
+        return True
+    attributes = changes.get("attributes")
+    if attributes:
+        before, after = (attributes + [None, None])[:2]
+        return (before or {}).get("min_members_up") != (after or {}).get("min_members_up")
+    return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Relationship types
+
+
+@dataclass(frozen=True)
+class TypeInfo:
+    name: str
+    label: str
+    reverse_label: str
+    impact: str
+    source_classes: tuple[str, ...]
+    target_classes: tuple[str, ...]
+
+    @property
+    def forward(self) -> bool:
+        """True when the source depends on the target (the edge runs source -> target)."""
+        return self.impact == SOURCE_DEPENDS_ON_TARGET
+
+
+def load_types(session=None) -> dict[str, TypeInfo]:
+    """The relationship types, seeding the built-in ones into an empty table."""
+    session = session or db.session
+    rows = list(session.scalars(select(RelationshipType).order_by(RelationshipType.id)))
+    if not rows:
+        for spec in BUILTIN_TYPES:
+            session.add(RelationshipType(**spec))
+        session.flush()
+        rows = list(session.scalars(select(RelationshipType).order_by(RelationshipType.id)))
+    return {
+        r.name: TypeInfo(
+            r.name, r.label, r.reverse_label, r.impact, tuple(r.source_classes or ()), tuple(r.target_classes or ())
+        )
+        for r in rows
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# The version counter
+
+
+def bump_version(connection) -> None:
+    """Move the graph version in the caller's transaction (takes the row lock on PostgreSQL)."""
+    import random
+
+    table = GraphState.__table__
+    values = {"version": table.c.version + 1, "stamp": random.getrandbits(62), "updated_at": utcnow()}
+    result = connection.execute(update(table).where(table.c.id == 1).values(**values))
+    if result.rowcount == 0:  # the row went missing (tables emptied): start again
+        connection.execute(table.insert().values(id=1, version=1, stamp=random.getrandbits(62), updated_at=utcnow()))
+
+
+def read_version(session) -> tuple[int, int]:
+    row = session.execute(select(GraphState.version, GraphState.stamp).where(GraphState.id == 1)).first()
+    return (row[0], row[1]) if row else (0, 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# The graph
+
+
+def _node_data(name, ci_class, criticality, owner_team_id, attributes=None) -> dict:
+    data = {"name": name, "ci_class": ci_class, "criticality": criticality, "owner_team_id": owner_team_id}
+    if ci_class == "cluster":
+        min_up = (attributes or {}).get("min_members_up")
+        data["min_up"] = min_up if isinstance(min_up, int) and min_up > 0 else 1
+    return data
+
+
+class LiveGraph:
+    """One process's copy of the current relationships; hold ``lock`` while reading it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.G = nx.DiGraph()
+        self.types: dict[str, TypeInfo] = {}
+        # Clusters: nodes with at least one member_of edge to a member.
+        self.member_targets: set[int] = set()
+        self.version = -1
+        self.stamp = 0
+        self.watermark = 0  # change-log id up to which every graph change is applied
+        self.watermark_at: datetime | None = None
+        self.built = False
+        self.stats = {"rebuilds": 0, "refreshes": 0, "last_build_s": 0.0, "last_refresh_s": 0.0}
+
+    # -- adjacency interface shared with the as-of graph (see relations.impact)
+    @property
+    def pred(self):
+        return self.G._pred
+
+    @property
+    def succ(self):
+        return self.G._succ
+
+    def prefetch(self, nodes, direction) -> None:
+        return None
+
+    def node(self, n) -> dict | None:
+        return self.G._node.get(n)
+
+    def min_up(self, cluster: int) -> int:
+        data = self.G._node.get(cluster)
+        return data.get("min_up", 1) if data else 1
+
+    def members_total(self, cluster: int) -> int:
+        succ = self.G._succ.get(cluster, {})
+        return sum(1 for ed in succ.values() if MEMBER_OF in ed.values())
+
+    # -- keeping it fresh
+    def ensure_fresh(self, session) -> None:
+        """Bring the graph up to the database's graph version (at most one tiny query if current)."""
+        version, stamp = read_version(session)
+        if self.built and version == self.version and stamp == self.stamp:
+            return
+        started = time.perf_counter()
+        if not self.built or version < self.version or not self._watermark_intact(session):
+            self.rebuild(session)
+            return
+        rows = list(
+            session.execute(
+                select(
+                    ChangeLog.id,
+                    ChangeLog.object_type,
+                    ChangeLog.object_id,
+                    ChangeLog.action,
+                    ChangeLog.at,
+                    case((ChangeLog.object_type == "ci", ChangeLog.changes), else_=None),
+                )
+                .where(ChangeLog.id > self.watermark, ChangeLog.object_type.in_(("relationship", "ci")))
+                .order_by(ChangeLog.id)
+                .limit(MAX_INCREMENT_ROWS + 1)
+            )
+        )
+        if len(rows) > MAX_INCREMENT_ROWS:
+            self.rebuild(session)
+            return
+        relevant = [r for r in rows if is_graph_change(r[1], r[3], r[5])]
+        self._apply(
+            session,
+            {r[2] for r in relevant if r[1] == "relationship"},
+            {r[2] for r in relevant if r[1] == "ci"},
+        )
+        if relevant:
+            self.watermark, self.watermark_at = relevant[-1][0], relevant[-1][4]
+        self.version, self.stamp = version, stamp
+        self.stats["refreshes"] += 1
+        self.stats["last_refresh_s"] = time.perf_counter() - started
+
+    def _watermark_intact(self, session) -> bool:
+        """False when the change-log row we stopped at is gone or another one (a rollback)."""
+        if self.watermark == 0:
+            return True
+        at = session.scalar(select(ChangeLog.at).where(ChangeLog.id == self.watermark))
+        return at is not None and at == self.watermark_at
+
+    def rebuild(self, session) -> None:
+        """Load the whole graph from the current relationships."""
+        started = time.perf_counter()
+        if session.get_bind().dialect.name == "postgresql":
+            # Wait for graph writers in flight, so every graph change up to the watermark read
+            # next is committed and in what we load; held until this transaction ends.
+            row = session.execute(
+                select(GraphState.version, GraphState.stamp).where(GraphState.id == 1).with_for_update(read=True)
+            ).first()
+            version, stamp = (row[0], row[1]) if row else (0, 0)
+        else:
+            version, stamp = read_version(session)
+        watermark_row = session.execute(
+            select(ChangeLog.id, ChangeLog.at).order_by(ChangeLog.id.desc()).limit(1)
+        ).first()
+        types = load_types(session)
+        forward = {name for name, t in types.items() if t.forward}
+        canonical = {name: name for name in types}  # one string object per type, not one per edge
+        G = nx.DiGraph()
+        succ, pred, node = G._succ, G._pred, G._node
+        member_targets: set[int] = set()
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            # Filling networkx's adjacency dicts directly (as add_edge does, one shared data dict per
+            # edge) instead of add_edges_from, which copies every data dict: half the time and memory.
+            result = session.execute(
+                select(Relationship.id, Relationship.source_id, Relationship.target_id, Relationship.type)
+                .where(Relationship.valid_to.is_(None))
+                .execution_options(yield_per=20_000)
+            )
+            for rel_id, source, target, type_name in result:
+                type_name = canonical.get(type_name, type_name)
+                u, v = (source, target) if type_name in forward else (target, source)
+                su = succ.get(u)
+                if su is None:
+                    su = succ[u] = {}
+                    pred[u] = {}
+                    node[u] = {}
+                if v not in succ:
+                    succ[v] = {}
+                    pred[v] = {}
+                    node[v] = {}
+                data = su.get(v)
+                if data is None:
+                    data = su[v] = {}
+                    pred[v][u] = data
+                data[rel_id] = type_name
+                if type_name == MEMBER_OF:
+                    member_targets.add(u)
+            for cid, data in self._load_nodes(session, list(node)).items():
+                node[cid] = data
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+        # The graph is long-lived: keep the collector from walking its ~1M objects again and again.
+        gc.freeze()
+        self.G, self.types, self.member_targets = G, types, member_targets
+        self.version, self.stamp = version, stamp
+        self.watermark, self.watermark_at = (watermark_row[0], watermark_row[1]) if watermark_row else (0, None)
+        self.built = True
+        self.stats["rebuilds"] += 1
+        self.stats["last_build_s"] = time.perf_counter() - started
+        log.info(
+            "graph rebuilt",
+            extra={"nodes": G.number_of_nodes(), "edges": G.number_of_edges(), "seconds": self.stats["last_build_s"]},
+        )
+
+    def _load_nodes(self, session, ids) -> dict[int, dict]:
+        import sys
+
+        ci = ConfigurationItem
+        out: dict[int, dict] = {}
+        wanted = list(ids)
+        columns = (ci.id, ci.name, ci.ci_class, ci.criticality, ci.owner_team_id)
+        if len(wanted) > 5 * _CHUNK:
+            # Most of the estate: one scan beats thousands of IN lists.
+            wanted_set = set(wanted)
+            rows = (r for r in session.execute(select(*columns)) if r[0] in wanted_set)
+        else:
+            rows = (r for i in range(0, len(wanted), _CHUNK) for r in session.execute(
+                select(*columns).where(ci.id.in_(wanted[i : i + _CHUNK]))
+            ))  # fmt: skip
+        intern = sys.intern
+        clusters = []
+        for cid, name, ci_class, criticality, team in rows:
+            out[cid] = _node_data(name, intern(ci_class), intern(criticality), team)
+            if ci_class == "cluster":
+                clusters.append(cid)
+        for i in range(0, len(clusters), _CHUNK):
+            for cid, attributes in session.execute(
+                select(ci.id, ci.attributes).where(ci.id.in_(clusters[i : i + _CHUNK]))
+            ):
+                min_up = (attributes or {}).get("min_members_up")
+                out[cid]["min_up"] = min_up if isinstance(min_up, int) and min_up > 0 else 1
+        return out
+
+    def _apply(self, session, rel_ids: set[int], ci_ids: set[int]) -> None:
+        """Make the named relationships and CIs match their current rows."""
+        G = self.G
+        forward = {name for name, t in self.types.items() if t.forward}
+        touched: set[int] = set()
+        rel_list = list(rel_ids)
+        for i in range(0, len(rel_list), _CHUNK):
+            for rel_id, source, target, type_name, valid_to in session.execute(
+                select(
+                    Relationship.id, Relationship.source_id, Relationship.target_id, Relationship.type,
+                    Relationship.valid_to,
+                ).where(Relationship.id.in_(rel_list[i : i + _CHUNK]))
+            ):  # fmt: skip
+                if type_name not in self.types:
+                    self.types = load_types(session)
+                    forward = {name for name, t in self.types.items() if t.forward}
+                u, v = (source, target) if type_name in forward else (target, source)
+                touched.update((u, v))
+                if valid_to is None:
+                    if G.has_edge(u, v):
+                        G._succ[u][v][rel_id] = type_name
+                    else:
+                        G.add_edge(u, v)
+                        G._succ[u][v][rel_id] = type_name
+                    if type_name == MEMBER_OF:
+                        self.member_targets.add(u)
+                elif G.has_edge(u, v):
+                    data = G._succ[u][v]
+                    data.pop(rel_id, None)
+                    if not data:
+                        G.remove_edge(u, v)
+                    if type_name == MEMBER_OF and self.members_total(u) == 0:
+                        self.member_targets.discard(u)
+        # Node data: new ends, and CIs whose graph fields changed.
+        reload = {n for n in touched if n in G and not G._node[n]} | {c for c in ci_ids if c in G}
+        if reload:
+            for cid, data in self._load_nodes(session, reload).items():
+                G._node[cid].clear()
+                G._node[cid].update(data)
+        for n in touched:
+            if n in G and not G._succ[n] and not G._pred[n]:
+                G.remove_node(n)
+                self.member_targets.discard(n)
+
+
+# One graph per database URL in this process (tests and tools may open more than one app).
+_graphs: dict[str, LiveGraph] = {}
+_graphs_lock = threading.Lock()
+
+
+def _graph_for_engine() -> LiveGraph:
+    key = str(db.engine.url)
+    graph = _graphs.get(key)
+    if graph is None:
+        with _graphs_lock:
+            graph = _graphs.setdefault(key, LiveGraph())
+    return graph
+
+
+@contextmanager
+def live_graph(session=None):
+    """The fresh graph of the current database, locked for reading: ``with live_graph() as g:``."""
+    session = session or db.session
+    graph = _graph_for_engine()
+    with graph.lock:
+        graph.ensure_fresh(session)
+        yield graph
+
+
+def forget_graphs() -> None:
+    """Drop every cached graph (tests, or after a restore)."""
+    with _graphs_lock:
+        _graphs.clear()
+
+
+def graph_stats() -> dict:
+    graph = _graph_for_engine()
+    return {
+        "built": graph.built,
+        "version": graph.version,
+        "nodes": graph.G.number_of_nodes(),
+        "edges": graph.G.number_of_edges(),
+        **graph.stats,
+    }

@@ -1,0 +1,154 @@
+import marshmallow as ma
+from webargs.fields import DelimitedList
+
+from cairn.api import Id, OneOf, QueryId, Schema, Text
+from cmdb.classes import REGISTRY
+from relations.types import IMPACT_DIRECTIONS
+
+MAX_DEPTH = 50  # the same bound as relations.services.MAX_DEPTH
+
+
+class RelationshipTypeSchema(Schema):
+    name = ma.fields.String()
+    label = ma.fields.String()
+    reverse_label = ma.fields.String()
+    impact = OneOf(IMPACT_DIRECTIONS)
+    source_classes = ma.fields.List(ma.fields.String(), metadata={"description": "empty: any class"})
+    target_classes = ma.fields.List(ma.fields.String(), metadata={"description": "empty: any class"})
+    description = ma.fields.String()
+
+
+class CIRefSchema(Schema):
+    id = ma.fields.Integer()
+    name = ma.fields.String()
+    ci_class = ma.fields.String()
+
+
+class RelationshipWriteSchema(Schema):
+    source_id = Id(required=True)
+    type = Text(40, min_length=1, required=True)
+    target_id = Id(required=True)
+    note = Text(1000)
+
+
+class RelationshipSchema(Schema):
+    id = ma.fields.Integer()
+    source_id = ma.fields.Integer()
+    type = ma.fields.String()
+    target_id = ma.fields.Integer()
+    source = ma.fields.Nested(CIRefSchema)
+    target = ma.fields.Nested(CIRefSchema)
+    note = ma.fields.String()
+    valid_from = ma.fields.DateTime()
+    valid_to = ma.fields.DateTime(allow_none=True)
+    created_at = ma.fields.DateTime()
+    updated_at = ma.fields.DateTime()
+
+
+class RelationshipQuerySchema(Schema):
+    ci_id = QueryId(metadata={"description": "relationships with this CI at either end"})
+    source_id = QueryId()
+    target_id = QueryId()
+    type = DelimitedList(Text(40), validate=ma.validate.Length(max=20))
+    include_closed = ma.fields.Boolean(metadata={"description": "also removed relationships (history)"})
+    as_of = ma.fields.DateTime(metadata={"description": "the relationships valid at that moment (UTC if no zone)"})
+
+
+class _ImpactParams(Schema):
+    max_depth = ma.fields.Integer(strict=False, validate=ma.validate.Range(min=1, max=MAX_DEPTH))
+    as_of = ma.fields.DateTime(
+        metadata={"description": "ISO 8601; answer from the graph as it was then (UTC if no zone)"}
+    )
+    relationship_types = DelimitedList(Text(40), validate=ma.validate.Length(max=20))
+    ci_classes = DelimitedList(OneOf(REGISTRY), validate=ma.validate.Length(max=50))
+
+
+class ImpactQuerySchema(_ImpactParams):
+    pass
+
+
+class ImpactRequestSchema(_ImpactParams):
+    ci_ids = ma.fields.List(Id(), required=True, validate=ma.validate.Length(min=1, max=1000))
+    relationship_types = ma.fields.List(Text(40), validate=ma.validate.Length(max=20))
+    ci_classes = ma.fields.List(OneOf(REGISTRY), validate=ma.validate.Length(max=50))
+    direction = OneOf(("impact", "dependencies"), load_default="impact")
+
+
+class ImpactCISchema(Schema):
+    id = ma.fields.Integer()
+    name = ma.fields.String()
+    ci_class = ma.fields.String()
+    criticality = ma.fields.String()
+
+
+class ImpactItemSchema(Schema):
+    ci = ma.fields.Nested(ImpactCISchema)
+    depth = ma.fields.Integer()
+    state = OneOf(("down", "degraded"))
+    path = ma.fields.List(ma.fields.Integer(), metadata={"description": "from a failing root to this CI"})
+
+
+class ImpactSchema(Schema):
+    """Documents the answer; the view writes the JSON itself (thousands of items)."""
+
+    root = ma.fields.Integer()
+    roots = ma.fields.List(ma.fields.Integer())
+    count = ma.fields.Integer()
+    down = ma.fields.Integer()
+    degraded = ma.fields.Integer()
+    impacted = ma.fields.List(ma.fields.Nested(ImpactItemSchema))
+    business_services = ma.fields.List(ma.fields.Integer())
+    owner_team_ids = ma.fields.List(ma.fields.Integer())
+    graph_version = ma.fields.Integer()
+
+
+class PathQuerySchema(Schema):
+    from_ = QueryId(required=True, data_key="from")
+    to = QueryId(required=True)
+    directed = ma.fields.Boolean(
+        load_default=True,
+        metadata={"description": "true: the chain by which `from` depends on `to`; false: any chain"},
+    )
+
+
+class PathSchema(Schema):
+    path = ma.fields.List(ma.fields.Integer())
+    relationships = ma.fields.List(ma.fields.Integer())
+    graph_version = ma.fields.Integer()
+
+
+class SPOFQuerySchema(Schema):
+    service_id = QueryId(required=True)
+
+
+class SPOFItemSchema(Schema):
+    id = ma.fields.Integer()
+    name = ma.fields.String()
+    ci_class = ma.fields.String()
+    criticality = ma.fields.String()
+
+
+class SPOFSchema(Schema):
+    service_id = ma.fields.Integer()
+    count = ma.fields.Integer()
+    items = ma.fields.List(ma.fields.Nested(SPOFItemSchema))
+    graph_version = ma.fields.Integer()
+
+
+class CycleSchema(Schema):
+    size = ma.fields.Integer()
+    ci_ids = ma.fields.List(ma.fields.Integer())
+    cycle = ma.fields.List(ma.fields.Integer(), metadata={"description": "one concrete cycle in the group"})
+    cis = ma.fields.List(ma.fields.Nested(SPOFItemSchema), metadata={"description": "the first 50 members"})
+
+
+class CyclesSchema(Schema):
+    count = ma.fields.Integer()
+    cycles = ma.fields.List(ma.fields.Nested(CycleSchema))
+    graph_version = ma.fields.Integer()
+
+
+class GraphQuerySchema(Schema):
+    depth = ma.fields.Integer(load_default=2, validate=ma.validate.Range(min=1, max=6))
+    format = OneOf(("json", "graphml", "dot"), load_default="json")
+    max_nodes = ma.fields.Integer(load_default=500, validate=ma.validate.Range(min=1, max=5000))

@@ -1,0 +1,678 @@
+"""Relationships and impact: every relationship write and every graph question goes through here
+(routes, jobs, the tickets package, CLI and benchmarks alike)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from flask_sqlalchemy.session import Session as FlaskSession
+from sqlalchemy import event, insert, inspect, or_, select, tuple_
+from sqlalchemy.orm import selectinload
+
+from cairn.audit.context import current_actor, current_request_id
+from cairn.audit.mixin import record
+from cairn.audit.models import ChangeLog, ChangeLogCI
+from cairn.db import MAX_ID, db, utcnow
+from cairn.errors import Conflict, Invalid, NotFound
+from cmdb.classes import REGISTRY
+from cmdb.models import ConfigurationItem
+from relations import graph as graph_module
+from relations.graph import GRAPH_CI_FIELDS, TypeInfo, bump_version, live_graph, load_types
+from relations.impact import (
+    DOWN,
+    STATE_NAMES,
+    AsOfGraph,
+    ImpactedCI,
+    ImpactResult,
+    propagate,
+)
+from relations.impact import single_points_of_failure as _spof
+from relations.models import Relationship, RelationshipType
+
+__all__ = [
+    "ImpactResult",
+    "ImpactedCI",
+    "create_relationship",
+    "bulk_create_relationships",
+    "delete_relationship",
+    "dependencies",
+    "enrich",
+    "impact",
+    "register_impact_enricher",
+]
+
+MAX_DEPTH = 50
+MAX_ROOTS = 1000
+DIRECTIONS = ("impact", "dependencies")
+
+
+# ---------------------------------------------------------------------------------------------
+# Relationship types
+
+
+def relationship_types() -> list[RelationshipType]:
+    """Every relationship type, built-in ones first."""
+    load_types()
+    return list(db.session.scalars(select(RelationshipType).order_by(RelationshipType.id)))
+
+
+def _types() -> dict[str, TypeInfo]:
+    return load_types(db.session)
+
+
+# ---------------------------------------------------------------------------------------------
+# Relationships
+
+
+def get_relationship(rel_id: int) -> Relationship:
+    rel = db.session.get(Relationship, rel_id) if 0 < rel_id <= MAX_ID else None
+    if rel is None:
+        raise NotFound(f"No relationship with id {rel_id}.")
+    return rel
+
+
+def search_relationships(filters: dict[str, Any]):
+    """A select of relationships: of a CI (either end), of a type, open only unless asked."""
+    r = Relationship
+    stmt = select(r)
+    if filters.get("ci_id") is not None:
+        stmt = stmt.where(or_(r.source_id == filters["ci_id"], r.target_id == filters["ci_id"]))
+    if filters.get("source_id") is not None:
+        stmt = stmt.where(r.source_id == filters["source_id"])
+    if filters.get("target_id") is not None:
+        stmt = stmt.where(r.target_id == filters["target_id"])
+    if filters.get("type"):
+        stmt = stmt.where(r.type.in_(filters["type"]))
+    as_of = filters.get("as_of")
+    if as_of is not None:
+        stmt = stmt.where(r.valid_from <= as_of, or_(r.valid_to.is_(None), r.valid_to > as_of))
+    elif not filters.get("include_closed"):
+        stmt = stmt.where(r.valid_to.is_(None))
+    return stmt.options(selectinload(r.source), selectinload(r.target)).order_by(r.id)
+
+
+def _check_classes(info: TypeInfo, source: ConfigurationItem, target: ConfigurationItem) -> dict:
+    errors: dict[str, list[str]] = {}
+    if info.source_classes and source.ci_class not in info.source_classes:
+        errors["source_id"] = [
+            f"A {source.ci_class} cannot be the source of {info.name}; allowed: {', '.join(info.source_classes)}."
+        ]
+    if info.target_classes and target.ci_class not in info.target_classes:
+        errors["target_id"] = [
+            f"A {target.ci_class} cannot be the target of {info.name}; allowed: {', '.join(info.target_classes)}."
+        ]
+    return errors
+
+
+def create_relationship(data: dict[str, Any]) -> Relationship:
+    """Create ``source —type→ target``: unknown CIs or type, a self-loop or classes the type does
+    not allow are 422; the same open relationship twice is 409. Cycles are allowed."""
+    types = _types()
+    source_id, target_id, type_name = data["source_id"], data["target_id"], data["type"]
+    errors: dict[str, list[str]] = {}
+    info = types.get(type_name)
+    if info is None:
+        errors["type"] = [f"Unknown relationship type {type_name!r}; known: {', '.join(sorted(types))}."]
+    source = db.session.get(ConfigurationItem, source_id) if 0 < source_id <= MAX_ID else None
+    target = db.session.get(ConfigurationItem, target_id) if 0 < target_id <= MAX_ID else None
+    if source is None:
+        errors["source_id"] = [f"No CI with id {source_id}."]
+    if target is None:
+        errors["target_id"] = [f"No CI with id {target_id}."]
+    if source_id == target_id:
+        errors["target_id"] = ["A CI cannot be related to itself."]
+    if not errors:
+        errors.update(_check_classes(info, source, target))
+    if errors:
+        raise Invalid("The relationship is invalid.", errors=errors)
+    existing = db.session.scalar(
+        select(Relationship.id).where(
+            Relationship.source_id == source_id,
+            Relationship.target_id == target_id,
+            Relationship.type == type_name,
+            Relationship.valid_to.is_(None),
+        )
+    )
+    if existing is not None:
+        raise Conflict(
+            f"{source.name} {type_name} {target.name} exists already (relationship {existing}).",
+            conflicting_id=existing,
+        )
+    rel = Relationship(
+        source_id=source_id,
+        target_id=target_id,
+        type=type_name,
+        note=data.get("note") or "",
+        valid_from=utcnow(),
+    )
+    rel.source, rel.target = source, target
+    db.session.add(rel)
+    db.session.flush()
+    return rel
+
+
+def delete_relationship(rel: Relationship) -> None:
+    """Close the relationship's validity (it stays in history and in ``as_of`` answers)."""
+    if rel.valid_to is not None:
+        raise Conflict(f"Relationship {rel.id} was already removed at {rel.valid_to.isoformat()}.")
+    now = utcnow()
+    rel.source, rel.target  # noqa: B018 - loaded for the change-log summary's names
+    rel.valid_to = now
+    # The flush bumps the graph version (and takes its lock) before the change-log row below.
+    db.session.flush()
+    record(db.session, rel, "delete", {"valid_to": [None, now.isoformat()]})
+
+
+def bulk_create_relationships(items: Iterable[dict[str, Any]], *, chunk: int = 5000) -> int:
+    """Insert many relationships at once (imports, discovery, benchmarks) with the same rules as
+    ``create_relationship`` checked in bulk, one change-log row each, and one graph version bump.
+    Raises Invalid naming the first bad item's index; returns how many were created."""
+    types = _types()
+    items = list(items)
+    connection = db.session.connection()
+    db.session.flush()
+    bump_version(connection)
+    now = utcnow()
+    actor, request_id = current_actor(), current_request_id()
+    table = Relationship.__table__
+    created = 0
+    for start in range(0, len(items), chunk):
+        batch = items[start : start + chunk]
+        ids = {i["source_id"] for i in batch} | {i["target_id"] for i in batch}
+        classes = dict(
+            list(
+                db.session.execute(
+                    select(ConfigurationItem.id, ConfigurationItem.ci_class).where(ConfigurationItem.id.in_(ids))
+                ).tuples()
+            )
+        )
+        keys = {(i["source_id"], i["target_id"], i["type"]) for i in batch}
+        if len(keys) != len(batch):
+            raise Invalid("The same relationship appears twice in the batch.", errors={"items": ["duplicate"]})
+        existing = set(
+            db.session.execute(
+                select(Relationship.source_id, Relationship.target_id, Relationship.type).where(
+                    Relationship.valid_to.is_(None),
+                    tuple_(Relationship.source_id, Relationship.target_id, Relationship.type).in_(list(keys)),
+                )
+            ).tuples()
+        ) if len(keys) <= 1000 else _existing_open(keys)  # fmt: skip
+        for offset, item in enumerate(batch):
+            info = types.get(item["type"])
+            problem = None
+            if info is None:
+                problem = {"type": [f"Unknown relationship type {item['type']!r}."]}
+            elif item["source_id"] not in classes or item["target_id"] not in classes:
+                problem = {"source_id": ["Unknown CI."]}
+            elif item["source_id"] == item["target_id"]:
+                problem = {"target_id": ["A CI cannot be related to itself."]}
+            elif (item["source_id"], item["target_id"], item["type"]) in existing:
+                raise Conflict(f"Item {start + offset} exists already.", index=start + offset)
+            else:
+                src_ok = not info.source_classes or classes[item["source_id"]] in info.source_classes
+                dst_ok = not info.target_classes or classes[item["target_id"]] in info.target_classes
+                if not (src_ok and dst_ok):
+                    problem = {"type": [f"{info.name} is not allowed between these classes."]}
+            if problem:
+                raise Invalid(f"Item {start + offset} is invalid.", errors=problem, index=start + offset)
+        rows = [
+            {
+                "source_id": i["source_id"],
+                "target_id": i["target_id"],
+                "type": i["type"],
+                "note": i.get("note") or "",
+                "valid_from": now,
+                "valid_to": None,
+                "version": 1,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for i in batch
+        ]
+        rel_ids = list(
+            connection.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).scalars()
+        )
+        log_rows = [
+            {
+                "txid": 0,
+                "at": now,
+                "actor": actor.label,
+                "actor_id": actor.user_id,
+                "request_id": request_id,
+                "object_type": "relationship",
+                "object_id": rel_id,
+                "action": "create",
+                "summary": f"relationship CI {i['source_id']} {i['type']} CI {i['target_id']} added (bulk)",
+                "changes": {
+                    "source_id": [None, i["source_id"]],
+                    "target_id": [None, i["target_id"]],
+                    "type": [None, i["type"]],
+                },
+            }
+            for rel_id, i in zip(rel_ids, batch, strict=True)
+        ]
+        if connection.dialect.name == "postgresql":
+            from sqlalchemy import literal_column
+
+            txid = connection.scalar(select(literal_column("pg_current_xact_id()::text::bigint")))
+            for row in log_rows:
+                row["txid"] = txid
+        change_ids = list(
+            connection.execute(
+                insert(ChangeLog).returning(ChangeLog.id, sort_by_parameter_order=True), log_rows
+            ).scalars()
+        )
+        connection.execute(
+            insert(ChangeLogCI),
+            [
+                {"change_id": cid, "ci_id": ci}
+                for cid, i in zip(change_ids, batch, strict=True)
+                for ci in (i["source_id"], i["target_id"])
+            ],
+        )
+        created += len(rows)
+    return created
+
+
+def _existing_open(keys) -> set:
+    sources = {k[0] for k in keys}
+    found = set()
+    source_list = list(sources)
+    for i in range(0, len(source_list), 1000):
+        found.update(
+            db.session.execute(
+                select(Relationship.source_id, Relationship.target_id, Relationship.type).where(
+                    Relationship.valid_to.is_(None), Relationship.source_id.in_(source_list[i : i + 1000])
+                )
+            ).tuples()
+        )
+    return found & set(keys)
+
+
+# ---------------------------------------------------------------------------------------------
+# Keeping the graph version honest: bump it in every flush that changes the graph, before the
+# change-log rows of that flush are written (see relations.graph for why the order matters).
+
+
+def _ci_graph_change(ci: ConfigurationItem) -> bool:
+    state = inspect(ci)
+    for key in GRAPH_CI_FIELDS:
+        if state.attrs[key].history.has_changes():
+            return True
+    history = state.attrs["attributes"].history
+    if history.has_changes():
+        before = history.deleted[0] if history.deleted else None
+        after = history.added[0] if history.added else None
+        return (before or {}).get("min_members_up") != (after or {}).get("min_members_up") or ci.ci_class == "cluster"
+    return False
+
+
+def _before_flush(session, _flush_context, _instances) -> None:
+    bump = False
+    for obj in session.new:
+        if isinstance(obj, Relationship):
+            bump = True
+            break
+    if not bump:
+        for obj in session.dirty:
+            if isinstance(obj, Relationship) or (isinstance(obj, ConfigurationItem) and _ci_graph_change(obj)):
+                bump = True
+                break
+    deleted_cis = [o.id for o in session.deleted if isinstance(o, ConfigurationItem) and o.id is not None]
+    if deleted_cis:
+        linked = session.execute(
+            select(Relationship.source_id, Relationship.target_id)
+            .where(or_(Relationship.source_id.in_(deleted_cis), Relationship.target_id.in_(deleted_cis)))
+            .limit(1)
+        ).first()
+        if linked is not None:
+            ci_id = linked[0] if linked[0] in deleted_cis else linked[1]
+            raise Conflict(
+                f"CI {ci_id} has relationships (also past ones, kept for history): retire it instead of deleting it.",
+                ci_id=ci_id,
+            )
+    if bump or any(isinstance(o, Relationship) for o in session.deleted):
+        bump_version(session.connection())
+
+
+def install_hooks(session_class=FlaskSession) -> None:
+    if not event.contains(session_class, "before_flush", _before_flush):
+        event.listen(session_class, "before_flush", _before_flush)
+
+
+install_hooks()
+
+
+# ---------------------------------------------------------------------------------------------
+# Impact
+
+
+_enrichers: list[Callable[[ImpactResult], dict]] = []
+
+
+def register_impact_enricher(fn: Callable[[ImpactResult], dict]) -> None:
+    """Add ``fn(result) -> dict``, merged into every impact answer over HTTP (tickets adds the open
+    tickets on the impacted CIs). Registering the same function twice keeps one."""
+    if fn not in _enrichers:
+        _enrichers.append(fn)
+
+
+def enrich(result: ImpactResult) -> dict:
+    """What the registered enrichers add to an answer, merged in registration order."""
+    extra: dict = {}
+    for fn in _enrichers:
+        extra.update(fn(result) or {})
+    return extra
+
+
+def _validate(max_depth, as_of, relationship_types, ci_classes, direction) -> tuple[set | None, set | None]:
+    errors: dict[str, list[str]] = {}
+    if direction not in DIRECTIONS:
+        errors["direction"] = [f"One of: {', '.join(DIRECTIONS)}."]
+    if max_depth is not None and not (isinstance(max_depth, int) and 1 <= max_depth <= MAX_DEPTH):
+        errors["max_depth"] = [f"Must be between 1 and {MAX_DEPTH}."]
+    if as_of is not None:
+        if not isinstance(as_of, datetime):
+            errors["as_of"] = ["Not a date-time."]
+        elif (as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)) > utcnow():
+            errors["as_of"] = ["Must not be in the future."]
+    allowed = None
+    if relationship_types:
+        known = _types()
+        unknown = [t for t in relationship_types if t not in known]
+        if unknown:
+            errors["relationship_types"] = [f"Unknown relationship types: {', '.join(unknown)}."]
+        allowed = set(relationship_types)
+    classes = None
+    if ci_classes:
+        unknown = [c for c in ci_classes if c not in REGISTRY]
+        if unknown:
+            errors["ci_classes"] = [f"Unknown CI classes: {', '.join(unknown)}."]
+        classes = set(ci_classes)
+    if errors:
+        raise Invalid("Some parameters are invalid.", errors=errors)
+    return allowed, classes
+
+
+def _roots(ci_ids: list[int], adj, field: str | None) -> tuple[list[int], dict[int, int | None]]:
+    """The distinct roots, in order, and their owning teams; unknown ones are 404 (or 422 naming
+    ``field`` when they came in a body)."""
+    roots = list(dict.fromkeys(ci_ids))
+    if not roots or len(roots) > MAX_ROOTS:
+        raise Invalid("Give between 1 and 1000 CIs.", errors={field or "ci_ids": ["Between 1 and 1000 CIs."]})
+    teams: dict[int, int | None] = {}
+    unknown = []
+    for r in roots:
+        data = adj.node(r) if isinstance(adj, graph_module.LiveGraph) else None
+        if data:
+            teams[r] = data.get("owner_team_id")
+        else:
+            unknown.append(r)
+    if unknown:
+        valid = [r for r in unknown if 0 < r <= MAX_ID]
+        teams.update(
+            list(
+                db.session.execute(
+                    select(ConfigurationItem.id, ConfigurationItem.owner_team_id).where(ConfigurationItem.id.in_(valid))
+                ).tuples()
+            )
+        )
+        missing = [r for r in unknown if r not in teams]
+        if missing:
+            message = f"No CI with id {', '.join(map(str, missing))}."
+            if field:
+                raise Invalid(message, errors={field: [message]})
+            raise NotFound(message)
+    return roots, teams
+
+
+def impact(
+    ci_ids: list[int],
+    *,
+    max_depth: int | None = None,
+    as_of: datetime | None = None,
+    relationship_types: list[str] | None = None,
+    ci_classes: list[str] | None = None,
+    direction: str = "impact",
+    _field: str | None = None,
+) -> ImpactResult:
+    """What goes down (or degraded) when the CIs ``ci_ids`` fail together; with
+    ``direction="dependencies"`` what they need instead.
+
+    ``max_depth`` bounds the hops; ``relationship_types`` follows only those types;
+    ``ci_classes`` keeps only impacted CIs of those classes in the answer (the walk still passes
+    through the others); ``as_of`` answers from the relationships valid at that moment (CI names
+    and classes are today's). Unknown CIs: NotFound; bad parameters: Invalid.
+    """
+    allowed, classes = _validate(max_depth, as_of, relationship_types, ci_classes, direction)
+    if as_of is None:
+        with live_graph() as graph:
+            roots, teams = _roots(ci_ids, graph, _field)
+            result = _answer(graph, roots, teams, max_depth, allowed, classes, direction, graph.version)
+        return result
+    as_of = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
+    version = graph_module.read_version(db.session)[0]
+    adj = AsOfGraph(db.session, as_of, _types())
+    roots, teams = _roots(ci_ids, adj, _field)
+    result = _answer(adj, roots, teams, max_depth, allowed, classes, direction, version)
+    result.extras["as_of"] = as_of.isoformat()
+    return result
+
+
+def dependencies(ci_id: int | list[int], **kwargs) -> ImpactResult:
+    """What ``ci_id`` needs, transitively (same shape as ``impact``). An item is ``down`` when
+    losing it alone takes the root down along the shown path, ``degraded`` when a redundant
+    cluster on that path absorbs the loss."""
+    kwargs["direction"] = "dependencies"
+    return impact(ci_id if isinstance(ci_id, list) else [ci_id], **kwargs)
+
+
+def _answer(adj, roots, teams, max_depth, allowed, classes, direction, version) -> ImpactResult:
+    prop = propagate(adj, roots, max_depth=max_depth, allowed=allowed, direction=direction)
+    root_set = set(roots)
+    reached = [n for n in prop.state if n not in root_set]
+    if isinstance(adj, AsOfGraph):
+        adj.load_nodes(reached)
+    node = adj.node
+    impacted: list[ImpactedCI] = []
+    services, owner_teams = [], {t for t in teams.values() if t is not None}
+    state, depth_down, depth_deg = prop.state, prop.depth_down, prop.depth_deg
+    path = prop.path
+    for n in reached:
+        data = node(n)
+        if data is None:  # a CI deleted since (as_of answers); nothing to show
+            continue
+        ci_class = data["ci_class"]
+        if classes is not None and ci_class not in classes:
+            continue
+        s = state[n]
+        impacted.append(
+            ImpactedCI(
+                n,
+                data["name"],
+                ci_class,
+                data["criticality"],
+                depth_down[n] if s == DOWN else depth_deg[n],
+                STATE_NAMES[s],
+                path(n),
+            )
+        )
+        if ci_class == "business_service":
+            services.append(n)
+        team = data.get("owner_team_id")
+        if team is not None:
+            owner_teams.add(team)
+    impacted.sort(key=lambda i: (i.depth, i.ci_id))
+    return ImpactResult(
+        roots=roots,
+        impacted=impacted,
+        business_services=sorted(services),
+        owner_team_ids=sorted(owner_teams),
+        graph_version=version,
+        extras={"direction": direction},
+    )
+
+
+def impact_document(result: ImpactResult, *, single_root: bool) -> dict:
+    """The JSON body of an impact answer, built without a schema per item (thousands of items)."""
+    body: dict[str, Any] = {}
+    if single_root:
+        body["root"] = result.roots[0]
+    body["roots"] = result.roots
+    body["count"] = len(result.impacted)
+    body["down"] = sum(1 for i in result.impacted if i.state == "down")
+    body["degraded"] = body["count"] - body["down"]
+    body["impacted"] = [
+        {
+            "ci": {"id": i.ci_id, "name": i.name, "ci_class": i.ci_class, "criticality": i.criticality},
+            "depth": i.depth,
+            "state": i.state,
+            "path": i.path,
+        }
+        for i in result.impacted
+    ]
+    body["business_services"] = result.business_services
+    body["owner_team_ids"] = result.owner_team_ids
+    body["graph_version"] = result.graph_version
+    for key, value in result.extras.items():
+        if key != "direction":
+            body[key] = value
+    body.update(enrich(result))
+    return body
+
+
+# ---------------------------------------------------------------------------------------------
+# Analysis
+
+
+def shortest_path(from_id: int, to_id: int, *, directed: bool = True) -> dict:
+    """The shortest chain by which ``from_id`` depends on ``to_id`` (with ``directed=False``: any
+    chain of relationships between them): ``{path, relationships}``; NotFound when there is none."""
+    import networkx as nx
+
+    with live_graph() as graph:
+        for ci_id in (from_id, to_id):
+            if graph.node(ci_id) is None:
+                _require_ci(ci_id)
+        if from_id == to_id:
+            return {"path": [from_id], "relationships": []}
+        G = graph.G
+        try:
+            if directed:
+                nodes = nx.bidirectional_shortest_path(G, from_id, to_id)
+            else:
+                nodes = nx.bidirectional_shortest_path(G.to_undirected(as_view=True), from_id, to_id)
+        except (nx.NetworkXNoPath, nx.NodeNotFound):
+            raise NotFound(f"No chain of relationships leads from CI {from_id} to CI {to_id}.")
+        rels = []
+        for u, v in zip(nodes, nodes[1:], strict=False):
+            data = G._succ[u].get(v) or G._succ[v][u]
+            rels.append(min(data))
+        return {"path": nodes, "relationships": rels, "graph_version": graph.version}
+
+
+def _require_ci(ci_id: int) -> None:
+    exists = 0 < ci_id <= MAX_ID and db.session.get(ConfigurationItem, ci_id) is not None
+    if not exists:
+        raise NotFound(f"No CI with id {ci_id}.")
+
+
+def single_points_of_failure(service_id: int) -> dict:
+    """The CIs whose failure alone takes the service down, most critical first."""
+    with live_graph() as graph:
+        if graph.node(service_id) is None:
+            _require_ci(service_id)
+            return {"service_id": service_id, "count": 0, "items": [], "graph_version": graph.version}
+        ids = _spof(graph, service_id)
+        rank = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+        items = [{"id": i, **_ci_ref(graph.node(i))} for i in ids]
+        items.sort(key=lambda c: (rank.get(c["criticality"], 9), c["name"], c["id"]))
+        return {"service_id": service_id, "count": len(items), "items": items, "graph_version": graph.version}
+
+
+def _ci_ref(data: dict) -> dict:
+    return {"name": data["name"], "ci_class": data["ci_class"], "criticality": data["criticality"]}
+
+
+def cycles() -> dict:
+    """Groups of CIs that depend on each other in a circle (strongly connected components)."""
+    import networkx as nx
+
+    with live_graph() as graph:
+        cached = graph.__dict__.get("_cycles")
+        if cached and cached[0] == (graph.version, graph.stamp):
+            return cached[1]
+        G = graph.G
+        groups = []
+        for component in nx.strongly_connected_components(G):
+            if len(component) < 2:
+                continue
+            members = sorted(component)
+            cycle = [u for u, _ in nx.find_cycle(G.subgraph(members), source=members[0])]
+            groups.append(
+                {
+                    "size": len(members),
+                    "ci_ids": members,
+                    "cycle": cycle,
+                    "cis": [{"id": m, **_ci_ref(G._node[m])} for m in members[:50]],
+                }
+            )
+        groups.sort(key=lambda g: (-g["size"], g["ci_ids"][0]))
+        answer = {"count": len(groups), "cycles": groups, "graph_version": graph.version}
+        graph._cycles = ((graph.version, graph.stamp), answer)
+        return answer
+
+
+def neighbourhood(ci: ConfigurationItem, depth: int = 2, max_nodes: int = 500) -> dict:
+    """The CIs within ``depth`` relationships of ``ci`` (either way) and the relationships between
+    them, for visualisers. Stops at ``max_nodes`` and says so."""
+    with live_graph() as graph:
+        G, types = graph.G, graph.types
+        nodes = {ci.id: 0}
+        truncated = False
+        frontier = [ci.id] if ci.id in G else []
+        for d in range(1, depth + 1):
+            nxt = []
+            for n in frontier:
+                for m in (*G._succ[n], *G._pred[n]):
+                    if m not in nodes:
+                        if len(nodes) >= max_nodes:
+                            truncated = True
+                            break
+                        nodes[m] = d
+                        nxt.append(m)
+            frontier = nxt
+        node_list = []
+        for n, d in nodes.items():
+            data = G._node.get(n) or {"name": ci.name, "ci_class": ci.ci_class, "criticality": ci.criticality}
+            node_list.append({"id": n, "depth": d, **_ci_ref(data)})
+        edges = []
+        for u in nodes:
+            if u not in G:
+                continue
+            for v, data in G._succ[u].items():
+                if v not in nodes:
+                    continue
+                for rel_id, type_name in data.items():
+                    info = types.get(type_name)
+                    source, target = (u, v) if info is None or info.forward else (v, u)
+                    edges.append(
+                        {
+                            "id": rel_id,
+                            "source": source,
+                            "target": target,
+                            "type": type_name,
+                            "label": info.label if info else type_name,
+                        }
+                    )
+        edges.sort(key=lambda e: e["id"])
+        return {
+            "root": ci.id,
+            "depth": depth,
+            "nodes": node_list,
+            "edges": edges,
+            "truncated": truncated,
+            "graph_version": graph.version,
+        }

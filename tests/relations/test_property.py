@@ -1,0 +1,153 @@
+"""Property: on random graphs the service agrees with a plain, independent computation."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from relations.graph import LiveGraph
+from relations.impact import propagate
+
+MEMBER = "member_of"
+
+
+@st.composite
+def random_graphs(draw, max_nodes=14, clusters=True):
+    n = draw(st.integers(2, max_nodes))
+    pairs = st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)).filter(lambda p: p[0] != p[1])
+    edges = draw(st.lists(pairs, max_size=3 * n, unique=True))
+    cluster_min = {}
+    if clusters:
+        for c in draw(st.sets(st.integers(0, n - 1), max_size=3)):
+            cluster_min[c] = draw(st.integers(1, 4))
+    typed = []
+    for u, v in edges:  # u depends on v
+        kind = MEMBER if u in cluster_min and draw(st.booleans()) else "depends_on"
+        typed.append((u, v, kind))
+    roots = draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=3, unique=True))
+    return n, typed, cluster_min, roots
+
+
+def bfs_depths(n, edges, roots):
+    """Plain BFS over dependents: hop distance from the nearest root."""
+    dependents = {i: [] for i in range(n)}
+    for u, v, _ in edges:
+        dependents[v].append(u)
+    depth = dict.fromkeys(roots, 0)
+    queue = deque(roots)
+    while queue:
+        x = queue.popleft()
+        for p in dependents[x]:
+            if p not in depth:
+                depth[p] = depth[x] + 1
+                queue.append(p)
+    return {k: d for k, d in depth.items() if k not in roots}
+
+
+def fixpoint_states(n, edges, cluster_min, roots):
+    """Independent: iterate the rules until nothing changes."""
+    deps = {i: [] for i in range(n)}
+    for u, v, kind in edges:
+        deps[u].append((v, kind))
+    down = set(roots)
+    changed = True
+    while changed:
+        changed = False
+        for x in range(n):
+            if x in down:
+                continue
+            members = [v for v, k in deps[x] if k == MEMBER]
+            hard = [v for v, k in deps[x] if k != MEMBER]
+            lost = sum(1 for m in members if m in down)
+            if any(v in down for v in hard) or (lost and len(members) - lost < cluster_min.get(x, 1)):
+                down.add(x)
+                changed = True
+    degraded = set()
+    changed = True
+    while changed:
+        changed = False
+        for x in range(n):
+            if x in down or x in degraded:
+                continue
+            if any(v in down or v in degraded for v, _ in deps[x]):
+                degraded.add(x)
+                changed = True
+    out = {x: "down" for x in down if x not in roots}
+    out.update({x: "degraded" for x in degraded})
+    return out
+
+
+def memory_graph(n, edges, cluster_min) -> LiveGraph:
+    graph = LiveGraph()
+    G = graph.G
+    for i in range(n):
+        data = {"name": f"ci-{i}", "ci_class": "cluster" if i in cluster_min else "server", "criticality": "low"}
+        if i in cluster_min:
+            data["min_up"] = cluster_min[i]
+        G.add_node(i, **data)
+    for rel_id, (u, v, kind) in enumerate(edges, start=1):
+        G.add_edge(u, v)
+        G._succ[u][v][rel_id] = kind
+        if kind == MEMBER:
+            graph.member_targets.add(u)
+    graph.built = True
+    return graph
+
+
+def check_paths(prop, edges, roots):
+    edge_set = {(u, v) for u, v, _ in edges}
+    for node in prop.state:
+        if node in roots:
+            continue
+        path = prop.path(node)
+        assert path[0] in roots and path[-1] == node
+        assert len(path) - 1 == prop.depth(node)
+        for dependency, dependent in zip(path, path[1:], strict=False):
+            assert (dependent, dependency) in edge_set
+
+
+@settings(max_examples=300, deadline=None)
+@given(random_graphs(clusters=False))
+def test_without_clusters_impact_is_a_plain_bfs(case):
+    n, edges, cluster_min, roots = case
+    prop = propagate(memory_graph(n, edges, cluster_min), roots)
+    got = {k: prop.depth(k) for k in prop.state if k not in roots}
+    assert got == bfs_depths(n, edges, roots)
+    assert all(prop.state[k] == 2 for k in got)
+    check_paths(prop, edges, roots)
+
+
+@settings(max_examples=300, deadline=None)
+@given(random_graphs())
+def test_with_clusters_states_match_the_fixpoint(case):
+    n, edges, cluster_min, roots = case
+    prop = propagate(memory_graph(n, edges, cluster_min), roots)
+    got = {k: {2: "down", 1: "degraded"}[s] for k, s in prop.state.items() if k not in roots}
+    assert got == fixpoint_states(n, edges, cluster_min, roots)
+    check_paths(prop, edges, roots)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=random_graphs(max_nodes=8))
+def test_the_service_over_the_database_agrees(estate, case):
+    """Through the real tables, change log and graph refresh, live and as of now."""
+    from cairn.db import utcnow
+    from relations import services
+
+    n, edges, cluster_min, roots = case
+    ids = [estate.cluster(cluster_min[i]) if i in cluster_min else estate.ci("server") for i in range(n)]
+    for u, v, kind in edges:  # u depends on v; member_of runs member -> cluster
+        if kind == MEMBER:
+            estate.rel(ids[v], kind, ids[u])
+        else:
+            estate.rel(ids[u], kind, ids[v])
+    expected = {ids[k]: s for k, s in fixpoint_states(n, edges, cluster_min, roots).items()}
+    root_ids = [ids[r] for r in roots]
+    live = services.impact(root_ids)
+    assert {i.ci_id: i.state for i in live.impacted} == expected
+    past = services.impact(root_ids, as_of=utcnow())
+    assert [(i.ci_id, i.state, i.depth) for i in past.impacted] == [(i.ci_id, i.state, i.depth) for i in live.impacted]
+    for item in past.impacted:  # ties between equally short paths may break either way
+        assert item.path[0] in root_ids and item.path[-1] == item.ci_id and len(item.path) == item.depth + 1

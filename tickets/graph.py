@@ -1,0 +1,223 @@
+"""Tickets over the dependency graph: a change's blast radius, collisions between changes, probable
+causes of an incident storm, and the open tickets shown on an impact answer. The graph itself is
+the relations package's; this module only asks it questions."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from cairn.db import db, utcnow
+from cmdb.models import ConfigurationItem
+from tickets import workflow
+from tickets.models import Ticket, TicketCI
+from tickets.settings import setting
+
+DEFAULT_PROBABLE_CAUSE_HOURS = 24
+
+
+def available() -> bool:
+    """Whether the relations package answers impact questions (it is built alongside tickets)."""
+    try:
+        from relations import services
+    except ImportError:
+        return False
+    return hasattr(services, "impact")
+
+
+def blast_radius(ci_ids, *, as_of: datetime | None = None, max_depth: int | None = None):
+    """relations' ImpactResult for the CIs failing together."""
+    from relations.services import impact
+
+    return impact(list(ci_ids), max_depth=max_depth, as_of=as_of)
+
+
+def reach(ci_ids) -> set[int]:
+    """The CIs themselves and everything they impact."""
+    ci_ids = set(ci_ids)
+    if not ci_ids:
+        return set()
+    return ci_ids | {item.ci_id for item in blast_radius(ci_ids).impacted}
+
+
+def impact_of_ticket(ticket: Ticket, *, as_of: datetime | None = None, max_depth: int | None = None) -> dict:
+    """The blast radius of all of a ticket's CIs, in the shape of POST /impact (with the open
+    tickets on the impacted CIs, which the registered enricher adds)."""
+    from relations.services import impact_document
+
+    ci_ids = ticket.ci_ids
+    if not ci_ids:
+        body = {"roots": [], "count": 0, "impacted": [], "business_services": [], "owner_team_ids": [],
+                "open_tickets": []}  # fmt: skip
+    else:
+        body = impact_document(blast_radius(ci_ids, as_of=as_of, max_depth=max_depth), single_root=False)
+    body["ticket_id"] = ticket.id
+    return body
+
+
+def open_tickets_on(ci_ids, *, exclude_ticket_id: int | None = None) -> list[dict]:
+    """Open tickets linked to any of the CIs, each with the CIs (of those) it touches; P1 first."""
+    ci_ids = set(ci_ids)
+    if not ci_ids:
+        return []
+    rows = db.session.execute(
+        select(Ticket.id, Ticket.number, Ticket.kind, Ticket.state, Ticket.priority, Ticket.title, TicketCI.ci_id)
+        .join(TicketCI, TicketCI.ticket_id == Ticket.id)
+        .where(
+            TicketCI.ci_id.in_(ci_ids),
+            TicketCI.removed_at.is_(None),
+            Ticket.state.not_in(workflow.DONE_STATES),
+            Ticket.id != (exclude_ticket_id or 0),
+        )
+        .order_by(Ticket.priority, Ticket.id)
+    ).all()
+    tickets: dict[int, dict] = {}
+    for ticket_id, number, kind, state, priority, title, ci_id in rows:
+        entry = tickets.setdefault(
+            ticket_id,
+            {"id": ticket_id, "number": number, "kind": kind, "state": state, "priority": priority, "title": title,
+             "ci_ids": []},
+        )  # fmt: skip
+        entry["ci_ids"].append(ci_id)
+    return list(tickets.values())
+
+
+def open_tickets_enricher(result) -> dict:
+    """Registered with relations: every impact answer names the open tickets on its CIs."""
+    ids = set(result.roots) | {item.ci_id for item in result.impacted}
+    return {"open_tickets": open_tickets_on(ids)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Change collisions
+
+
+def conflicts(ticket: Ticket, ci_ids=None, *, radius=None) -> list[dict]:
+    """Other open changes whose window overlaps this one's and whose CIs or blast radius meet this
+    one's anywhere in the graph: ``[{ticket, overlap: {start, end}, shared_ci_ids, direct_ci_ids}]``."""
+    if ticket.kind != "change" or ticket.planned_start is None or ticket.planned_end is None:
+        return []
+    ci_ids = set(ticket.ci_ids if ci_ids is None else ci_ids)
+    if not ci_ids:
+        return []
+    if radius is None:
+        radius = blast_radius(ci_ids)
+    mine = ci_ids | {item.ci_id for item in radius.impacted}
+    others = list(
+        db.session.scalars(
+            select(Ticket)
+            .where(
+                Ticket.kind == "change",
+                Ticket.id != (ticket.id or 0),
+                Ticket.state.not_in(workflow.CLOSED_STATES + ("review",)),
+                Ticket.planned_start < ticket.planned_end,
+                Ticket.planned_end > ticket.planned_start,
+            )
+            .order_by(Ticket.planned_start, Ticket.id)
+        )
+    )
+    if not others:
+        return []
+    cis_of: dict[int, set[int]] = defaultdict(set)
+    for ticket_id, ci_id in db.session.execute(
+        select(TicketCI.ticket_id, TicketCI.ci_id).where(
+            TicketCI.ticket_id.in_([o.id for o in others]), TicketCI.removed_at.is_(None)
+        )
+    ):
+        cis_of[ticket_id].add(ci_id)
+    found = []
+    for other in others:
+        theirs = cis_of.get(other.id)
+        if not theirs:
+            continue
+        shared = mine & reach(theirs)
+        if not shared:
+            continue
+        found.append(
+            {
+                "ticket": other,
+                "overlap": {
+                    "start": max(ticket.planned_start, other.planned_start),
+                    "end": min(ticket.planned_end, other.planned_end),
+                },
+                "shared_ci_ids": sorted(shared),
+                "direct_ci_ids": sorted(ci_ids & theirs),
+            }
+        )
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# Probable causes
+
+
+def probable_causes(incident: Ticket, *, hours: int | None = None, limit: int = 10, now: datetime | None = None):
+    """Among the open incidents of the last ``hours``, the CIs upstream of the most incident CIs,
+    ranked: each explains the incidents whose CIs are it or depend on it. Only candidates that
+    explain ``incident`` are returned; a closer common dependency ranks above a farther one."""
+    from relations.services import dependencies
+
+    now = now or utcnow()
+    hours = hours or int(setting("CAIRN_PROBABLE_CAUSE_HOURS", DEFAULT_PROBABLE_CAUSE_HOURS))
+    since = now - timedelta(hours=hours)
+    rows = db.session.execute(
+        select(Ticket.id, Ticket.number, Ticket.title, Ticket.priority, TicketCI.ci_id)
+        .join(TicketCI, TicketCI.ticket_id == Ticket.id)
+        .where(
+            TicketCI.removed_at.is_(None),
+            Ticket.kind == "incident",
+            Ticket.state.not_in(workflow.DONE_STATES),
+            (Ticket.created_at >= since) | (Ticket.id == incident.id),
+        )
+    ).all()
+    incidents: dict[int, dict] = {}
+    cis_of: dict[int, set[int]] = defaultdict(set)
+    for ticket_id, number, title, priority, ci_id in rows:
+        incidents[ticket_id] = {"id": ticket_id, "number": number, "title": title, "priority": priority}
+        cis_of[ticket_id].add(ci_id)
+    if incident.id not in cis_of:
+        return {"window_hours": hours, "open_incidents": len(incidents), "causes": []}
+    # candidate CI -> {incident id: distance from that incident's nearest CI}
+    explains: dict[int, dict[int, int]] = defaultdict(dict)
+    upstream_cache: dict[int, dict[int, int]] = {}
+    for ticket_id, ci_ids in cis_of.items():
+        for ci_id in ci_ids:
+            if ci_id not in upstream_cache:
+                result = dependencies([ci_id])
+                upstream = {item.ci_id: item.depth for item in result.impacted}
+                upstream[ci_id] = 0
+                upstream_cache[ci_id] = upstream
+            for candidate, depth in upstream_cache[ci_id].items():
+                known = explains[candidate].get(ticket_id)
+                if known is None or depth < known:
+                    explains[candidate][ticket_id] = depth
+    candidates = [c for c, explained in explains.items() if incident.id in explained]
+    candidates.sort(key=lambda c: (-len(explains[c]), sum(explains[c].values()) / len(explains[c]), c))
+    candidates = candidates[:limit]
+    cis = {
+        ci.id: ci
+        for ci in db.session.scalars(select(ConfigurationItem).where(ConfigurationItem.id.in_(candidates or [0])))
+    }
+    out = []
+    for candidate in candidates:
+        ci = cis.get(candidate)
+        explained = explains[candidate]
+        out.append(
+            {
+                "ci": {
+                    "id": candidate,
+                    "name": ci.name if ci else None,
+                    "ci_class": ci.ci_class if ci else None,
+                    "criticality": ci.criticality if ci else None,
+                },
+                "incident_count": len(explained),
+                "mean_distance": round(sum(explained.values()) / len(explained), 2),
+                "incidents": [
+                    {**incidents[i], "distance": explained[i]}
+                    for i in sorted(explained, key=lambda i: (explained[i], i))
+                ],
+            }
+        )
+    return {"window_hours": hours, "open_incidents": len(incidents), "causes": out}

@@ -1,0 +1,348 @@
+from datetime import UTC
+
+import marshmallow as ma
+from flask_smorest.fields import Upload
+from webargs.fields import DelimitedList
+
+from cairn.api import Id, OneOf, QueryId, Schema, Text
+from cairn.auth.schemas import TeamRefSchema, UserRefSchema
+from cairn.db import utcnow
+from tickets import sla, workflow
+from tickets.models import KINDS, LINK_TYPES, OUTCOMES
+
+
+def When(**kwargs) -> ma.fields.AwareDateTime:
+    return ma.fields.AwareDateTime(default_timezone=UTC, **kwargs)
+
+
+def Level(**kwargs) -> ma.fields.Integer:
+    return ma.fields.Integer(strict=True, validate=ma.validate.Range(min=1, max=3), **kwargs)
+
+
+LONG_TEXT = 20000
+
+
+class TicketCreateSchema(Schema):
+    kind = OneOf(KINDS, required=True)
+    title = Text(200, min_length=1, required=True)
+    description = Text(LONG_TEXT)
+    impact = Level(metadata={"description": "1 high .. 3 low (default 3)"})
+    urgency = Level(metadata={"description": "1 high .. 3 low (default 3)"})
+    requester_id = Id(allow_none=True)
+    assignee_id = Id(allow_none=True)
+    team_id = Id(allow_none=True)
+    ci_ids = ma.fields.List(Id(), validate=ma.validate.Length(max=1000))
+    planned_start = When(allow_none=True)
+    planned_end = When(allow_none=True)
+    implementation_plan = Text(LONG_TEXT, allow_none=True)
+    backout_plan = Text(LONG_TEXT, allow_none=True)
+    root_cause = Text(LONG_TEXT, allow_none=True)
+    workaround = Text(LONG_TEXT, allow_none=True)
+
+
+class TicketUpdateSchema(Schema):
+    title = Text(200, min_length=1)
+    description = Text(LONG_TEXT)
+    impact = Level()
+    urgency = Level()
+    requester_id = Id()
+    assignee_id = Id(allow_none=True)
+    team_id = Id(allow_none=True)
+    planned_start = When(allow_none=True)
+    planned_end = When(allow_none=True)
+    implementation_plan = Text(LONG_TEXT, allow_none=True)
+    backout_plan = Text(LONG_TEXT, allow_none=True)
+    outcome = OneOf(OUTCOMES, allow_none=True)
+    root_cause = Text(LONG_TEXT, allow_none=True)
+    workaround = Text(LONG_TEXT, allow_none=True)
+
+
+class TicketRefSchema(Schema):
+    id = ma.fields.Integer()
+    number = ma.fields.String()
+    kind = ma.fields.String()
+    title = ma.fields.String()
+    state = ma.fields.String()
+    priority = ma.fields.Integer()
+
+
+class SLASchema(Schema):
+    response_due = ma.fields.DateTime(allow_none=True)
+    resolution_due = ma.fields.DateTime(allow_none=True)
+    paused = ma.fields.Boolean()
+    on_hold_seconds = ma.fields.Integer()
+    response_breached = ma.fields.Boolean()
+    resolution_breached = ma.fields.Boolean()
+    breached = ma.fields.Boolean()
+
+
+class RiskReasonSchema(Schema):
+    rule = ma.fields.String()
+    reason = ma.fields.String()
+    value = ma.fields.Integer()
+    points = ma.fields.Integer()
+
+
+class TicketSchema(Schema):
+    id = ma.fields.Integer()
+    number = ma.fields.String()
+    kind = ma.fields.String()
+    title = ma.fields.String()
+    description = ma.fields.String()
+    state = ma.fields.String()
+    allowed_transitions = ma.fields.Method("_allowed")
+    impact = ma.fields.Integer()
+    urgency = ma.fields.Integer()
+    priority = ma.fields.Integer()
+    requester_id = ma.fields.Integer(allow_none=True)
+    requester = ma.fields.Nested(UserRefSchema, allow_none=True)
+    assignee_id = ma.fields.Integer(allow_none=True)
+    assignee = ma.fields.Nested(UserRefSchema, allow_none=True)
+    team_id = ma.fields.Integer(allow_none=True)
+    team = ma.fields.Nested(TeamRefSchema, allow_none=True)
+    ci_ids = ma.fields.List(ma.fields.Integer())
+    sla = ma.fields.Method("_sla")
+    acknowledged_at = ma.fields.DateTime(allow_none=True)
+    resolved_at = ma.fields.DateTime(allow_none=True)
+    closed_at = ma.fields.DateTime(allow_none=True)
+    canceled_at = ma.fields.DateTime(allow_none=True)
+    resolution_code = ma.fields.String(allow_none=True)
+    resolution_note = ma.fields.String(allow_none=True)
+    hold_reason = ma.fields.String(allow_none=True)
+    cancel_reason = ma.fields.String(allow_none=True)
+    # problems
+    root_cause = ma.fields.String(allow_none=True)
+    workaround = ma.fields.String(allow_none=True)
+    known_error = ma.fields.Boolean()
+    # changes
+    planned_start = ma.fields.DateTime(allow_none=True)
+    planned_end = ma.fields.DateTime(allow_none=True)
+    implementation_plan = ma.fields.String(allow_none=True)
+    backout_plan = ma.fields.String(allow_none=True)
+    outcome = ma.fields.String(allow_none=True)
+    actual_start = ma.fields.DateTime(allow_none=True)
+    actual_end = ma.fields.DateTime(allow_none=True)
+    approval_round = ma.fields.Integer()
+    risk = ma.fields.String(allow_none=True)
+    risk_score = ma.fields.Integer(allow_none=True)
+    risk_reasons = ma.fields.List(ma.fields.Nested(RiskReasonSchema), allow_none=True)
+    created_at = ma.fields.DateTime()
+    updated_at = ma.fields.DateTime()
+
+    def _allowed(self, ticket):
+        return workflow.allowed_targets(ticket.kind, ticket.state)
+
+    def _sla(self, ticket):
+        return SLASchema().dump(sla.status(ticket, utcnow()))
+
+
+SORTABLE = ("created_at", "updated_at", "priority", "number", "state", "planned_start", "resolution_due", "id")
+
+
+class TicketQuerySchema(Schema):
+    kind = DelimitedList(OneOf(KINDS), validate=ma.validate.Length(max=4))
+    state = DelimitedList(OneOf(workflow.all_states()), validate=ma.validate.Length(max=20))
+    priority = DelimitedList(
+        ma.fields.Integer(validate=ma.validate.Range(min=1, max=5)), validate=ma.validate.Length(max=5)
+    )
+    ci_id = QueryId()
+    assignee_id = QueryId()
+    team_id = QueryId()
+    requester_id = QueryId()
+    open = ma.fields.Boolean(metadata={"description": "true: not resolved, closed or canceled"})
+    breached = ma.fields.Boolean()
+    known_error = ma.fields.Boolean()
+    window_from = When(metadata={"description": "change calendar: windows ending after this"})
+    window_to = When(metadata={"description": "change calendar: windows starting before this"})
+    q = Text(200, metadata={"description": "a ticket number, or words of the title"})
+    sort = DelimitedList(OneOf([*SORTABLE, *(f"-{s}" for s in SORTABLE)]), validate=ma.validate.Length(max=4))
+
+    @ma.validates_schema
+    def _window(self, data, **kwargs):
+        if data.get("window_from") and data.get("window_to") and data["window_to"] <= data["window_from"]:
+            raise ma.ValidationError("window_to must be after window_from.", "window_to")
+
+
+class TransitionSchema(Schema):
+    to = OneOf(workflow.all_states(), required=True)
+    note = Text(4000)
+    resolution_code = OneOf(workflow.RESOLUTION_CODES)
+    outcome = OneOf(OUTCOMES)
+    workaround = Text(LONG_TEXT)
+    resolve_linked_incidents = ma.fields.Boolean(
+        metadata={"description": "resolving a problem: resolve the open incidents caused_by it too"}
+    )
+
+
+class CommentWriteSchema(Schema):
+    body = Text(LONG_TEXT, min_length=1, required=True)
+    internal = ma.fields.Boolean(load_default=False, metadata={"description": "an internal work note"})
+
+
+class CommentSchema(Schema):
+    id = ma.fields.Integer()
+    ticket_id = ma.fields.Integer()
+    author_id = ma.fields.Integer(allow_none=True)
+    author = ma.fields.Nested(UserRefSchema, allow_none=True)
+    body = ma.fields.String()
+    internal = ma.fields.Boolean()
+    created_at = ma.fields.DateTime()
+
+
+class TicketCIWriteSchema(Schema):
+    ci_id = Id(required=True)
+
+
+class AffectedCIRefSchema(Schema):
+    id = ma.fields.Integer()
+    name = ma.fields.String()
+    ci_class = ma.fields.String()
+    criticality = ma.fields.String()
+    status = ma.fields.String()
+
+
+class TicketCISchema(Schema):
+    id = ma.fields.Integer()
+    ticket_id = ma.fields.Integer()
+    ci_id = ma.fields.Integer()
+    ci = ma.fields.Nested(AffectedCIRefSchema)
+    created_at = ma.fields.DateTime()
+
+
+class LinkWriteSchema(Schema):
+    ticket_id = Id(required=True)
+    type = OneOf(LINK_TYPES, required=True)
+
+
+class LinkSchema(Schema):
+    id = ma.fields.Integer()
+    type = ma.fields.String()
+    source_id = ma.fields.Integer()
+    target_id = ma.fields.Integer()
+    source = ma.fields.Nested(TicketRefSchema)
+    target = ma.fields.Nested(TicketRefSchema)
+    created_at = ma.fields.DateTime()
+
+
+class WatcherWriteSchema(Schema):
+    user_id = Id(required=True)
+
+
+class WatcherSchema(Schema):
+    id = ma.fields.Integer()
+    ticket_id = ma.fields.Integer()
+    user_id = ma.fields.Integer()
+    user = ma.fields.Nested(UserRefSchema)
+    created_at = ma.fields.DateTime()
+
+
+class UploadSchema(Schema):
+    file = Upload(required=True)
+
+
+class AttachmentSchema(Schema):
+    id = ma.fields.Integer()
+    ticket_id = ma.fields.Integer()
+    filename = ma.fields.String()
+    content_type = ma.fields.String()
+    size = ma.fields.Integer()
+    sha256 = ma.fields.String()
+    uploaded_by_id = ma.fields.Integer(allow_none=True)
+    created_at = ma.fields.DateTime()
+
+
+class ApprovalWriteSchema(Schema):
+    decision = OneOf(("approve", "reject"), required=True)
+    comment = Text(2000, load_default="")
+
+
+class ApprovalSchema(Schema):
+    id = ma.fields.Integer()
+    ticket_id = ma.fields.Integer()
+    approver_id = ma.fields.Integer()
+    approver = ma.fields.Nested(UserRefSchema)
+    round = ma.fields.Integer()
+    decision = ma.fields.String()
+    comment = ma.fields.String()
+    created_at = ma.fields.DateTime()
+
+
+class BlackoutSchema(Schema):
+    id = ma.fields.Integer(dump_only=True)
+    name = Text(200, min_length=1, required=True)
+    starts_at = When(required=True)
+    ends_at = When(required=True)
+    reason = Text(2000)
+    created_at = ma.fields.DateTime(dump_only=True)
+    updated_at = ma.fields.DateTime(dump_only=True)
+
+
+class BlackoutQuerySchema(Schema):
+    window_from = When()
+    window_to = When()
+
+
+class OverlapSchema(Schema):
+    start = ma.fields.DateTime()
+    end = ma.fields.DateTime()
+
+
+class ConflictSchema(Schema):
+    ticket = ma.fields.Nested(TicketRefSchema)
+    planned_start = ma.fields.Method("_start")
+    planned_end = ma.fields.Method("_end")
+    overlap = ma.fields.Nested(OverlapSchema)
+    shared_ci_ids = ma.fields.List(ma.fields.Integer())
+    direct_ci_ids = ma.fields.List(ma.fields.Integer())
+
+    def _start(self, item):
+        return item["ticket"].planned_start.isoformat()
+
+    def _end(self, item):
+        return item["ticket"].planned_end.isoformat()
+
+
+class TicketImpactQuerySchema(Schema):
+    max_depth = ma.fields.Integer(validate=ma.validate.Range(min=1, max=50))
+    as_of = When()
+
+
+class TicketImpactSchema(Schema):
+    """POST /impact's answer for the ticket's CIs, with the open tickets on them."""
+
+    ticket_id = ma.fields.Integer()
+    roots = ma.fields.List(ma.fields.Integer())
+    count = ma.fields.Integer()
+    down = ma.fields.Integer()
+    degraded = ma.fields.Integer()
+    impacted = ma.fields.List(ma.fields.Dict())
+    business_services = ma.fields.List(ma.fields.Integer())
+    owner_team_ids = ma.fields.List(ma.fields.Integer())
+    graph_version = ma.fields.Raw()
+    open_tickets = ma.fields.List(ma.fields.Dict())
+
+
+class ProbableCauseQuerySchema(Schema):
+    hours = ma.fields.Integer(validate=ma.validate.Range(min=1, max=24 * 30))
+    limit = ma.fields.Integer(load_default=10, validate=ma.validate.Range(min=1, max=100))
+
+
+class CauseSchema(Schema):
+    ci = ma.fields.Dict()
+    incident_count = ma.fields.Integer()
+    mean_distance = ma.fields.Float()
+    incidents = ma.fields.List(ma.fields.Dict())
+
+
+class ProbableCausesSchema(Schema):
+    window_hours = ma.fields.Integer()
+    open_incidents = ma.fields.Integer()
+    causes = ma.fields.List(ma.fields.Nested(CauseSchema))
+
+
+class CIFiguresSchema(Schema):
+    ci_id = ma.fields.Integer()
+    open_tickets = ma.fields.Integer()
+    incidents_last_90_days = ma.fields.Integer()
+    resolved_incidents_last_90_days = ma.fields.Integer()
+    mean_time_to_resolve_seconds = ma.fields.Integer(allow_none=True)

@@ -1,0 +1,845 @@
+"""Ticket operations: every write to tickets and what hangs off them goes through here."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, and_, case, func, or_, select, text, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from cairn.audit.mixin import jsonable, record, write_as
+from cairn.audit.models import ChangeLog
+from cairn.auth.models import Team, User
+from cairn.auth.roles import ADMIN, AGENT, CHANGE_MANAGER, INTEGRATION, REQUESTER
+from cairn.db import MAX_ID, db, utcnow
+from cairn.errors import Conflict, DomainError, Invalid, NotFound
+from cmdb.models import ConfigurationItem
+from tickets import attachments, sla, workflow
+from tickets.models import (
+    NUMBER_PREFIXES,
+    BlackoutWindow,
+    Ticket,
+    TicketApproval,
+    TicketAttachment,
+    TicketCI,
+    TicketComment,
+    TicketCounter,
+    TicketLink,
+    TicketWatcher,
+)
+from tickets.settings import setting
+
+MAX_CIS_PER_TICKET = 1000
+ASSIGNABLE_ROLES = (ADMIN, AGENT, CHANGE_MANAGER, INTEGRATION)
+CHANGE_FIELDS = ("planned_start", "planned_end", "implementation_plan", "backout_plan", "outcome")
+PROBLEM_FIELDS = ("root_cause", "workaround")
+
+
+class Forbidden(DomainError):
+    status = 403
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def visible_tickets(viewer: User | None) -> Select:
+    """Every ticket a viewer may see: requesters only their own."""
+    stmt = select(Ticket)
+    if viewer is not None and viewer.role == REQUESTER:
+        stmt = stmt.where(Ticket.requester_id == viewer.id)
+    return stmt
+
+
+def get_ticket(ticket_id: int, viewer: User | None = None, *, for_update: bool = False) -> Ticket:
+    """The ticket, or NotFound when it does not exist or the viewer may not see it."""
+    ticket = None
+    if 0 < ticket_id <= MAX_ID:
+        if for_update:
+            # Writers queue on the ticket's row lock (PostgreSQL) instead of failing on the version.
+            stmt = select(Ticket).where(Ticket.id == ticket_id).with_for_update(of=Ticket)
+            ticket = db.session.scalar(stmt.execution_options(populate_existing=True))
+        else:
+            ticket = db.session.get(Ticket, ticket_id)
+    if ticket is None or (viewer is not None and viewer.role == REQUESTER and ticket.requester_id != viewer.id):
+        raise NotFound(f"No ticket with id {ticket_id}.")
+    return ticket
+
+
+def _like(q: str) -> str:
+    return "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def search_tickets(filters: dict[str, Any], viewer: User | None = None) -> Select:
+    """A select of the tickets matching the filters of GET /tickets."""
+    t = Ticket
+    stmt = visible_tickets(viewer)
+    for key in ("kind", "state", "priority"):
+        if filters.get(key):
+            stmt = stmt.where(getattr(t, key).in_(filters[key]))
+    for key in ("assignee_id", "team_id", "requester_id"):
+        if filters.get(key) is not None:
+            stmt = stmt.where(getattr(t, key) == filters[key])
+    if filters.get("ci_id") is not None:
+        linked = select(TicketCI.ticket_id).where(TicketCI.ci_id == filters["ci_id"], TicketCI.removed_at.is_(None))
+        stmt = stmt.where(t.id.in_(linked))
+    if filters.get("open") is not None:
+        done = t.state.in_(workflow.DONE_STATES)
+        stmt = stmt.where(~done if filters["open"] else done)
+    if filters.get("breached") is not None:
+        stmt = stmt.where(t.sla_breached.is_(filters["breached"]))
+    if filters.get("known_error") is not None:
+        stmt = stmt.where(t.known_error.is_(filters["known_error"]))
+    if filters.get("window_from") is not None:
+        stmt = stmt.where(t.planned_end > filters["window_from"])
+    if filters.get("window_to") is not None:
+        stmt = stmt.where(t.planned_start < filters["window_to"])
+    if filters.get("q"):
+        q = filters["q"].strip()
+        stmt = stmt.where(or_(t.number == q.upper(), func.lower(t.title).like(_like(q), escape="\\")))
+    order = []
+    sort = filters.get("sort")
+    if not sort and (filters.get("window_from") or filters.get("window_to")):
+        sort = ["planned_start"]
+    for key in sort or ["-created_at"]:
+        column = getattr(t, key.lstrip("-"))
+        order.append(column.desc() if key.startswith("-") else column.asc())
+    return stmt.order_by(*order, t.id.desc())
+
+
+def tickets_of_ci(ci_id: int, viewer: User | None = None) -> Select:
+    """The CI's tickets, open ones first, then by priority and newest."""
+    linked = select(TicketCI.ticket_id).where(TicketCI.ci_id == ci_id, TicketCI.removed_at.is_(None))
+    done_last = case((Ticket.state.in_(workflow.DONE_STATES), 1), else_=0)
+    return (
+        visible_tickets(viewer)
+        .where(Ticket.id.in_(linked))
+        .order_by(done_last, Ticket.priority, Ticket.created_at.desc(), Ticket.id.desc())
+    )
+
+
+def ci_figures(ci_id: int, now: datetime | None = None) -> dict:
+    """Open tickets, incidents in the last 90 days and the mean time to resolve them (on-hold excluded)."""
+    now = now or utcnow()
+    since = now - timedelta(days=90)
+    linked = select(TicketCI.ticket_id).where(TicketCI.ci_id == ci_id, TicketCI.removed_at.is_(None))
+    open_count = db.session.scalar(
+        select(func.count()).where(Ticket.id.in_(linked), Ticket.state.not_in(workflow.DONE_STATES))
+    )
+    incidents = db.session.execute(
+        select(Ticket.created_at, Ticket.resolved_at, Ticket.on_hold_seconds).where(
+            Ticket.id.in_(linked), Ticket.kind == "incident", Ticket.created_at >= since
+        )
+    ).all()
+    durations = [
+        (resolved - created).total_seconds() - (held or 0) for created, resolved, held in incidents if resolved
+    ]
+    return {
+        "ci_id": ci_id,
+        "open_tickets": open_count,
+        "incidents_last_90_days": len(incidents),
+        "resolved_incidents_last_90_days": len(durations),
+        "mean_time_to_resolve_seconds": round(sum(durations) / len(durations)) if durations else None,
+    }
+
+
+def history_select(ticket: Ticket):
+    """The ticket's change-log rows and those of its CI links, attachments, approvals, watchers and
+    links, newest first."""
+    children = [
+        (TicketCI, TicketCI.ticket_id),
+        (TicketAttachment, TicketAttachment.ticket_id),
+        (TicketApproval, TicketApproval.ticket_id),
+        (TicketWatcher, TicketWatcher.ticket_id),
+        (TicketLink, TicketLink.source_id),
+    ]
+    conditions = [(ChangeLog.object_type == "ticket") & (ChangeLog.object_id == ticket.id)]
+    for model, column in children:
+        ids = select(model.id).where(column == ticket.id)
+        conditions.append((ChangeLog.object_type == model.audit_type()) & ChangeLog.object_id.in_(ids))
+    return select(ChangeLog).where(or_(*conditions)).order_by(ChangeLog.id.desc())
+
+
+def comments_of(ticket: Ticket, viewer: User | None) -> Select:
+    stmt = select(TicketComment).where(TicketComment.ticket_id == ticket.id)
+    if viewer is not None and viewer.role == REQUESTER:
+        stmt = stmt.where(TicketComment.internal.is_(False))
+    return stmt.order_by(TicketComment.id)
+
+
+def ci_links_of(ticket: Ticket) -> list[TicketCI]:
+    return list(
+        db.session.scalars(
+            select(TicketCI).where(TicketCI.ticket_id == ticket.id, TicketCI.removed_at.is_(None)).order_by(TicketCI.id)
+        )
+    )
+
+
+def links_of(ticket: Ticket) -> list[TicketLink]:
+    return list(
+        db.session.scalars(
+            select(TicketLink)
+            .where(or_(TicketLink.source_id == ticket.id, TicketLink.target_id == ticket.id))
+            .order_by(TicketLink.id)
+        )
+    )
+
+
+def watchers_of(ticket: Ticket) -> list[TicketWatcher]:
+    return list(db.session.scalars(select(TicketWatcher).where(TicketWatcher.ticket_id == ticket.id)))
+
+
+def approvals_of(ticket: Ticket) -> list[TicketApproval]:
+    return list(
+        db.session.scalars(
+            select(TicketApproval)
+            .where(TicketApproval.ticket_id == ticket.id)
+            .order_by(TicketApproval.round, TicketApproval.id)
+        )
+    )
+
+
+def attachments_of(ticket: Ticket) -> list[TicketAttachment]:
+    return list(
+        db.session.scalars(
+            select(TicketAttachment).where(TicketAttachment.ticket_id == ticket.id).order_by(TicketAttachment.id)
+        )
+    )
+
+
+def get_attachment(ticket: Ticket, attachment_id: int) -> TicketAttachment:
+    attachment = db.session.get(TicketAttachment, attachment_id) if 0 < attachment_id <= MAX_ID else None
+    if attachment is None or attachment.ticket_id != ticket.id:
+        raise NotFound(f"No attachment with id {attachment_id} on {ticket.number}.")
+    return attachment
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers
+
+
+def next_number(kind: str) -> str:
+    """The next number of a kind: a sequence per kind on PostgreSQL (never blocks, may leave gaps
+    when a transaction rolls back); on SQLite, where writers are serial, a counter row."""
+    connection = db.session.connection()
+    if connection.dialect.name == "postgresql":
+        value = connection.scalar(text(f"SELECT nextval('ticket_number_{kind}')"))
+    else:
+        connection.execute(sqlite_insert(TicketCounter).values(kind=kind, last_value=0).on_conflict_do_nothing())
+        value = connection.scalar(
+            update(TicketCounter)
+            .where(TicketCounter.kind == kind)
+            .values(last_value=TicketCounter.last_value + 1)
+            .returning(TicketCounter.last_value)
+        )
+    return f"{NUMBER_PREFIXES[kind]}{value:07d}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing tickets
+
+
+def create_ticket(data: dict[str, Any], user: User | None) -> Ticket:
+    """Open a ticket; raises Invalid (422) naming the bad fields, Forbidden (403) for a requester
+    opening a problem or change."""
+    data = dict(data)
+    kind = data["kind"]
+    ci_ids = list(dict.fromkeys(data.pop("ci_ids", None) or []))
+    errors: dict[str, list[str]] = {}
+    if user is not None and user.role == REQUESTER:
+        if kind not in ("incident", "request"):
+            raise Forbidden("Requesters open incidents and requests only.")
+        for key in ("assignee_id", "team_id"):
+            if data.get(key) is not None:
+                errors[key] = ["Requesters cannot assign tickets."]
+        if data.get("requester_id") not in (None, user.id):
+            errors["requester_id"] = ["Requesters open tickets for themselves."]
+        data["requester_id"] = user.id
+    elif data.get("requester_id") is None and user is not None:
+        data["requester_id"] = user.id
+    _check_kind_fields(kind, data, errors)
+    _check_people(data, errors, current=None)
+    _check_window(data.get("planned_start"), data.get("planned_end"), errors)
+    _check_cis(ci_ids, user, errors)
+    if len(ci_ids) > MAX_CIS_PER_TICKET:
+        errors.setdefault("ci_ids", []).append(f"At most {MAX_CIS_PER_TICKET} CIs per ticket.")
+    if errors:
+        raise Invalid("Some fields are invalid.", errors=errors)
+    now = utcnow()
+    ticket = Ticket(
+        number=next_number(kind),
+        state="new",
+        impact=data.pop("impact", 3),
+        urgency=data.pop("urgency", 3),
+        created_at=now,
+        updated_at=now,
+        on_hold_seconds=0,
+        approval_round=1,
+        description=data.pop("description", ""),
+        **data,
+    )
+    ticket.priority = workflow.priority_of(ticket.impact, ticket.urgency)
+    sla.apply_targets(ticket)
+    if kind == "change":
+        _set_risk(ticket, ci_ids)
+    db.session.add(ticket)
+    db.session.flush()
+    for ci_id in ci_ids:
+        db.session.add(TicketCI(ticket=ticket, ci_id=ci_id))
+    db.session.flush()
+    return ticket
+
+
+def update_ticket(ticket: Ticket, data: dict[str, Any], user: User | None) -> Ticket:
+    """Apply a PATCH: text, impact and urgency (priority and SLA follow), assignment, change window
+    and plans, problem analysis."""
+    data = dict(data)
+    errors: dict[str, list[str]] = {}
+    if ticket.state in workflow.CLOSED_STATES:
+        raise Conflict(f"{ticket.number} is {ticket.state}; it can't be changed.")
+    _check_kind_fields(ticket.kind, data, errors)
+    _check_people(data, errors, current=ticket)
+    window_moves = any(k in data and data[k] != getattr(ticket, k) for k in ("planned_start", "planned_end"))
+    if window_moves and ticket.state in ("scheduled", "implement", "review"):
+        raise Conflict(
+            f"{ticket.number} is {ticket.state}; move it back to assess before changing its window.",
+            allowed=workflow.allowed_targets(ticket.kind, ticket.state),
+        )
+    _check_window(data.get("planned_start", ticket.planned_start), data.get("planned_end", ticket.planned_end), errors)
+    if errors:
+        raise Invalid("Some fields are invalid.", errors=errors)
+    for key, value in data.items():
+        setattr(ticket, key, value)
+    priority = workflow.priority_of(ticket.impact, ticket.urgency)
+    if priority != ticket.priority or window_moves:
+        ticket.priority = priority
+        sla.apply_targets(ticket)
+    if ticket.kind == "change":
+        _set_risk(ticket, ticket.ci_ids)
+    db.session.flush()
+    return ticket
+
+
+def _check_kind_fields(kind: str, data: dict, errors: dict) -> None:
+    for key in CHANGE_FIELDS:
+        if data.get(key) is not None and kind != "change":
+            errors[key] = ["Only changes have this field."]
+    for key in PROBLEM_FIELDS:
+        if data.get(key) is not None and kind != "problem":
+            errors[key] = ["Only problems have this field."]
+
+
+def _check_people(data: dict, errors: dict, current: Ticket | None) -> None:
+    if data.get("requester_id") is not None:
+        requester = db.session.get(User, data["requester_id"])
+        if requester is None:
+            errors["requester_id"] = [f"No user with id {data['requester_id']}."]
+    assignee = None
+    if data.get("assignee_id") is not None:
+        assignee = db.session.get(User, data["assignee_id"])
+        if assignee is None:
+            errors["assignee_id"] = [f"No user with id {data['assignee_id']}."]
+        elif not assignee.active or assignee.role not in ASSIGNABLE_ROLES:
+            errors["assignee_id"] = [f"User {assignee.id} can't work tickets (role {assignee.role})."]
+            assignee = None
+    team_id = data.get("team_id", current.team_id if current else None)
+    if data.get("team_id") is not None and db.session.get(Team, data["team_id"]) is None:
+        errors["team_id"] = [f"No team with id {data['team_id']}."]
+        return
+    if assignee is not None and team_id is not None:
+        team = db.session.get(Team, team_id)
+        if team is not None and assignee not in team.members:
+            errors["assignee_id"] = [f"User {assignee.id} is not a member of team {team.name}."]
+
+
+def _check_window(start: datetime | None, end: datetime | None, errors: dict) -> None:
+    if start is not None and end is not None and end <= start:
+        errors["planned_end"] = ["The window must end after it starts."]
+
+
+def _check_cis(ci_ids: list[int], viewer: User | None, errors: dict) -> None:
+    if not ci_ids:
+        return
+    stmt = select(ConfigurationItem.id).where(ConfigurationItem.id.in_(ci_ids))
+    if viewer is not None and viewer.role == REQUESTER:
+        stmt = stmt.where(ConfigurationItem.assigned_to_id == viewer.id)
+    found = set(db.session.scalars(stmt))
+    missing = [i for i in ci_ids if i not in found]
+    if missing:
+        errors["ci_ids"] = [f"No CI with id {', '.join(map(str, missing[:20]))}."]
+
+
+def _set_risk(ticket: Ticket, ci_ids: list[int]) -> None:
+    from tickets import risk
+
+    assessment = risk.assess(ticket, ci_ids)
+    ticket.risk = assessment["risk"]
+    ticket.risk_score = assessment["score"]
+    ticket.risk_reasons = assessment["reasons"]
+
+
+def refresh_risk(ticket: Ticket) -> Ticket:
+    """Recompute a change's stored risk (CIs, graph or other changes moved)."""
+    if ticket.kind == "change":
+        _set_risk(ticket, ticket.ci_ids)
+        db.session.flush()
+    return ticket
+
+
+def _write_as(ticket: Ticket, action: str, values: dict, summary: str, extra: dict | None = None) -> dict:
+    """Apply ``values`` to the ticket and record them as ONE change-log row under ``action``
+    (``transition``, ``comment``), instead of the flush hook's plain ``update``."""
+    db.session.flush()  # earlier edits are recorded as what they were
+    changes = {}
+    for key, value in values.items():
+        before = getattr(ticket, key)
+        if jsonable(before) != jsonable(value):
+            changes[key] = [jsonable(before), jsonable(value)]
+        setattr(ticket, key, value)
+    changes.update(extra or {})
+    write_as(db.session, ticket, action, summary[:300], extra)
+    return changes
+
+
+# ---------------------------------------------------------------------------------------------
+# Transitions
+
+
+def transition(ticket: Ticket, to: str, body: dict[str, Any], user: User | None, *, system: bool = False) -> Ticket:
+    """Move a ticket along its workflow. Illegal moves are 409 naming the allowed ones, a role that
+    may not make the move 403, missing fields 422, unmet conditions (approvals, blackouts) 409."""
+    kind, state = ticket.kind, ticket.state
+    if to not in workflow.WORKFLOWS[kind]:
+        raise Invalid(f"{to!r} is not a state of a {kind}.", errors={"to": [f"Choose one of {workflow.states(kind)}."]})
+    move = workflow.find_move(kind, state, to)
+    if move is None:
+        allowed = workflow.allowed_targets(kind, state)
+        raise Conflict(
+            f"A {kind} cannot move from {state} to {to}; allowed: {', '.join(allowed) or 'none, it is final'}.",
+            allowed=allowed,
+        )
+    if not system and user is not None and user.role not in move.roles:
+        raise Forbidden(f"The role {user.role!r} may not move a {kind} to {to}.")
+    note = (body.get("note") or "").strip() or None
+    values: dict[str, Any] = {"state": to}
+    _check_needs(ticket, move, body, note, values)
+    now = utcnow()
+    if state == "new" and ticket.acknowledged_at is None:
+        values["acknowledged_at"] = now
+    if state in workflow.PAUSED_STATES and ticket.on_hold_since is not None:
+        held = max(0, int((now - ticket.on_hold_since).total_seconds()))
+        values["on_hold_seconds"] = (ticket.on_hold_seconds or 0) + held
+        values["resolution_due"] = ticket.resolution_due + timedelta(seconds=held)
+        values["on_hold_since"] = None
+    if to in workflow.PAUSED_STATES:
+        values["on_hold_since"] = now
+        values["hold_reason"] = note
+    if to == "resolved":
+        values.update(resolved_at=now, resolution_code=body.get("resolution_code"), resolution_note=note)
+    elif state == "resolved" and to != "closed":
+        values.update(resolved_at=None, resolution_code=None, resolution_note=None)
+    if to == "closed":
+        values["closed_at"] = now
+    if to == "canceled":
+        values.update(canceled_at=now, cancel_reason=note)
+    if to == "known_error":
+        values["known_error"] = True
+    if to == "implement":
+        values["actual_start"] = now
+    if to == "review":
+        values["actual_end"] = now
+    extra = {"note": [None, note]} if note else {}
+    _write_as(ticket, "transition", values, f"{ticket.number} {state} → {to}: {ticket.title}", extra)
+    if kind == "problem" and to == "resolved" and body.get("resolve_linked_incidents"):
+        _resolve_linked_incidents(ticket, note, user)
+    if kind == "change" and to not in workflow.CLOSED_STATES:
+        # Decision points (authorize, scheduled) see the risk as the graph and the calendar are now.
+        refresh_risk(ticket)
+    return ticket
+
+
+def _check_needs(ticket: Ticket, move: workflow.Move, body: dict, note: str | None, values: dict) -> None:
+    errors: dict[str, list[str]] = {}
+    for need in move.needs:
+        if need == "note" and not note:
+            errors["note"] = [f"Moving to {move.to} needs a note saying why."]
+        elif need == "resolution_code" and not body.get("resolution_code"):
+            errors["resolution_code"] = [f"Choose one of {', '.join(workflow.RESOLUTION_CODES)}."]
+        elif need == "outcome":
+            outcome = body.get("outcome") or ticket.outcome
+            if not outcome:
+                errors["outcome"] = ["Say how the implementation went: successful, failed or backed_out."]
+            values["outcome"] = outcome
+        elif need == "workaround":
+            workaround = body.get("workaround") or ticket.workaround
+            if not workaround:
+                errors["workaround"] = ["A known error needs its workaround."]
+            values["workaround"] = workaround
+        elif need == "window":
+            if ticket.planned_start is None:
+                errors["planned_start"] = ["Plan the window first (planned_start)."]
+            if ticket.planned_end is None:
+                errors["planned_end"] = ["Plan the window first (planned_end)."]
+            elif ticket.planned_start is not None and ticket.planned_end <= ticket.planned_start:
+                errors["planned_end"] = ["The window must end after it starts."]
+    if errors:
+        raise Invalid(f"Moving {ticket.number} to {move.to} needs more.", errors=errors)
+    if "approvals" in move.needs:
+        required = required_approvals()
+        approved = db.session.scalar(
+            select(func.count()).where(
+                TicketApproval.ticket_id == ticket.id,
+                TicketApproval.round == ticket.approval_round,
+                TicketApproval.decision == "approve",
+            )
+        )
+        if approved < required:
+            raise Conflict(
+                f"{ticket.number} has {approved} of the {required} approvals it needs to be scheduled.",
+                approvals=approved,
+                required=required,
+            )
+    if "no_blackout" in move.needs:
+        clashes = blackouts_overlapping(ticket.planned_start, ticket.planned_end)
+        if clashes:
+            names = ", ".join(
+                f"{b['name']} ({b['starts_at']:%Y-%m-%d %H:%M}–{b['ends_at']:%Y-%m-%d %H:%M})" for b in clashes
+            )
+            raise Conflict(
+                f"The window of {ticket.number} meets a blackout: {names}.",
+                blackouts=[
+                    {**b, "starts_at": b["starts_at"].isoformat(), "ends_at": b["ends_at"].isoformat()} for b in clashes
+                ],
+            )
+
+
+def _resolve_linked_incidents(problem: Ticket, note: str | None, user: User | None) -> None:
+    incident_ids = select(TicketLink.source_id).where(
+        TicketLink.target_id == problem.id, TicketLink.type == "caused_by"
+    )
+    incidents = db.session.scalars(
+        select(Ticket).where(Ticket.id.in_(incident_ids), Ticket.kind == "incident").order_by(Ticket.id)
+    )
+    for incident in incidents:
+        if workflow.find_move("incident", incident.state, "resolved") is None:
+            continue
+        transition(
+            incident,
+            "resolved",
+            {"note": f"Resolved with problem {problem.number}: {note}", "resolution_code": "problem_resolved"},
+            user,
+            system=True,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Comments, CIs, links, watchers
+
+
+def add_comment(ticket: Ticket, body: str, internal: bool, user: User | None) -> TicketComment:
+    """A public comment or an internal work note; closed tickets take none (409)."""
+    if ticket.state in workflow.CLOSED_STATES:
+        raise Conflict(f"{ticket.number} is {ticket.state}; it takes no more comments.")
+    if internal and user is not None and user.role == REQUESTER:
+        raise Forbidden("Requesters write public comments only.")
+    comment = TicketComment(
+        ticket_id=ticket.id,
+        author_id=user.id if user else None,
+        author_label=user.email if user else "system",
+        body=body,
+        internal=internal,
+    )
+    db.session.add(comment)
+    db.session.flush()
+    kind = "work note" if internal else "comment"
+    record(
+        db.session,
+        ticket,
+        "comment",
+        {"comment_id": [None, comment.id], "internal": [None, internal], "body": [None, body[:2000]]},
+        f"{ticket.number}: {kind} by {comment.author_label}"[:300],
+    )
+    return comment
+
+
+def add_ci(ticket: Ticket, ci_id: int, viewer: User | None) -> TicketCI:
+    """Link a CI to the ticket (422 for an unknown CI, 409 when already linked)."""
+    errors: dict = {}
+    _check_cis([ci_id], viewer, errors)
+    if errors:
+        raise Invalid("Unknown CI.", errors={"ci_id": errors["ci_ids"]})
+    if ticket.state in workflow.CLOSED_STATES:
+        raise Conflict(f"{ticket.number} is {ticket.state}; its CIs can't change.")
+    link = db.session.scalar(select(TicketCI).where(TicketCI.ticket_id == ticket.id, TicketCI.ci_id == ci_id))
+    if link is not None and link.removed_at is None:
+        raise Conflict(f"CI {ci_id} is already on {ticket.number}.")
+    active = db.session.scalar(
+        select(func.count()).where(TicketCI.ticket_id == ticket.id, TicketCI.removed_at.is_(None))
+    )
+    if active >= MAX_CIS_PER_TICKET:
+        raise Conflict(f"{ticket.number} has {MAX_CIS_PER_TICKET} CIs already.")
+    if link is None:
+        link = TicketCI(ticket=ticket, ci_id=ci_id)
+        db.session.add(link)
+    else:
+        link.removed_at = None
+    db.session.flush()
+    db.session.expire(ticket, ["ci_links"])
+    refresh_risk(ticket)
+    return link
+
+
+def remove_ci(ticket: Ticket, ci_id: int) -> None:
+    """Unlink a CI; the link row stays with ``removed_at`` so both moves are in the history."""
+    link = db.session.scalar(
+        select(TicketCI).where(TicketCI.ticket_id == ticket.id, TicketCI.ci_id == ci_id, TicketCI.removed_at.is_(None))
+    )
+    if link is None:
+        raise NotFound(f"CI {ci_id} is not on {ticket.number}.")
+    if ticket.state in workflow.CLOSED_STATES:
+        raise Conflict(f"{ticket.number} is {ticket.state}; its CIs can't change.")
+    link.removed_at = utcnow()
+    db.session.flush()
+    db.session.expire(ticket, ["ci_links"])
+    refresh_risk(ticket)
+
+
+LINK_RULES = {
+    # type: (kinds allowed as source, kinds allowed as target)
+    "caused_by": (("incident", "request", "problem"), ("problem", "change", "incident")),
+    "duplicate_of": (None, None),
+    "related": (None, None),
+    "fixes": (("change",), ("problem", "incident")),
+}
+
+
+def add_link(ticket: Ticket, target_id: int, link_type: str, viewer: User | None) -> TicketLink:
+    """``ticket`` <type> ``target``: INC caused_by PRB, CHG fixes PRB, INC duplicate_of INC."""
+    target = db.session.get(Ticket, target_id) if 0 < target_id <= MAX_ID else None
+    if target is None or (viewer is not None and viewer.role == REQUESTER and target.requester_id != viewer.id):
+        raise Invalid("Unknown ticket.", errors={"ticket_id": [f"No ticket with id {target_id}."]})
+    if target.id == ticket.id:
+        raise Invalid("A ticket can't link to itself.", errors={"ticket_id": ["Pick another ticket."]})
+    sources, targets = LINK_RULES[link_type]
+    if sources is not None and ticket.kind not in sources:
+        raise Invalid(
+            f"A {ticket.kind} can't be {link_type} another ticket.",
+            errors={"type": [f"{link_type} links start from a {' or '.join(sources)}."]},
+        )
+    if targets is not None and target.kind not in targets:
+        raise Invalid(
+            f"{link_type} can't point at a {target.kind}.",
+            errors={"ticket_id": [f"{link_type} points at a {' or '.join(targets)}."]},
+        )
+    if link_type == "duplicate_of" and target.kind != ticket.kind:
+        raise Invalid(
+            "Duplicates are of the same kind.", errors={"ticket_id": [f"{target.number} is a {target.kind}."]}
+        )
+    exists = db.session.scalar(
+        select(TicketLink.id).where(
+            TicketLink.source_id == ticket.id, TicketLink.target_id == target.id, TicketLink.type == link_type
+        )
+    )
+    if exists is not None:
+        raise Conflict(f"{ticket.number} is already {link_type} {target.number}.", conflicting_id=exists)
+    link = TicketLink(source=ticket, target=target, type=link_type)
+    db.session.add(link)
+    db.session.flush()
+    return link
+
+
+def remove_link(ticket: Ticket, link_id: int) -> None:
+    link = db.session.get(TicketLink, link_id) if 0 < link_id <= MAX_ID else None
+    if link is None or ticket.id not in (link.source_id, link.target_id):
+        raise NotFound(f"No link with id {link_id} on {ticket.number}.")
+    db.session.delete(link)
+    db.session.flush()
+
+
+def add_watcher(ticket: Ticket, user_id: int) -> TicketWatcher:
+    user = db.session.get(User, user_id) if 0 < user_id <= MAX_ID else None
+    if user is None:
+        raise Invalid("Unknown user.", errors={"user_id": [f"No user with id {user_id}."]})
+    if user.role == REQUESTER and user.id != ticket.requester_id:
+        raise Invalid(
+            "That user can't see this ticket.", errors={"user_id": ["Requesters watch their own tickets only."]}
+        )
+    if db.session.scalar(
+        select(TicketWatcher.id).where(TicketWatcher.ticket_id == ticket.id, TicketWatcher.user_id == user_id)
+    ):
+        raise Conflict(f"User {user_id} already watches {ticket.number}.")
+    watcher = TicketWatcher(ticket_id=ticket.id, user_id=user_id)
+    db.session.add(watcher)
+    db.session.flush()
+    return watcher
+
+
+def remove_watcher(ticket: Ticket, user_id: int) -> None:
+    watcher = db.session.scalar(
+        select(TicketWatcher).where(TicketWatcher.ticket_id == ticket.id, TicketWatcher.user_id == user_id)
+    )
+    if watcher is None:
+        raise NotFound(f"User {user_id} does not watch {ticket.number}.")
+    db.session.delete(watcher)
+    db.session.flush()
+
+
+# ---------------------------------------------------------------------------------------------
+# Attachments
+
+
+def add_attachment(
+    ticket: Ticket, filename: str, declared_type: str | None, data: bytes, user: User | None
+) -> TicketAttachment:
+    """Store the bytes under the instance path and the row in the database; the type is what the
+    bytes are. The file is removed again when the row can't be written."""
+    if not data:
+        raise Invalid("The file is empty.", errors={"file": ["Send a non-empty file."]})
+    if ticket.state in workflow.CLOSED_STATES:
+        raise Conflict(f"{ticket.number} is {ticket.state}; it takes no more attachments.")
+    key, digest = attachments.save(data)
+    try:
+        attachment = TicketAttachment(
+            ticket=ticket,
+            filename=_clean_filename(filename),
+            content_type=attachments.stored_type(data, declared_type),
+            declared_content_type=(declared_type or None) and declared_type[:100],
+            size=len(data),
+            sha256=digest,
+            storage_key=key,
+            uploaded_by_id=user.id if user else None,
+        )
+        db.session.add(attachment)
+        db.session.flush()
+    except Exception:
+        attachments.discard(key)
+        raise
+    return attachment
+
+
+def _clean_filename(name: str | None) -> str:
+    name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch.isprintable() and ch not in '"<>|:*?').strip(" .")
+    return (name or "attachment")[:255]
+
+
+# ---------------------------------------------------------------------------------------------
+# Approvals and blackouts
+
+
+def required_approvals() -> int:
+    return int(setting("CAIRN_CHANGE_APPROVALS_REQUIRED", 1))
+
+
+def decide_approval(ticket: Ticket, decision: str, comment: str, user: User) -> TicketApproval:
+    """A change manager approves or rejects a change waiting in ``authorize``; a rejection sends it
+    back to ``assess`` and starts a new approval round."""
+    if ticket.kind != "change":
+        raise Conflict(f"{ticket.number} is a {ticket.kind}; only changes take approvals.")
+    if ticket.state != "authorize":
+        raise Conflict(f"{ticket.number} is {ticket.state}; approvals are given in authorize.")
+    already = db.session.scalar(
+        select(TicketApproval.id).where(
+            TicketApproval.ticket_id == ticket.id,
+            TicketApproval.round == ticket.approval_round,
+            TicketApproval.approver_id == user.id,
+        )
+    )
+    if already is not None:
+        raise Conflict(f"You decided on {ticket.number} in this round already.", conflicting_id=already)
+    approval = TicketApproval(
+        ticket_id=ticket.id, approver_id=user.id, round=ticket.approval_round, decision=decision, comment=comment
+    )
+    db.session.add(approval)
+    db.session.flush()
+    if decision == "reject":
+        transition(ticket, "assess", {"note": f"Rejected by {user.email}: {comment}"}, user, system=True)
+        ticket.approval_round += 1
+        db.session.flush()
+    return approval
+
+
+def _configured_blackouts() -> list[dict]:
+    out = []
+    for i, item in enumerate(setting("CAIRN_CHANGE_BLACKOUTS", [])):
+        starts, ends = item["start"], item["end"]
+        if isinstance(starts, str):
+            starts, ends = datetime.fromisoformat(starts), datetime.fromisoformat(ends)
+        out.append({"id": None, "key": f"config-{i}", "name": item.get("name", f"blackout {i + 1}"),
+                    "starts_at": _aware(starts), "ends_at": _aware(ends)})  # fmt: skip
+    return out
+
+
+def _aware(value: datetime) -> datetime:
+    from datetime import UTC
+
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def blackouts_overlapping(start: datetime | None, end: datetime | None) -> list[dict]:
+    """Blackouts (API and CAIRN_CHANGE_BLACKOUTS) that share time with [start, end)."""
+    if start is None or end is None:
+        return []
+    rows = db.session.scalars(
+        select(BlackoutWindow)
+        .where(BlackoutWindow.starts_at < end, BlackoutWindow.ends_at > start)
+        .order_by(BlackoutWindow.starts_at)
+    )
+    found = [{"id": b.id, "name": b.name, "starts_at": b.starts_at, "ends_at": b.ends_at} for b in rows]
+    found += [
+        {k: b[k] for k in ("id", "name", "starts_at", "ends_at")}
+        for b in _configured_blackouts()
+        if b["starts_at"] < end and b["ends_at"] > start
+    ]
+    return found
+
+
+def delete_blackout(blackout: BlackoutWindow) -> None:
+    db.session.delete(blackout)
+    db.session.flush()
+
+
+def create_blackout(data: dict) -> BlackoutWindow:
+    if data["ends_at"] <= data["starts_at"]:
+        raise Invalid("A blackout must end after it starts.", errors={"ends_at": ["Must be after starts_at."]})
+    blackout = BlackoutWindow(**data)
+    db.session.add(blackout)
+    db.session.flush()
+    return blackout
+
+
+# ---------------------------------------------------------------------------------------------
+# SLA breaches
+
+
+def mark_sla_breaches(now: datetime | None = None, limit: int = 1000) -> list[int]:
+    """Flag open tickets past their response or resolution due time (on-hold ones are paused) and
+    record each as a ticket update with the breach named: that is the event webhooks pick up."""
+    now = now or utcnow()
+    t = Ticket
+    late_response = and_(t.acknowledged_at.is_(None), t.response_due < now)
+    late_resolution = and_(t.on_hold_since.is_(None), t.actual_end.is_(None), t.resolution_due < now)
+    rows = db.session.scalars(
+        select(t)
+        .where(
+            t.sla_breached.is_(False),
+            t.state.not_in(workflow.DONE_STATES),
+            or_(late_response, late_resolution),
+        )
+        .order_by(t.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=Ticket)
+    )
+    marked = []
+    for ticket in rows:
+        which = "response" if ticket.acknowledged_at is None and ticket.response_due < now else "resolution"
+        _write_as(
+            ticket,
+            "update",
+            {"sla_breached": True, "sla_breached_at": now},
+            f"{ticket.number} breached its {which} SLA",
+            {"sla_breach": [None, which]},
+        )
+        marked.append(ticket.id)
+    return marked
