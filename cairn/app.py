@@ -18,6 +18,9 @@ def create_app(config: Config | dict | None = None) -> Flask:
         config = Config(**config)
     app = Flask("cairn", static_folder=None, instance_path=str(config.INSTANCE_PATH))
     app.config.from_mapping(config.as_dict())
+    from cairn.http import FastJSONProvider
+
+    app.json = FastJSONProvider(app)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
     from cairn.logging import configure_logging

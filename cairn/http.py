@@ -6,8 +6,11 @@ import logging
 import re
 import time
 import uuid
+from decimal import Decimal
 
+import orjson
 from flask import g, request
+from flask.json.provider import DefaultJSONProvider
 from flask_smorest import abort
 
 from cairn.audit import context
@@ -18,6 +21,29 @@ _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 ACCEPTS_ATTR = "_cairn_accepts"
 access_log = logging.getLogger("cairn.access")
+
+
+class FastJSONProvider(DefaultJSONProvider):
+    """orjson for every JSON response: several times faster on large bodies (an impact answer with
+    thousands of items), same output as the standard encoder for what our schemas produce."""
+
+    _options = orjson.OPT_NON_STR_KEYS
+
+    def dumps(self, obj, **kwargs) -> str:
+        try:
+            return orjson.dumps(obj, default=self._fallback, option=self._options).decode()
+        except TypeError:  # what orjson refuses (integers past 64 bits) the standard encoder writes
+            return super().dumps(obj, **kwargs)
+
+    def response(self, *args, **kwargs):
+        obj = self._prepare_response_obj(args, kwargs)
+        return self._app.response_class(self.dumps(obj) + "\n", mimetype=self.mimetype)
+
+    @staticmethod
+    def _fallback(value):
+        if isinstance(value, Decimal):
+            return str(value)
+        return DefaultJSONProvider.default(value)
 
 
 def accepts(*mimetypes: str):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from flask import current_app
 from flask.views import MethodView
 
@@ -34,9 +32,7 @@ blp = Blueprint("relations", __name__, description="Relationships between CIs, i
 
 
 def _json(body, status: int = 200):
-    return current_app.response_class(
-        json.dumps(body, separators=(",", ":"), ensure_ascii=False), status=status, mimetype="application/json"
-    )
+    return current_app.response_class(current_app.json.dumps(body), status=status, mimetype="application/json")
 
 
 def _check_visible(ci_ids) -> None:

@@ -9,22 +9,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from cairn.db import db, utcnow
+from cairn.db import db, id_in, utcnow
 from cmdb.models import ConfigurationItem
 from tickets import workflow
 from tickets.models import Ticket, TicketCI
 from tickets.settings import setting
 
 DEFAULT_PROBABLE_CAUSE_HOURS = 24
-
-
-def available() -> bool:
-    """Whether the relations package answers impact questions (it is built alongside tickets)."""
-    try:
-        from relations import services
-    except ImportError:
-        return False
-    return hasattr(services, "impact")
 
 
 def blast_radius(ci_ids, *, as_of: datetime | None = None, max_depth: int | None = None):
@@ -66,7 +57,7 @@ def open_tickets_on(ci_ids, *, exclude_ticket_id: int | None = None) -> list[dic
         select(Ticket.id, Ticket.number, Ticket.kind, Ticket.state, Ticket.priority, Ticket.title, TicketCI.ci_id)
         .join(TicketCI, TicketCI.ticket_id == Ticket.id)
         .where(
-            TicketCI.ci_id.in_(ci_ids),
+            id_in(TicketCI.ci_id, ci_ids),
             TicketCI.removed_at.is_(None),
             Ticket.state.not_in(workflow.DONE_STATES),
             Ticket.id != (exclude_ticket_id or 0),

@@ -89,7 +89,7 @@ def facts_of(ticket: Ticket, ci_ids: list[int]) -> dict:
     from tickets import graph
 
     ci_ids = list(ci_ids)
-    radius = graph.blast_radius(ci_ids) if ci_ids and graph.available() else None
+    radius = graph.blast_radius(ci_ids) if ci_ids else None
     impacted = [item.ci_id for item in radius.impacted] if radius else []
     touched = set(ci_ids) | set(impacted)
     ranks = [CRITICALITY_RANK.get(item.criticality, 1) for item in radius.impacted] if radius else []

@@ -16,6 +16,7 @@ from cairn.http import accepts
 from cairn.pagination import paginate_select
 from cmdb.schemas import HistoryEntrySchema
 from cmdb.services import get_ci
+from relations.services import register_impact_enricher
 from tickets import attachments, graph, services
 from tickets.models import BlackoutWindow, Ticket
 from tickets.schemas import (
@@ -397,11 +398,4 @@ class BlackoutById(MethodView):
         db.session.commit()
 
 
-def _register_enricher() -> None:
-    if graph.available():
-        from relations.services import register_impact_enricher
-
-        register_impact_enricher(graph.open_tickets_enricher)
-
-
-_register_enricher()
+register_impact_enricher(graph.open_tickets_enricher)
