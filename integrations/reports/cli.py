@@ -38,7 +38,7 @@ def report_command(name, fmt, output, params, list_reports):
         report = registry.get_report(name)
         if fmt not in report.formats and fmt != "json":
             raise click.BadParameter(f"{name} comes as {', '.join(report.formats)}", param_hint="--format")
-        result = registry.run(name, raw)
+        result = registry.run_for_chart(name, raw) if fmt in ("svg", "png") else registry.run(name, raw)
     except DomainError as exc:
         click.echo(f"error: {exc.detail} {json.dumps(exc.errors) if exc.errors else ''}".rstrip(), err=True)
         sys.exit(2)
@@ -54,7 +54,7 @@ def report_command(name, fmt, output, params, list_reports):
     if output:
         with open(output, "wb") as handle:
             handle.write(data)
-        click.echo(f"{name}: {len(result.rows)} rows, {len(data)} bytes written to {output}", err=True)
+        click.echo(f"{name}: {result.total} rows, {len(data)} bytes written to {output}", err=True)
     else:
         sys.stdout.buffer.write(data)
 

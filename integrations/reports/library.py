@@ -20,6 +20,7 @@ from cmdb.assets import depreciation
 from cmdb.assets.models import Contract, ContractCI, Licence, MaintenanceRecord, PhysicalAudit
 from cmdb.assets.services import PHYSICAL_CLASSES, RETIRED_STATUSES, all_policies, overdue_audits_select
 from cmdb.models import ConfigurationItem, Location
+from integrations.reports.history import StateAt
 from integrations.reports.registry import ChartData, register
 from tickets.models import Ticket, TicketCI
 
@@ -830,45 +831,39 @@ REGISTER_FIELDS = ("status", "owner_team_id", "assigned_to_id", "location_id")
         ("depreciation_to_date", "Depreciation to date"),
     ],
     chart=lambda rows, params: values_of(
-        _book_by_class(rows), "ci_class", {"purchase_cost": "purchase cost", "book_value": "book value"}, "value"
+        rows, "ci_class", {"purchase_cost": "purchase cost", "book_value": "book value"}, "value"
     ),
     params=AsOfParams,
     formats=("json", "csv", "xlsx", "svg", "png"),
+    chart_source=lambda params: _book_by_class(params),
 )
 def asset_register(params):
     as_of = params.get("as_of") or _today()
-    moment = _end_of(as_of)
     policies = all_policies()
-    stmt = select(CI).where(CI.created_at < moment).order_by(CI.id).execution_options(yield_per=2000)
-    past = _replay(moment) if as_of < _today() else {}
-    teams = dict(db.session.execute(select(Team.id, Team.name)).all())
-    users = dict(db.session.execute(select(User.id, User.email)).all())
-    locations = dict(db.session.execute(select(Location.id, Location.name)).all())
+    categories = {name: _category(name) for name in classes.REGISTRY}
     rows = []
-    for ci in db.session.scalars(stmt):
-        state = {f: getattr(ci, f) for f in REGISTER_FIELDS}
-        state.update(past.get(ci.id, {}))
-        bought = ci.purchase_date is None or ci.purchase_date <= as_of
-        cost = ci.purchase_cost if bought else None
-        book = depreciation.book_value(cost, ci.purchase_date, policies[ci.ci_class], as_of)
+    for r in db.session.execute(_register_select(as_of)):
+        bought = r.purchase_date is None or r.purchase_date <= as_of
+        cost = r.purchase_cost if bought else None
+        book = depreciation.book_value(cost, r.purchase_date, policies[r.ci_class], as_of) if cost is not None else None
         rows.append(
             {
-                "ci_id": ci.id,
-                "asset_tag": ci.asset_tag,
-                "name": ci.name,
-                "ci_class": ci.ci_class,
-                "category": _category(ci.ci_class),
-                "status": state["status"],
-                "owner_team": teams.get(state["owner_team_id"]),
-                "assigned_to": users.get(state["assigned_to_id"]),
-                "location": locations.get(state["location_id"]),
-                "vendor": ci.vendor or None,
-                "model": ci.model,
-                "serial_number": ci.serial_number,
-                "purchase_date": ci.purchase_date,
+                "ci_id": r.id,
+                "asset_tag": r.asset_tag,
+                "name": r.name,
+                "ci_class": r.ci_class,
+                "category": categories.get(r.ci_class, "unknown"),
+                "status": r.status,
+                "owner_team": r.owner_team,
+                "assigned_to": r.assigned_to,
+                "location": r.location,
+                "vendor": r.vendor or None,
+                "model": r.model,
+                "serial_number": r.serial_number,
+                "purchase_date": r.purchase_date,
                 "purchase_cost": cost,
-                "currency": ci.currency,
-                "warranty_expires": ci.warranty_expires,
+                "currency": r.currency,
+                "warranty_expires": r.warranty_expires,
                 "book_value": book,
                 "depreciation_to_date": None if book is None else Decimal(cost) - book,
             }
@@ -876,31 +871,55 @@ def asset_register(params):
     return rows
 
 
-def _replay(moment: datetime) -> dict[int, dict]:
-    """For each CI, the values of the register's fields as the change log had them at ``moment``."""
-    state: dict[int, dict] = {}
-    stmt = (
-        select(ChangeLog.object_id, ChangeLog.changes)
-        .where(ChangeLog.object_type == "ci", ChangeLog.at < moment, ChangeLog.action.in_(("create", "update")))
-        .order_by(ChangeLog.id)
-        .execution_options(yield_per=5000)
+def _register_select(as_of: date):
+    """One statement: every CI that existed at the end of ``as_of``, with its status, owner team, holder
+    and location as they were then (replayed from the change log in SQL) and their names joined."""
+    moment = _end_of(as_of)
+    stmt = select(
+        CI.id, CI.asset_tag, CI.name, CI.ci_class, CI.vendor, CI.model, CI.serial_number, CI.purchase_date,
+        CI.purchase_cost, CI.currency, CI.warranty_expires,
+    )  # fmt: skip
+    if as_of < _today():
+        state = StateAt(moment, REGISTER_FIELDS)
+        stmt = state.join(stmt)
+        value = state.value
+    else:
+        value = lambda field: getattr(CI, field)  # noqa: E731
+    holder, place = User.__table__.alias("holder"), Location.__table__.alias("place")
+    team = Team.__table__.alias("owner")
+    return (
+        stmt.add_columns(
+            value("status").label("status"),
+            team.c.name.label("owner_team"),
+            holder.c.email.label("assigned_to"),
+            place.c.name.label("location"),
+        )
+        .outerjoin(team, team.c.id == value("owner_team_id"))
+        .outerjoin(holder, holder.c.id == value("assigned_to_id"))
+        .outerjoin(place, place.c.id == value("location_id"))
+        .where(CI.created_at < moment)
+        .order_by(CI.id)
     )
-    for ci_id, changes in db.session.execute(stmt):
-        current = state.setdefault(ci_id, {})
-        for field in REGISTER_FIELDS:
-            if field in (changes or {}):
-                current[field] = changes[field][1]
-    # Fields never mentioned by a change before the moment were never set then.
-    for current in state.values():
-        for field in REGISTER_FIELDS:
-            current.setdefault(field, None)
-    return state
 
 
-def _book_by_class(rows):
+def _book_by_class(params) -> tuple[list[dict], int]:
+    """The register's chart: purchase cost and book value per class, from one grouped query (CIs bought
+    the same day at the same price depreciate alike, so each group's book value is computed once)."""
+    as_of = params.get("as_of") or _today()
+    policies = all_policies()
+    stmt = (
+        select(CI.ci_class, CI.purchase_date, CI.purchase_cost, func.count())
+        .where(CI.created_at < _end_of(as_of))
+        .group_by(CI.ci_class, CI.purchase_date, CI.purchase_cost)
+    )
     sums: dict[str, dict] = {}
-    for r in rows:
-        s = sums.setdefault(r["ci_class"], {"ci_class": r["ci_class"], "purchase_cost": 0.0, "book_value": 0.0})
-        s["purchase_cost"] += float(r["purchase_cost"] or 0)
-        s["book_value"] += float(r["book_value"] or 0)
-    return sorted(sums.values(), key=lambda s: (-s["purchase_cost"], s["ci_class"]))
+    total = 0
+    for ci_class, bought_on, cost, n in db.session.execute(stmt):
+        total += n
+        s = sums.setdefault(ci_class, {"ci_class": ci_class, "purchase_cost": 0.0, "book_value": 0.0})
+        if cost is None or (bought_on is not None and bought_on > as_of):
+            continue
+        book = depreciation.book_value(cost, bought_on, policies[ci_class], as_of)
+        s["purchase_cost"] += float(cost) * n
+        s["book_value"] += float(book or 0) * n
+    return sorted(sums.values(), key=lambda s: (-s["purchase_cost"], s["ci_class"])), total

@@ -22,6 +22,7 @@ from cairn.db import db, utcnow
 from cmdb.assets.models import Licence
 from cmdb.assets.services import RETIRED_STATUSES
 from cmdb.models import ConfigurationItem
+from integrations.reports.history import StateAt
 from integrations.reports.registry import ChartData, register
 from relations.models import Relationship
 
@@ -45,22 +46,31 @@ def open_installs(as_of: date | None = None):
 
 
 def consumption(as_of: date | None = None) -> dict[int, dict[str, int]]:
-    """software_id -> consumption in every unit, in one grouped query."""
+    """software_id -> consumption in every unit, in one grouped query. For a past day, the devices'
+    status and holder are those of that day (replayed from the change log), so a device retired since
+    still consumed then and one retired then did not; ``cpu_cores`` is the current attribute."""
     installs = open_installs(as_of).subquery()
     device = ConfigurationItem
     cores = func.coalesce(device.attributes["cpu_cores"].as_integer(), 1)
+    status, holder = device.status, device.assigned_to_id
+    past = as_of is not None and as_of < utcnow().date()
+    if past:
+        state = StateAt(datetime.combine(as_of + timedelta(days=1), time.min), ("status", "assigned_to_id"))
+        status, holder = state.value("status"), state.value("assigned_to_id")
     stmt = (
         select(
             installs.c.software_id,
             func.count(distinct(device.id)).label("devices"),
-            func.count(distinct(device.assigned_to_id)).label("users"),
-            func.count(distinct(case((device.assigned_to_id.is_(None), device.id)))).label("unassigned"),
+            func.count(distinct(holder)).label("users"),
+            func.count(distinct(case((holder.is_(None), device.id)))).label("unassigned"),
             func.sum(cores).label("cores"),
         )
         .join(device, device.id == installs.c.device_id)
-        .where(device.status.not_in(RETIRED_STATUSES))
+        .where(status.not_in(RETIRED_STATUSES))
         .group_by(installs.c.software_id)
     )
+    if past:
+        stmt = state.join(stmt)
     out = {}
     for row in db.session.execute(stmt):
         users = int(row.users) + int(row.unassigned)

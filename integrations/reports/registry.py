@@ -36,6 +36,9 @@ class Report:
     chart: Callable[[list[dict], dict], ChartData]
     params: type[Schema]
     formats: tuple[str, ...] = ("json", "csv", "svg", "png")
+    # For reports whose rows are many (the register): ``chart_source(params) -> (rows, row_count)``
+    # computes only what the chart draws, so a chart never builds every row.
+    chart_source: Callable[[dict], tuple[list[dict], int]] | None = None
 
 
 @dataclass
@@ -44,6 +47,12 @@ class ReportResult:
     params: dict
     rows: list[dict]
     generated_at: datetime = field(default_factory=utcnow)
+    # How many rows the report has, when ``rows`` holds a chart's aggregate instead of them.
+    row_count: int | None = None
+
+    @property
+    def total(self) -> int:
+        return len(self.rows) if self.row_count is None else self.row_count
 
     @property
     def as_of(self) -> date:
@@ -65,11 +74,12 @@ def register(
     chart: Callable[[list[dict], dict], ChartData],
     params: type[Schema] = NoParams,
     formats: tuple[str, ...] = ("json", "csv", "svg", "png"),
+    chart_source: Callable[[dict], tuple[list[dict], int]] | None = None,
 ):
     """Decorator: register ``build(params) -> rows`` under ``name``."""
 
     def decorate(build):
-        REPORTS[name] = Report(name, title, description, columns, build, chart, params, formats)
+        REPORTS[name] = Report(name, title, description, columns, build, chart, params, formats, chart_source)
         return build
 
     return decorate
@@ -101,6 +111,16 @@ def run(name: str, raw_params: dict[str, Any] | None = None) -> ReportResult:
     report = get_report(name)
     params = parse_params(report, raw_params or {})
     return ReportResult(report, params, report.build(params))
+
+
+def run_for_chart(name: str, raw_params: dict[str, Any] | None = None) -> ReportResult:
+    """What a report's chart needs: its rows, or the aggregate its ``chart_source`` computes."""
+    report = get_report(name)
+    params = parse_params(report, raw_params or {})
+    if report.chart_source is None:
+        return ReportResult(report, params, report.build(params))
+    rows, count = report.chart_source(params)
+    return ReportResult(report, params, rows, row_count=count)
 
 
 def _load() -> None:

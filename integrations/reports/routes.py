@@ -79,7 +79,7 @@ class ReportByName(MethodView):
         pagination_parameters.item_count = len(result.rows)
         if fmt == "csv":
             return current_app.response_class(
-                render.to_csv(result),
+                render.iter_csv(result),
                 mimetype="text/csv",
                 headers={"Content-Disposition": _filename(result, "csv")},
             )
@@ -103,7 +103,7 @@ def _chart(name: str, ext: str):
     report = registry.get_report(name)
     if ext not in report.formats:
         raise NotFound(f"Report {name} has no {ext} chart.")
-    result = registry.run(name, _params())
+    result = registry.run_for_chart(name, _params())
     response = current_app.response_class(render.render_chart(result, ext), mimetype=CHART_TYPES[ext])
     response.headers["Cache-Control"] = "private, max-age=60"
     return response

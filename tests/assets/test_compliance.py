@@ -115,3 +115,24 @@ def test_unused_installs_are_reclaim_candidates(client, manager, assets):
     rows = client.get("/api/v1/reports/licence-reclaim?unused_days=30", headers=manager).json
     assert [(r["device_id"], r["reason"]) for r in rows] == [(stale.id, "not_seen")]
     assert client.get("/api/v1/reports/licence-reclaim?unused_days=0", headers=manager).status_code == 422
+
+
+def test_as_of_uses_the_device_status_of_that_day(client, manager, assets):
+    import time_machine
+
+    from cmdb.services import update_ci
+
+    with time_machine.travel("2021-03-01 09:00:00Z", tick=False):
+        product = assets.software("Photoshop")
+        assets.licence(product, "per_device", 1, start_date=date(2021, 1, 1))
+        kept, retired = assets.device("laptop"), assets.device("laptop")
+        assets.install(product, kept)
+        assets.install(product, retired)
+    with time_machine.travel("2022-03-01 09:00:00Z", tick=False):
+        update_ci(retired, {"status": "retired"})
+        assets.db.session.commit()
+    # In 2021 both laptops were deployed and consumed a seat; since 2022 the retired one does not.
+    then = _by_product(client, manager, as_of="2021-06-01")[("Photoshop", "per_device")]
+    assert (then["consumed"], then["status"], then["shortfall"]) == (2, "under_licensed", 1)
+    now = _by_product(client, manager)[("Photoshop", "per_device")]
+    assert (now["consumed"], now["status"]) == (1, "compliant")
