@@ -52,10 +52,25 @@ start_redis() {
     exit 1
 }
 
+# Dovecot for the IMAP poller's test: only the binary; the test starts its own instance on a free
+# port with a config in a temp dir, so a system service started by the package is stopped again.
+ensure_dovecot() {
+    if have dovecot || [ -x /usr/sbin/dovecot ]; then
+        return 0
+    fi
+    if ! is_root || ! have apt-get; then
+        echo "warning: dovecot is missing (apt-get install dovecot-imapd); the IMAP tests will fail" >&2
+        return 0
+    fi
+    apt_install dovecot-imapd
+    /usr/sbin/dovecot stop >/dev/null 2>&1 || true
+}
+
 if ! have pg_isready && ! is_root; then
     echo "error: PostgreSQL client tools are missing (apt-get install postgresql)" >&2
     exit 1
 fi
 pg_up || start_postgres
 redis_up || start_redis
-echo "services: PostgreSQL on $PG_HOST:$PG_PORT and Redis on 127.0.0.1:$REDIS_PORT are up"
+ensure_dovecot
+echo "services: PostgreSQL on $PG_HOST:$PG_PORT and Redis on 127.0.0.1:$REDIS_PORT are up; dovecot is installed"

@@ -71,6 +71,7 @@ API_BLUEPRINTS = (
     "relations.routes",
     "tickets.routes",
     "integrations.reports.routes",
+    "integrations.email.routes",
 )
 
 

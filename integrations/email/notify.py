@@ -1,0 +1,266 @@
+"""Notifications out: ticket events read from the change log (the outbox), one OutboundEmail per
+(event, recipient), sent over SMTP with loop-proof headers and threading headers.
+
+Who gets what: the requester on creation, on a public comment and on resolution; the assignee and
+the team on assignment. Never the person who caused the event, never an address that bounced, never
+Cairn's own addresses or no-reply/mailer-daemon addresses, and at most CAIRN_MAIL_NOTIFY_LIMIT per
+recipient and ticket in ten minutes (past that: recorded as ``suppressed``, which ends reply loops
+with auto-responders that got past the intake's checks).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import smtplib
+from datetime import timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from cairn.audit.models import ChangeLog
+from cairn.audit.services import Cursor, feed
+from cairn.auth.models import Team, User
+from cairn.db import MAX_ID, db, utcnow
+from integrations.email import rules, settings
+from integrations.email.models import NotifyCursor, OutboundEmail
+from integrations.email.threading import new_message_id, thread_ids
+from tickets.models import Ticket, TicketComment
+
+log = logging.getLogger("cairn.mail")
+CURSOR_NAME = "notifications"
+BACKFILL = timedelta(hours=1)
+MAX_ATTEMPTS = 5
+REPLY_MARKER = "##- Please type your reply above this line -##"
+
+
+def _cursor() -> NotifyCursor:
+    stmt = select(NotifyCursor).where(NotifyCursor.name == CURSOR_NAME)
+    if db.session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    row = db.session.scalar(stmt)
+    if row is None:
+        try:
+            with db.session.begin_nested():
+                row = NotifyCursor(name=CURSOR_NAME, cursor="0.0", started_at=utcnow() - BACKFILL)
+                db.session.add(row)
+        except IntegrityError:
+            row = db.session.scalar(stmt)
+    return row
+
+
+def dispatch(limit: int = 500) -> list[int]:
+    """Read ticket events after the cursor, record the notifications they call for, move the cursor.
+    Returns the ids of the notifications to send."""
+    cursor = _cursor()
+    changes, next_cursor = feed(
+        Cursor.parse(cursor.cursor),
+        limit=limit,
+        object_types=["ticket"],
+        actions=["create", "comment", "transition", "update"],
+        since=cursor.started_at,
+    )
+    queued: list[int] = []
+    for change in changes:
+        for event, recipient, body in _notifications(change):
+            row = _record(change, event, recipient, body)
+            if row is not None and row.status == "queued":
+                queued.append(row.id)
+    cursor.cursor = str(next_cursor)
+    db.session.flush()
+    return queued
+
+
+def _users(*ids) -> list[User]:
+    return [u for u in (db.session.get(User, i) for i in ids if i) if u is not None and u.active]
+
+
+def _team_addresses(team_id: int | None) -> list[str]:
+    team = db.session.get(Team, team_id) if team_id else None
+    if team is None:
+        return []
+    if team.email:
+        return [team.email.lower()]
+    return [m.email for m in team.members if m.active]
+
+
+def _notifications(change: ChangeLog):
+    """(event, recipient, body) for one ticket change."""
+    ticket = db.session.get(Ticket, change.object_id) if 0 < change.object_id <= MAX_ID else None
+    if ticket is None:
+        return
+    changes = change.changes or {}
+    requester = _users(ticket.requester_id)
+    out: list[tuple[str, str, str]] = []
+    if change.action == "create":
+        out += [
+            ("created", u.email, f"Your ticket {ticket.number} was opened.\n\n{ticket.description}") for u in requester
+        ]
+        if ticket.assignee_id:
+            out += [("assigned", u.email, _assigned_text(ticket)) for u in _users(ticket.assignee_id)]
+        if ticket.team_id:
+            out += [("assigned", a, _assigned_text(ticket)) for a in _team_addresses(ticket.team_id)]
+    elif change.action == "comment":
+        internal = (changes.get("internal") or [None, True])[1]
+        comment_id = (changes.get("comment_id") or [None, None])[1]
+        comment = db.session.get(TicketComment, comment_id) if comment_id else None
+        if not internal and comment is not None:
+            text = f"{comment.author_label} wrote on {ticket.number}:\n\n{comment.body}"
+            out += [("commented", u.email, text) for u in requester if u.id != comment.author_id]
+    elif change.action == "transition":
+        if (changes.get("state") or [None, None])[1] == "resolved":
+            note = ticket.resolution_note or ""
+            out += [("resolved", u.email, f"{ticket.number} was resolved.\n\n{note}") for u in requester]
+    elif change.action == "update":
+        new_assignee = (changes.get("assignee_id") or [None, None])[1]
+        if new_assignee:
+            out += [("assigned", u.email, _assigned_text(ticket)) for u in _users(new_assignee)]
+        new_team = (changes.get("team_id") or [None, None])[1]
+        if new_team:
+            out += [("assigned", a, _assigned_text(ticket)) for a in _team_addresses(new_team)]
+    actor = db.session.get(User, change.actor_id) if change.actor_id else None
+    seen = set()
+    for event, recipient, body in out:
+        recipient = recipient.lower()
+        # The person who caused the event needs no mail about it, except the confirmation of a
+        # ticket they opened (it carries the number and the thread to reply to).
+        if recipient in seen or (event != "created" and actor is not None and actor.email == recipient):
+            continue
+        seen.add(recipient)
+        yield event, recipient, body
+
+
+def _assigned_text(ticket: Ticket) -> str:
+    who = ticket.assignee.email if ticket.assignee else (ticket.team.name if ticket.team else "you")
+    return f"{ticket.number} is assigned to {who}.\n\n{ticket.description}"
+
+
+def _skip_reason(recipient: str, ticket_id: int) -> str | None:
+    if recipient == settings.own_address() or recipient in settings.routes():
+        return "Cairn's own address"
+    if rules.NOISE_SENDERS.match(recipient) or rules.NOREPLY_SENDERS.match(recipient):
+        return "no-reply or mailer-daemon address"
+    if rules.undeliverable(recipient):
+        return "address bounced (undeliverable)"
+    limit = settings.get_int("CAIRN_MAIL_NOTIFY_LIMIT")
+    recent = db.session.scalar(
+        select(func.count()).where(
+            OutboundEmail.ticket_id == ticket_id,
+            OutboundEmail.recipient == recipient,
+            OutboundEmail.status.in_(("queued", "sent")),
+            OutboundEmail.created_at >= utcnow() - timedelta(minutes=10),
+        )
+    )
+    if limit > 0 and recent >= limit:
+        return f"rate limit: {limit} notifications in 10 minutes"
+    return None
+
+
+def _record(change: ChangeLog, event: str, recipient: str, body: str) -> OutboundEmail | None:
+    ticket = db.session.get(Ticket, change.object_id)
+    reason = _skip_reason(recipient, ticket.id)
+    row = OutboundEmail(
+        ticket_id=ticket.id,
+        change_id=change.id,
+        event=event,
+        recipient=recipient[:320],
+        message_id=new_message_id(ticket.id),
+        subject=f"[{ticket.number}] {ticket.title}"[:300],
+        body_text=body[:100_000],
+        status="suppressed" if reason else "queued",
+        reason=reason,
+        attempts=0,
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add(row)
+    except IntegrityError:  # dispatched already (two dispatchers raced): one row per event and recipient
+        return None
+    return row
+
+
+def pending_ids(limit: int = 500) -> list[int]:
+    before = utcnow() - timedelta(seconds=60)
+    return list(
+        db.session.scalars(
+            select(OutboundEmail.id)
+            .where(OutboundEmail.status == "queued", OutboundEmail.created_at < before)
+            .order_by(OutboundEmail.id)
+            .limit(limit)
+        )
+    )
+
+
+def build_message(row: OutboundEmail) -> EmailMessage:
+    ticket = db.session.get(Ticket, row.ticket_id) if row.ticket_id else None
+    own = settings.own_address()
+    msg = EmailMessage()
+    msg["From"] = own
+    msg["To"] = row.recipient
+    msg["Subject"] = row.subject
+    msg["Date"] = format_datetime(row.created_at)
+    msg["Message-ID"] = f"<{row.message_id}>"
+    thread = [i for i in (thread_ids(ticket) if ticket else []) if i != row.message_id]
+    if thread:
+        msg["In-Reply-To"] = f"<{thread[-1]}>"
+        msg["References"] = " ".join(f"<{i}>" for i in thread[-20:])
+    msg["Reply-To"] = own
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Auto-Response-Suppress"] = "All"
+    msg["Precedence"] = "bulk"
+    msg["X-Loop"] = own
+    if ticket is not None:
+        msg["X-Cairn-Ticket"] = ticket.number
+    footer = ""
+    if ticket is not None:
+        footer = f"\n\n--\n{ticket.number}: {ticket.title}\nState: {ticket.state}, priority P{ticket.priority}"
+    text = f"{REPLY_MARKER}\n\n{row.body_text}{footer}\n"
+    msg.set_content(text)
+    paragraphs = "".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in text.split("\n\n") if p)
+    msg.add_alternative(f"<!doctype html><html><body>{paragraphs}</body></html>", subtype="html")
+    return msg
+
+
+def send(outbound_id: int) -> str | None:
+    """Send one queued notification over SMTP; transient failures stay queued (retried), permanent
+    ones and the fifth failure are ``failed``."""
+    row = db.session.get(OutboundEmail, outbound_id) if 0 < outbound_id <= MAX_ID else None
+    if row is None or row.status != "queued":
+        return None
+    host = settings.get("CAIRN_MAIL_SMTP_HOST")
+    if not host:
+        row.status, row.reason = "suppressed", "CAIRN_MAIL_SMTP_HOST is not set"
+        db.session.flush()
+        return row.status
+    row.attempts = (row.attempts or 0) + 1
+    msg = build_message(row)
+    try:
+        _smtp_send(msg, row.recipient)
+    except smtplib.SMTPRecipientsRefused as exc:
+        row.status, row.reason = "failed", f"refused: {exc.recipients}"[:500]
+    except (smtplib.SMTPException, OSError) as exc:
+        row.reason = f"{type(exc).__name__}: {exc}"[:500]
+        if row.attempts >= MAX_ATTEMPTS:
+            row.status = "failed"
+        log.warning("notification %s not sent (attempt %s): %s", row.id, row.attempts, exc)
+    else:
+        row.status, row.reason, row.sent_at = "sent", None, utcnow()
+    db.session.flush()
+    return row.status
+
+
+def _smtp_send(msg: EmailMessage, recipient: str) -> None:
+    host = settings.get("CAIRN_MAIL_SMTP_HOST")
+    port = settings.get_int("CAIRN_MAIL_SMTP_PORT")
+    timeout = settings.get_float("CAIRN_MAIL_SMTP_TIMEOUT")
+    tls = str(settings.get("CAIRN_MAIL_SMTP_TLS") or "").lower()
+    smtp_class = smtplib.SMTP_SSL if tls == "ssl" else smtplib.SMTP
+    with smtp_class(host, port, timeout=timeout) as smtp:
+        if tls == "starttls":
+            smtp.starttls()
+        user = settings.get("CAIRN_MAIL_SMTP_USER")
+        if user:
+            smtp.login(user, settings.get("CAIRN_MAIL_SMTP_PASSWORD"))
+        smtp.send_message(msg, from_addr=settings.own_address(), to_addrs=[recipient])
