@@ -19,15 +19,13 @@ MAIL_CONFIG = {
 
 @pytest.fixture(autouse=True)
 def mail_config(app):
-    """Cairn's mail settings for every test here (restored afterwards)."""
-    saved = {key: app.config.get(key) for key in MAIL_CONFIG}
+    """Cairn's mail settings for every test here; the whole config is restored afterwards, so a test
+    that changes any setting leaves nothing behind for the other packages' tests."""
+    saved = dict(app.config)
     app.config.update(MAIL_CONFIG)
     yield app.config
-    for key, value in saved.items():
-        if value is None:
-            app.config.pop(key, None)
-        else:
-            app.config[key] = value
+    app.config.clear()
+    app.config.update(saved)
 
 
 @pytest.fixture
