@@ -72,6 +72,8 @@ API_BLUEPRINTS = (
     "tickets.routes",
     "integrations.reports.routes",
     "integrations.email.routes",
+    "integrations.sync.routes",
+    "integrations.webhooks.routes",
 )
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import current_app
+from flask import Response, current_app, stream_with_context
 from flask.views import MethodView
 from flask_smorest import abort
+from sqlalchemy import func, select
 
 from cairn.api import Blueprint, check_if_match, etag_of, with_etag
 from cairn.audit.services import history_select
@@ -12,7 +13,7 @@ from cairn.auth.guard import current_user, requires
 from cairn.auth.roles import CMDB_WRITERS, EVERYONE, STAFF_READERS
 from cairn.db import db, get_or_404
 from cairn.pagination import paginate_select
-from cmdb import services
+from cmdb import export, services
 from cmdb.classes import REGISTRY
 from cmdb.models import Location
 from cmdb.schemas import (
@@ -63,8 +64,18 @@ class CIs(MethodView):
     @blp.response(200, CISchema(many=True))
     @blp.paginate()
     def get(self, filters, pagination_parameters):
-        """List CIs, filtered and sorted."""
-        return paginate_select(services.search_cis(filters, current_user()), pagination_parameters)
+        """List CIs, filtered and sorted; format=csv streams all matches as CSV."""
+        stmt = services.search_cis(filters, current_user())
+        if filters.get("format") == "csv":
+            pagination_parameters.item_count = db.session.scalar(
+                select(func.count()).select_from(stmt.order_by(None).subquery())
+            )
+            return Response(
+                stream_with_context(export.iter_csv(stmt, filters.get("ci_class"))),
+                mimetype="text/csv",
+                headers={"Content-Disposition": 'attachment; filename="cis.csv"'},
+            )
+        return paginate_select(stmt, pagination_parameters)
 
     @requires(*CMDB_WRITERS)
     @blp.arguments(CIWriteSchema)

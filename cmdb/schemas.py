@@ -119,6 +119,7 @@ class CIQuerySchema(Schema):
     asset_tag = Text(100)
     warranty_expires_before = ma.fields.Date()
     q = Text(200, metadata={"description": "in name, asset tag, serial number, host name"})
+    format = OneOf(("json", "csv"), metadata={"description": "csv streams every match (no paging)"})
     sort = DelimitedList(
         OneOf([*SORTABLE, *(f"-{s}" for s in SORTABLE)]),
         validate=ma.validate.Length(max=4),

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import marshmallow as ma
-from sqlalchemy import Select, and_, func, or_, select, text, union
+from sqlalchemy import Select, and_, func, insert, inspect, or_, select, text, union
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import aliased
 
+from cairn.audit.mixin import jsonable, record_rows, reserve_ids
 from cairn.auth.models import Team, User
 from cairn.auth.roles import REQUESTER
 from cairn.db import MAX_ID, db, utcnow
-from cairn.errors import Conflict, Invalid, NotFound
+from cairn.errors import Conflict, DomainError, Invalid, NotFound
 from cmdb import classes, lifecycle
 from cmdb.models import LOCATION_KINDS, CIAssignment, CIExternalId, ConfigurationItem, Location
 
@@ -281,6 +284,11 @@ def _check_references(data: dict, errors: dict) -> None:
 
 
 def _check_unique(ci: ConfigurationItem) -> None:
+    state = inspect(ci)
+    if state.persistent and not any(
+        state.attrs[k].history.has_changes() for k in ("asset_tag", "vendor", "serial_number")
+    ):
+        return  # unchanged keys of a stored CI: nothing new can clash (the unique constraints still guard)
     if ci.asset_tag:
         clash = db.session.scalar(
             select(ConfigurationItem.id).where(
@@ -364,3 +372,345 @@ def _check_location(location: Location) -> None:
     )
     if clash is not None:
         raise Conflict(f"A location named {location.name!r} exists there already.", conflicting_id=clash)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bulk writes (POST /cis/bulk, CSV import, discovery): the page's lookups in a few queries, one
+# flush for the whole page, and per-item savepoints only when that flush hits a database error.
+
+
+@dataclass
+class BulkOutcome:
+    """What happened to one item of a bulk write."""
+
+    index: int
+    status: str  # created | updated | unchanged | error
+    ci: ConfigurationItem | None = None  # None for CIs the fast path inserted (ci_id says which)
+    errors: dict | None = None
+    detail: str | None = None
+    ci_id: int | None = None
+
+    @property
+    def id(self) -> int | None:
+        return self.ci.id if self.ci is not None else self.ci_id
+
+
+@dataclass
+class BulkItem:
+    """One validated CI body; ``key`` is ``(source, external_id)`` to upsert by, or None to create."""
+
+    index: int
+    data: dict[str, Any]
+    key: tuple[str, str] | None = None
+    ci: ConfigurationItem | None = None  # an already identified CI to update (discovery)
+
+
+def bulk_upsert_cis(items: list[BulkItem], *, dry_run: bool = False) -> list[BulkOutcome]:
+    """Create or update many CIs at once with the rules of ``create_ci``/``upsert_ci``; one bad item
+    fails alone. Items with a ``key`` are upserted by that external id, items with a ``ci`` update
+    it, the others are created. ``dry_run`` answers the same but writes nothing (created items then
+    have no id). Outcomes come back in the order of ``items``."""
+    if not items:
+        return []
+    outer = db.session.begin_nested() if dry_run else None
+    try:
+        outcomes = _bulk_fast(items)
+    except SQLAlchemyError:
+        outcomes = None
+    if outcomes is None:
+        outcomes = [_bulk_one(item) for item in items]
+    if outer is not None:
+        outer.rollback()
+        for outcome in outcomes:
+            if outcome.status == "created":
+                outcome.ci, outcome.ci_id = None, None
+    return outcomes
+
+
+def _lock_external_ids(keys: list[tuple[str, str]]) -> None:
+    if db.session.get_bind().dialect.name == "postgresql":
+        # The driver prepares statements it sees often; a generic plan made while the tables were
+        # small (seq scans) would then stay for the connection's life and slow every page as they
+        # grow. Plan this transaction's lookups for their actual parameters.
+        db.session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    if keys and db.session.get_bind().dialect.name == "postgresql":
+        # The same lock keys as upsert_ci, taken in one sorted pass so two bulk writers can't deadlock.
+        db.session.execute(
+            text(
+                "SELECT pg_advisory_xact_lock(hashtextextended(k, 0))"
+                " FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k"
+            ),
+            {"keys": sorted({f"ci-external-id:{s}:{e}" for s, e in keys})},
+        )
+
+
+def _bulk_fast(items: list[BulkItem]) -> list[BulkOutcome] | None:
+    """The fast path in a savepoint; None (savepoint rolled back) when the flush failed in the
+    database, so the caller replays item by item."""
+    keys = [item.key for item in items if item.key is not None]
+    _lock_external_ids(keys)
+    known = cis_by_external_ids(keys)
+    refs = _prefetch_references([item.data for item in items])
+    tags, serials = _prefetch_unique_keys(items)
+    outcomes: dict[int, BulkOutcome] = {}
+    seen_keys: set[tuple[str, str]] = set()
+    later: list[BulkItem] = []
+    created: list[tuple[BulkItem, dict]] = []
+    updated: list[tuple[BulkItem, ConfigurationItem, bool]] = []
+    now = utcnow()
+    savepoint = db.session.begin_nested()
+    try:
+        with db.session.no_autoflush:
+            for item in items:
+                if item.data.get("external_ids") or (item.key is not None and item.key in seen_keys):
+                    later.append(item)  # rare shapes: replayed exactly, after the page
+                    continue
+                if item.key is not None:
+                    seen_keys.add(item.key)
+                target = item.ci if item.ci is not None else known.get(item.key) if item.key else None
+                try:
+                    if target is None:
+                        created.append((item, _bulk_new_row(item, refs, tags, serials, now)))
+                    else:
+                        updated.append((item, target, _bulk_update_ci(target, item.data, tags, serials)))
+                except DomainError as exc:
+                    if target is not None:
+                        db.session.expire(target)
+                    outcomes[item.index] = BulkOutcome(item.index, "error", errors=_errors_of(exc), detail=exc.detail)
+        db.session.flush()  # the updates, through the ORM and its change-log hook
+        _insert_cis(created, now)
+    except SQLAlchemyError:
+        savepoint.rollback()
+        return None
+    savepoint.commit()
+    for item, row in created:
+        outcomes[item.index] = BulkOutcome(item.index, "created", ci_id=row["id"])
+    for item, ci, changed in updated:
+        outcomes[item.index] = BulkOutcome(item.index, "updated" if changed else "unchanged", ci)
+    for item in later:
+        outcomes[item.index] = _bulk_one(item)
+    return [outcomes[item.index] for item in items]
+
+
+_CI_DEFAULTS = {
+    "status": "planned", "criticality": "medium", "asset_tag": None, "vendor": "", "serial_number": None,
+    "model": None, "description": "", "owner_team_id": None, "assigned_to_id": None, "location_id": None,
+    "purchase_date": None, "purchase_cost": None, "currency": None, "warranty_expires": None, "attributes": {},
+}  # fmt: skip
+
+
+def _insert_cis(created: list[tuple[BulkItem, dict]], now) -> None:
+    """Insert new CIs and their external ids with Core executemany (no ORM objects: a page of a
+    thousand CIs is several times faster so), each with its change-log row as the hook would write."""
+    if not created:
+        return
+    connection = db.session.connection()
+    rows = [row for _, row in created]
+    _insert_with_ids(connection, ConfigurationItem.__table__, rows)
+    external = [
+        {"ci_id": row["id"], "source": item.key[0], "external_id": item.key[1], "created_at": now, "updated_at": now}
+        for item, row in created
+        if item.key is not None
+    ]
+    _insert_with_ids(connection, CIExternalId.__table__, external)
+    log = [
+        ("ci", row["id"], "create", _created_diff(row), f"{row['ci_class']} {row['name']} created", set())
+        for row in rows
+    ]
+    log += [
+        (
+            "ci_external_id",
+            row["id"],
+            "create",
+            _created_diff(row),
+            f"external id {row['source']}:{row['external_id']} created",
+            {row["ci_id"]},
+        )
+        for row in external
+    ]
+    record_rows(db.session, log)
+    holders = [row for row in rows if row["assigned_to_id"] is not None]
+    for row in holders:
+        db.session.add(CIAssignment(ci_id=row["id"], user_id=row["assigned_to_id"], assigned_from=now))
+    if holders:
+        db.session.flush()
+
+
+def _insert_with_ids(connection, table, rows: list[dict]) -> None:
+    """Insert ``rows`` and set each one's ``id``: from the sequence on PostgreSQL (then a pipelined
+    executemany), by INSERT .. RETURNING elsewhere."""
+    if not rows:
+        return
+    if connection.dialect.name == "postgresql":
+        for row, new_id in zip(rows, reserve_ids(connection, table.name, len(rows)), strict=True):
+            row["id"] = new_id
+        connection.execute(insert(table), rows)
+    else:
+        ids = connection.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).scalars()
+        for row, new_id in zip(rows, ids, strict=True):
+            row["id"] = new_id
+
+
+def _created_diff(row: dict) -> dict:
+    skipped = ("created_at", "updated_at", "version")
+    return {key: [None, jsonable(value)] for key, value in row.items() if value is not None and key not in skipped}
+
+
+def _bulk_new_row(item: BulkItem, refs: dict[str, set[int]], tags: dict, serials: dict, now) -> dict:
+    """Check a new CI's body with the page's prefetched lookups; its row, ready to insert."""
+    data = dict(item.data)
+    if item.key is not None:
+        missing = {key: ["Needed to create the CI."] for key in ("name", "ci_class") if not data.get(key)}
+        if missing:
+            raise Invalid(f"No CI is known as {item.key[0]}:{item.key[1]}; creating one needs more.", errors=missing)
+    attributes = data.pop("attributes", None) or {}
+    data.pop("external_ids", None)
+    errors: dict[str, list[str]] = {}
+    for key, label in (("owner_team_id", "team"), ("assigned_to_id", "user"), ("location_id", "location")):
+        if data.get(key) is not None and data[key] not in refs[key]:
+            errors[key] = [f"No {label} with id {data[key]}."]
+    try:
+        data["attributes"] = classes.validate_attributes(data["ci_class"], attributes)
+    except ma.ValidationError as exc:
+        errors["attributes"] = exc.messages
+    if errors:
+        raise Invalid("Some fields are invalid.", errors=errors)
+    data["vendor"] = (data.get("vendor") or "").strip()
+    # A placeholder key for a CI without an id yet: unique per item, never equal to a real id.
+    _claim_unique(-1 - item.index, data.get("asset_tag"), data["vendor"], data.get("serial_number"), tags, serials)
+    return {**_CI_DEFAULTS, **data, "version": 1, "created_at": now, "updated_at": now}
+
+
+def _bulk_one(item: BulkItem) -> BulkOutcome:
+    """One item in its own savepoint, through the exact single-object services."""
+    try:
+        with db.session.begin_nested():
+            if item.ci is not None:
+                ci = db.session.get(ConfigurationItem, item.ci.id)
+                status = "updated" if _update(ci, item.data) else "unchanged"
+                db.session.flush()
+            elif item.key is not None:
+                ci, status = upsert_ci(item.key[0], item.key[1], item.data)
+            else:
+                ci, status = create_ci(item.data), "created"
+        return BulkOutcome(item.index, status, ci)
+    except DomainError as exc:
+        return BulkOutcome(item.index, "error", errors=_errors_of(exc), detail=exc.detail)
+    except SQLAlchemyError as exc:
+        detail = "The item conflicts with existing data (a duplicate or a missing reference)."
+        return BulkOutcome(item.index, "error", errors={"_item": [detail]}, detail=f"{detail} ({type(exc).__name__})")
+
+
+def _errors_of(exc: DomainError) -> dict:
+    if exc.errors:
+        return exc.errors
+    return {"_item": [exc.detail]}
+
+
+def cis_by_external_ids(keys: list[tuple[str, str]]) -> dict[tuple[str, str], ConfigurationItem]:
+    """The CIs that sources know by these ``(source, external_id)`` keys, in a few queries."""
+    by_source: dict[str, list[str]] = {}
+    for source, external_id in dict.fromkeys(keys):
+        by_source.setdefault(source, []).append(external_id)
+    found: dict[tuple[str, str], ConfigurationItem] = {}
+    for source, external_ids in by_source.items():
+        for start in range(0, len(external_ids), 1000):
+            # source = ? AND external_id IN (...): the unique index answers it (a row-value IN list
+            # of pairs is planned as a scan of the whole table on PostgreSQL).
+            rows = db.session.execute(
+                select(CIExternalId.external_id, ConfigurationItem)
+                .join(ConfigurationItem, ConfigurationItem.id == CIExternalId.ci_id)
+                .where(CIExternalId.source == source, CIExternalId.external_id.in_(external_ids[start : start + 1000]))
+            ).tuples()
+            for external_id, ci in rows:
+                found[(source, external_id)] = ci
+    return found
+
+
+def _prefetch_references(bodies: list[dict]) -> dict[str, set[int]]:
+    """The referenced teams, users and locations that exist (loaded into the session as well, so
+    the single-object checks find them without a query)."""
+    existing: dict[str, set[int]] = {}
+    for key, model in (("owner_team_id", Team), ("assigned_to_id", User), ("location_id", Location)):
+        wanted = {b[key] for b in bodies if b.get(key) is not None}
+        existing[key] = (
+            {obj.id for obj in db.session.scalars(select(model).where(model.id.in_(wanted)))} if wanted else set()
+        )
+    return existing
+
+
+def _prefetch_unique_keys(items: list[BulkItem]) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
+    """Who holds the page's asset tags and (vendor, serial) pairs now: tag -> CI id, pair -> CI id."""
+    tags = {item.data["asset_tag"] for item in items if item.data.get("asset_tag")}
+    serials = {item.data["serial_number"] for item in items if item.data.get("serial_number")}
+    by_tag: dict[str, int] = {}
+    by_serial: dict[tuple[str, str], int] = {}
+    if tags:
+        by_tag = dict(
+            db.session.execute(
+                select(ConfigurationItem.asset_tag, ConfigurationItem.id).where(ConfigurationItem.asset_tag.in_(tags))
+            ).all()
+        )
+    if serials:
+        rows = db.session.execute(
+            select(ConfigurationItem.vendor, ConfigurationItem.serial_number, ConfigurationItem.id).where(
+                ConfigurationItem.serial_number.in_(serials)
+            )
+        ).tuples()
+        by_serial = {(vendor or "", serial): ci_id for vendor, serial, ci_id in rows}
+    return by_tag, by_serial
+
+
+def _claim_unique(ci_key, tag, vendor, serial, tags, serials) -> None:
+    """Check an asset tag and serial against the page's prefetched holders and claim them."""
+    if tag:
+        holder = tags.get(tag)
+        if holder is not None and holder != ci_key:
+            raise Conflict(f"Asset tag {tag} is already used by CI {holder}.", conflicting_id=holder)
+    if serial:
+        holder = serials.get((vendor or "", serial))
+        if holder is not None and holder != ci_key:
+            raise Conflict(
+                f"Serial number {serial} of vendor {vendor or '(none)'} is already CI {holder}.", conflicting_id=holder
+            )
+    if tag:
+        tags[tag] = ci_key
+    if serial:
+        serials[(vendor or "", serial)] = ci_key
+
+
+def _bulk_differs(ci: ConfigurationItem, data: dict) -> bool:
+    """Whether applying ``data`` would change ``ci`` (checked without touching it)."""
+    for key, value in data.items():
+        if key == "attributes":
+            if value is None:
+                continue
+            merged = dict(ci.attributes or {})
+            for name, new in value.items():
+                if new is None:
+                    merged.pop(name, None)
+                else:
+                    merged[name] = new
+            try:
+                if classes.validate_attributes(data.get("ci_class", ci.ci_class), merged) != (ci.attributes or {}):
+                    return True
+            except ma.ValidationError:
+                return True
+        elif key == "vendor":
+            if (value or "").strip() != (ci.vendor or ""):
+                return True
+        elif key not in CI_FIELDS or getattr(ci, key) != value:
+            return True
+    return False
+
+
+def _bulk_update_ci(ci: ConfigurationItem, data: dict, tags: dict, serials: dict) -> bool:
+    if not _bulk_differs(ci, data):
+        return False
+    data = dict(data)
+    vendor = (data["vendor"] or "").strip() if "vendor" in data else ci.vendor
+    serial = data.get("serial_number", ci.serial_number)
+    tag = data.get("asset_tag", ci.asset_tag)
+    if tag != ci.asset_tag or serial != ci.serial_number or vendor != ci.vendor:
+        _claim_unique(ci.id, tag, vendor, serial, tags, serials)
+    return _update(ci, data)

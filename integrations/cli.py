@@ -31,7 +31,7 @@ def seed_demo_command(if_empty, seed):
 
 
 # Modules with a ``register(app)`` that adds their commands.
-COMMAND_MODULES = ("integrations.reports.cli", "integrations.email.cli")
+COMMAND_MODULES = ("integrations.reports.cli", "integrations.email.cli", "integrations.sync.cli")
 
 
 def register_commands(app) -> None:

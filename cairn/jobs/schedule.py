@@ -8,4 +8,5 @@ PERIODIC_JOBS: list[tuple[str, int]] = [
     ("integrations.email.tasks.poll_imap", 60),
     ("integrations.email.tasks.dispatch_notifications", 30),
     ("integrations.email.tasks.retry_notifications", 300),
+    ("integrations.webhooks.tasks.sweep", 30),
 ]

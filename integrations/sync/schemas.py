@@ -1,0 +1,127 @@
+import marshmallow as ma
+
+from cairn.api import Id, OneOf, Schema, Text
+from cmdb.classes import REGISTRY
+from cmdb.schemas import CIUpsertSchema, ExternalIdSchema
+
+
+class RawItemSchema(ma.Schema):
+    """Any JSON object: each item of a bulk body is validated on its own, so one bad item fails alone."""
+
+    class Meta:
+        unknown = ma.INCLUDE
+
+    @ma.pre_load(pass_collection=True)
+    def _wrap_non_objects(self, data, **kwargs):
+        # A non-object item fails alone too: it reaches the per-item validation wrapped.
+        if isinstance(data, list):
+            return [item if isinstance(item, dict) else {NOT_AN_OBJECT: item} for item in data]
+        return data
+
+
+NOT_AN_OBJECT = "__not_an_object__"
+
+
+class CIBulkItemSchema(CIUpsertSchema):
+    """A CI body (as for PUT /cis/external/...) and the external id to upsert it by."""
+
+    external_id = ma.fields.Nested(ExternalIdSchema, required=True)
+
+
+class CIImportRowSchema(CIUpsertSchema):
+    """A CSV row: the external id is optional (without one the row creates a CI)."""
+
+    external_id = ma.fields.Nested(ExternalIdSchema)
+
+
+class RelationshipBulkItemSchema(Schema):
+    source_id = Id()
+    source = ma.fields.Nested(ExternalIdSchema)
+    type = Text(40, min_length=1, required=True)
+    target_id = Id()
+    target = ma.fields.Nested(ExternalIdSchema)
+    note = Text(1000)
+
+
+class BulkQuerySchema(Schema):
+    dry_run = ma.fields.Boolean(load_default=False, metadata={"description": "say what would happen, write nothing"})
+
+
+class BulkResultSchema(Schema):
+    index = ma.fields.Integer()
+    status = OneOf(("created", "updated", "unchanged", "error"))
+    id = ma.fields.Integer(allow_none=True)
+    errors = ma.fields.Dict(allow_none=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Discovery
+
+MAC_TEXT = Text(64)
+
+
+class SoftwareSchema(Schema):
+    name = Text(200, min_length=1, required=True)
+    version = Text(100, load_default="")
+    publisher = Text(200, load_default="")
+
+
+class TargetRefSchema(Schema):
+    serial_number = Text(200, min_length=1)
+    vendor = Text(200)
+    mac_address = MAC_TEXT
+    fqdn = Text(253, min_length=1)
+    hostname = Text(253, min_length=1)
+
+
+class DiscoveredRelationshipSchema(Schema):
+    type = Text(40, min_length=1, required=True)
+    target = ma.fields.Nested(TargetRefSchema, required=True)
+
+
+class DiscoveredItemSchema(Schema):
+    ci_class = OneOf(REGISTRY, required=True)
+    name = Text(200, min_length=1)
+    hostname = Text(253, min_length=1)
+    fqdn = Text(253, min_length=1)
+    serial_number = Text(200, min_length=1)
+    vendor = Text(200)
+    model = Text(200)
+    mac_addresses = ma.fields.List(MAC_TEXT, validate=ma.validate.Length(max=64))
+    ip_addresses = ma.fields.List(Text(64), validate=ma.validate.Length(max=256))
+    attributes = ma.fields.Dict(keys=ma.fields.String(validate=ma.validate.Length(max=64)))
+    software = ma.fields.List(ma.fields.Nested(SoftwareSchema), validate=ma.validate.Length(max=2000))
+    relationships = ma.fields.List(ma.fields.Nested(DiscoveredRelationshipSchema), validate=ma.validate.Length(max=200))
+
+
+SOURCE = ma.validate.Regexp(
+    r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$", error="Use letters, digits and . _ : - (at most 100)."
+)
+
+
+class DiscoveryRunWriteSchema(Schema):
+    source = ma.fields.String(required=True, validate=SOURCE)
+    items = ma.fields.List(ma.fields.Raw(), required=True, validate=ma.validate.Length(min=1, max=50_000))
+
+
+class SyncJobSchema(Schema):
+    id = ma.fields.Integer()
+    kind = ma.fields.String()
+    source = ma.fields.String()
+    status = ma.fields.String()
+    dry_run = ma.fields.Boolean()
+    counts = ma.fields.Dict()
+    results = ma.fields.List(ma.fields.Dict(), metadata={"description": "the items that were not plain successes"})
+    error = ma.fields.String()
+    created_at = ma.fields.DateTime()
+    started_at = ma.fields.DateTime(allow_none=True)
+    finished_at = ma.fields.DateTime(allow_none=True)
+
+
+class ImportQuerySchema(Schema):
+    source = ma.fields.String(validate=SOURCE, metadata={"description": "the source the external_id column names"})
+    dry_run = ma.fields.Boolean(load_default=False)
+
+
+class StaleQuerySchema(Schema):
+    days = ma.fields.Integer(load_default=30, validate=ma.validate.Range(min=1, max=3650))

@@ -1,0 +1,211 @@
+"""Bulk writes for sync tools: CIs by external id, relationships whose ends are named by id or by
+external id. CIs are written through cmdb.services, relationships through relations.services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import marshmallow as ma
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
+from cairn.db import MAX_ID, db
+from cairn.errors import DomainError
+from cmdb import services as cmdb_services
+from cmdb.models import ConfigurationItem
+from integrations.sync.schemas import NOT_AN_OBJECT
+from relations import services as relations_services
+from relations.graph import load_types
+from relations.models import Relationship
+
+MAX_ITEMS = 1000
+
+
+@dataclass
+class ItemResult:
+    index: int
+    status: str
+    id: int | None = None
+    errors: dict | None = None
+
+    def as_dict(self) -> dict:
+        return {"index": self.index, "status": self.status, "id": self.id, "errors": self.errors}
+
+
+def bulk_cis(raw_items: list, schema: ma.Schema, *, dry_run: bool = False) -> list[ItemResult]:
+    """Validate each raw CI body with ``schema`` and upsert the valid ones by their external id."""
+    results: dict[int, ItemResult] = {}
+    items: list[cmdb_services.BulkItem] = []
+    for index, raw in enumerate(raw_items):
+        try:
+            data = _load(schema, raw)
+        except ma.ValidationError as exc:
+            results[index] = ItemResult(index, "error", errors=_messages(exc))
+            continue
+        ext = data.pop("external_id", None)
+        key = (ext["source"], ext["external_id"]) if ext else None
+        items.append(cmdb_services.BulkItem(index, data, key))
+    for outcome in cmdb_services.bulk_upsert_cis(items, dry_run=dry_run):
+        results[outcome.index] = ItemResult(outcome.index, outcome.status, outcome.id, outcome.errors)
+    return [results[i] for i in range(len(raw_items))]
+
+
+def _load(schema: ma.Schema, raw) -> dict:
+    if not isinstance(raw, dict) or NOT_AN_OBJECT in raw:
+        raise ma.ValidationError({"_item": ["Each item must be a JSON object."]})
+    return schema.load(raw)
+
+
+def _messages(exc: ma.ValidationError) -> dict:
+    return exc.messages if isinstance(exc.messages, dict) else {"_item": exc.messages}
+
+
+# ---------------------------------------------------------------------------------------------
+# Relationships
+
+
+def bulk_relationships(raw_items: list, schema: ma.Schema, *, dry_run: bool = False) -> list[ItemResult]:
+    """Create relationships; an end is ``source_id``/``target_id`` or ``source``/``target`` as
+    ``{source, id}`` external ids. One that exists already is ``unchanged`` (with its id)."""
+    results: dict[int, ItemResult] = {}
+    loaded: list[tuple[int, dict]] = []
+    for index, raw in enumerate(raw_items):
+        try:
+            loaded.append((index, _load(schema, raw)))
+        except ma.ValidationError as exc:
+            results[index] = ItemResult(index, "error", errors=_messages(exc))
+    keys = [
+        (ref["source"], ref["external_id"])
+        for _, data in loaded
+        for end in ("source", "target")
+        if (ref := data.get(end))
+    ]
+    by_external = cmdb_services.cis_by_external_ids(keys)
+    ids = {data.get(f"{end}_id") for _, data in loaded for end in ("source", "target")} - {None}
+    classes = dict(
+        db.session.execute(
+            select(ConfigurationItem.id, ConfigurationItem.ci_class).where(
+                ConfigurationItem.id.in_([i for i in ids if 0 < i <= MAX_ID])
+            )
+        ).all()
+    )
+    classes.update({ci.id: ci.ci_class for ci in by_external.values()})
+    types = load_types()
+    candidates: list[tuple[int, dict]] = []
+    for index, data in loaded:
+        item, errors = _resolve_ends(data, by_external, classes)
+        if not errors:
+            errors = _check_item(item, types, classes)
+        if errors:
+            results[index] = ItemResult(index, "error", errors=errors)
+        else:
+            candidates.append((index, item))
+    existing = _open_relationships({(i["source_id"], i["target_id"], i["type"]) for _, i in candidates})
+    fresh: list[tuple[int, dict]] = []
+    claimed: set[tuple] = set()
+    for index, item in candidates:
+        key = (item["source_id"], item["target_id"], item["type"])
+        if key in existing:
+            results[index] = ItemResult(index, "unchanged", existing[key])
+        elif key in claimed:
+            results[index] = ItemResult(index, "unchanged")  # the same relationship earlier in this request
+        else:
+            claimed.add(key)
+            fresh.append((index, item))
+    outer = db.session.begin_nested() if dry_run else None
+    _create(fresh, results)
+    created_ids = _open_relationships(claimed) if not dry_run else {}
+    by_index = dict(candidates)
+    for index, result in results.items():
+        if result.status in ("created", "unchanged") and result.id is None and not dry_run:
+            item = by_index[index]
+            result.id = created_ids.get((item["source_id"], item["target_id"], item["type"]))
+    if outer is not None:
+        outer.rollback()
+    return [results[i] for i in range(len(raw_items))]
+
+
+def _resolve_ends(data: dict, by_external: dict, classes: dict) -> tuple[dict, dict]:
+    item = {"type": data["type"], "note": data.get("note") or ""}
+    errors: dict[str, list[str]] = {}
+    for end in ("source", "target"):
+        ref, given = data.get(end), data.get(f"{end}_id")
+        if (ref is None) == (given is None):
+            errors[end] = [f"Name the {end} either by {end}_id or by {end}: {{source, id}}."]
+        elif ref is not None:
+            ci = by_external.get((ref["source"], ref["external_id"]))
+            if ci is None:
+                errors[end] = [f"No CI is known as {ref['source']}:{ref['external_id']}."]
+            else:
+                item[f"{end}_id"] = ci.id
+        elif given not in classes:
+            errors[f"{end}_id"] = [f"No CI with id {given}."]
+        else:
+            item[f"{end}_id"] = given
+    return item, errors
+
+
+def _check_item(item: dict, types: dict, classes: dict) -> dict:
+    info = types.get(item["type"])
+    if info is None:
+        return {"type": [f"Unknown relationship type {item['type']!r}; known: {', '.join(sorted(types))}."]}
+    if item["source_id"] == item["target_id"]:
+        return {"target_id": ["A CI cannot be related to itself."]}
+    errors = {}
+    if info.source_classes and classes[item["source_id"]] not in info.source_classes:
+        errors["source_id"] = [f"A {classes[item['source_id']]} cannot be the source of {info.name}."]
+    if info.target_classes and classes[item["target_id"]] not in info.target_classes:
+        errors["target_id"] = [f"A {classes[item['target_id']]} cannot be the target of {info.name}."]
+    return errors
+
+
+def _open_relationships(keys: set[tuple]) -> dict[tuple, int]:
+    """Open relationships among ``keys`` (source, target, type) -> id; by source id, which an index
+    leads with (a row-value IN list would scan the table on PostgreSQL)."""
+    found: dict[tuple, int] = {}
+    sources = sorted({key[0] for key in keys})
+    for start in range(0, len(sources), 1000):
+        rows = db.session.execute(
+            select(Relationship.source_id, Relationship.target_id, Relationship.type, Relationship.id).where(
+                Relationship.valid_to.is_(None), Relationship.source_id.in_(sources[start : start + 1000])
+            )
+        ).tuples()
+        found.update({(s, t, ty): rel_id for s, t, ty, rel_id in rows if (s, t, ty) in keys})
+    return found
+
+
+def _create(fresh: list[tuple[int, dict]], results: dict[int, ItemResult]) -> None:
+    """All at once through relations' bulk service; should that fail, one savepoint per item."""
+    if not fresh:
+        return
+    try:
+        with db.session.begin_nested():
+            relations_services.bulk_create_relationships([item for _, item in fresh])
+        for index, _ in fresh:
+            results[index] = ItemResult(index, "created")
+        return
+    except (DomainError, SQLAlchemyError):
+        pass
+    for index, item in fresh:
+        try:
+            with db.session.begin_nested():
+                rel = relations_services.create_relationship(item)
+            results[index] = ItemResult(index, "created", rel.id)
+        except DomainError as exc:
+            results[index] = ItemResult(index, "error", errors=exc.errors or {"_item": [exc.detail]})
+        except SQLAlchemyError:
+            results[index] = ItemResult(index, "error", errors={"_item": ["The item conflicts with existing data."]})
+
+
+def bulk_body(data: Any) -> list:
+    """The items of a bulk request body: a JSON array of at most MAX_ITEMS objects."""
+    from cairn.errors import Invalid
+
+    if not isinstance(data, list):
+        raise Invalid("Send a JSON array of items.", errors={"_schema": ["Send a JSON array of items."]})
+    if not 1 <= len(data) <= MAX_ITEMS:
+        raise Invalid(
+            f"Send between 1 and {MAX_ITEMS} items.", errors={"_schema": [f"Between 1 and {MAX_ITEMS} items."]}
+        )
+    return data

@@ -1,0 +1,15 @@
+"""RQ jobs for sync: discovery runs and CSV imports, by id."""
+
+from __future__ import annotations
+
+
+def run_discovery(job_id: int) -> None:
+    from integrations.discovery import run_job
+
+    run_job(job_id)
+
+
+def run_import(job_id: int) -> None:
+    from integrations.csvio import run_import_job
+
+    run_import_job(job_id)
