@@ -34,6 +34,9 @@ class Config:
         self.MAX_CONTENT_LENGTH = _int("CAIRN_MAX_REQUEST_BYTES", 10 * 1024 * 1024)
         self.CAIRN_QUEUE_NAME = env.get("CAIRN_QUEUE_NAME", "cairn")
         self.CAIRN_TOKEN_TOUCH_SECONDS = _int("CAIRN_TOKEN_TOUCH_SECONDS", 300)
+        # A process re-checks a token it saw this recently without a query; revocations and
+        # deactivations reach other processes within this time (0: check every request).
+        self.CAIRN_TOKEN_REMEMBER_SECONDS = float(env.get("CAIRN_TOKEN_REMEMBER_SECONDS") or 2)
         # No pre-ping: it costs a round trip per request. A connection found dead is invalidated by
         # SQLAlchemy, its request answered 503 (see errors.py), and the next one gets a fresh connection.
         self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_recycle": 3600}

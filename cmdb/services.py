@@ -8,7 +8,7 @@ from typing import Any
 import marshmallow as ma
 from sqlalchemy import Select, and_, func, insert, inspect, or_, select, text, union
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, joinedload, selectinload
 
 from cairn.audit.mixin import jsonable, record_rows, reserve_ids
 from cairn.auth.models import Team, User
@@ -29,9 +29,22 @@ CI_FIELDS = (
 # Reading
 
 
+def _ci_loading(*, single: bool) -> list:
+    """What a CI answer shows of its team, holder and location (a few columns, in the same query) and
+    its external ids (joined for one CI, one extra query per page for a list). Versioned rows need
+    their version column loaded too."""
+    ci = ConfigurationItem
+    return [
+        joinedload(ci.owner_team).load_only(Team.id, Team.name, Team.version),
+        joinedload(ci.assigned_to).load_only(User.id, User.email, User.name, User.version),
+        joinedload(ci.location).load_only(Location.id, Location.name, Location.version),
+        joinedload(ci.external_ids) if single else selectinload(ci.external_ids),
+    ]
+
+
 def visible_cis(viewer: User | None) -> Select:
     """Every CI a viewer may see: requesters only the CIs assigned to them."""
-    stmt = select(ConfigurationItem)
+    stmt = select(ConfigurationItem).options(*_ci_loading(single=False))
     if viewer is not None and viewer.role == REQUESTER:
         stmt = stmt.where(ConfigurationItem.assigned_to_id == viewer.id)
     return stmt
@@ -43,7 +56,11 @@ def get_ci(ci_id: int, viewer: User | None = None, *, for_update: bool = False) 
     ``for_update`` locks the row until commit, so concurrent writers queue instead of losing an
     update or failing on the version check."""
     lock = {"of": ConfigurationItem} if for_update else None
-    ci = db.session.get(ConfigurationItem, ci_id, with_for_update=lock) if 0 < ci_id <= MAX_ID else None
+    ci = (
+        db.session.get(ConfigurationItem, ci_id, with_for_update=lock, options=_ci_loading(single=True))
+        if 0 < ci_id <= MAX_ID
+        else None
+    )
     if ci is None or (viewer is not None and viewer.role == REQUESTER and ci.assigned_to_id != viewer.id):
         raise NotFound(f"No CI with id {ci_id}.")
     return ci

@@ -59,6 +59,7 @@ def app(database_url, instance_dir):
         TESTING=True,
         LOG_LEVEL="WARNING",
         SECRET_KEY="test-secret",
+        CAIRN_TOKEN_REMEMBER_SECONDS=0,
     )
     app = create_app(config)
     with app.app_context():

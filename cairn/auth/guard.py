@@ -80,7 +80,11 @@ def authenticate_request():
     scheme, _, secret = header.partition(" ")
     token = None
     if scheme.lower() == "bearer" and secret.strip():
-        token = authenticate(secret.strip(), current_app.config["CAIRN_TOKEN_TOUCH_SECONDS"])
+        token = authenticate(
+            secret.strip(),
+            current_app.config["CAIRN_TOKEN_TOUCH_SECONDS"],
+            current_app.config["CAIRN_TOKEN_REMEMBER_SECONDS"],
+        )
     if token is None:
         abort(
             401,

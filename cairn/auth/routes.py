@@ -86,6 +86,7 @@ class UserById(MethodView):
         if password:
             services.set_password(user, password)
         db.session.commit()
+        services.forget_tokens()  # a new role or a deactivation applies to the next request
         return with_etag(user)
 
 

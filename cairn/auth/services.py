@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -76,14 +77,31 @@ def create_token(user: User, name: str = "", expires_in_days: int | None = None)
     return token, secret
 
 
-def authenticate(secret: str, touch_after_seconds: int = 300) -> ApiToken | None:
-    """The live token for ``secret`` (not revoked, not expired, user active), or None."""
+# token hash -> (monotonic deadline, the token with its user, detached): see authenticate().
+_recent: dict[str, tuple[float, ApiToken]] = {}
+
+
+def forget_tokens() -> None:
+    """Drop this process's remembered tokens (after a revocation or a change of user)."""
+    _recent.clear()
+
+
+def authenticate(secret: str, touch_after_seconds: int = 300, remember_seconds: float = 0) -> ApiToken | None:
+    """The live token for ``secret`` (not revoked, not expired, user active), or None.
+
+    With ``remember_seconds`` a process re-uses a token it checked that recently without asking the
+    database again: a revocation or a deactivated user takes at most that long to reach the other
+    processes (this one forgets at once)."""
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
         return None
-    token = db.session.scalar(
-        select(ApiToken).options(joinedload(ApiToken.user)).where(ApiToken.token_hash == hash_token(secret))
-    )
+    digest = hash_token(secret)
     now = utcnow()
+    remembered = _recent.get(digest) if remember_seconds else None
+    if remembered is not None and remembered[0] > time.monotonic():
+        token = db.session.merge(remembered[1], load=False)
+        if token.expires_at is None or token.expires_at > now:
+            return token
+    token = db.session.scalar(select(ApiToken).options(joinedload(ApiToken.user)).where(ApiToken.token_hash == digest))
     if token is None or token.revoked_at is not None:
         return None
     if token.expires_at is not None and token.expires_at <= now:
@@ -98,12 +116,18 @@ def authenticate(secret: str, touch_after_seconds: int = 300) -> ApiToken | None
             # Best effort: a busy database must not turn a read into an error (SQLite cannot
             # upgrade a read transaction while another writer commits).
             db.session.rollback()
+            return token
+    if remember_seconds:
+        if len(_recent) > 10_000:
+            _recent.clear()
+        _recent[digest] = (time.monotonic() + remember_seconds, token)
     return token
 
 
 def revoke_token(token: ApiToken) -> None:
     if token.revoked_at is None:
         token.revoked_at = utcnow()
+    forget_tokens()
 
 
 def tokens_of(user: User) -> list[ApiToken]:

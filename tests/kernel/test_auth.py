@@ -174,3 +174,30 @@ def test_cli_creates_users_and_tokens_and_revokes(app, db):
     assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {secret}"}).status_code == 401
     assert runner.invoke(args=["users", "create", "cli-user@example.com", "--role", "agent"]).exit_code == 1
     assert runner.invoke(args=["tokens", "create", "nobody@example.com"]).exit_code == 1
+
+
+def test_a_process_remembers_tokens_briefly_and_forgets_on_revocation(app, db, client, make):
+    from cairn.auth.services import forget_tokens
+
+    user = make.user("agent")
+    secret = make.token(user)
+    headers = {"Authorization": f"Bearer {secret}"}
+    app.config["CAIRN_TOKEN_REMEMBER_SECONDS"] = 60
+    try:
+        assert client.get("/api/v1/me", headers=headers).status_code == 200
+        # Another process deactivates the user: this one notices within the window, not before.
+        user.active = False
+        db.session.commit()
+        assert client.get("/api/v1/me", headers=headers).status_code == 200
+        forget_tokens()
+        assert client.get("/api/v1/me", headers=headers).status_code == 401
+        # A revocation through this process applies at once.
+        user.active = True
+        db.session.commit()
+        assert client.get("/api/v1/me", headers=headers).status_code == 200
+        token_id = client.get("/api/v1/tokens", headers=headers).json[0]["id"]
+        assert client.delete(f"/api/v1/tokens/{token_id}", headers=headers).status_code == 204
+        assert client.get("/api/v1/me", headers=headers).status_code == 401
+    finally:
+        app.config["CAIRN_TOKEN_REMEMBER_SECONDS"] = 0
+        forget_tokens()
