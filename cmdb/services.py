@@ -15,6 +15,7 @@ from cairn.auth.models import Team, User
 from cairn.auth.roles import REQUESTER
 from cairn.db import MAX_ID, db, utcnow
 from cairn.errors import Conflict, DomainError, Invalid, NotFound
+from cairn.external_ids import set_external_ids
 from cmdb import classes, lifecycle
 from cmdb.models import LOCATION_KINDS, CIAssignment, CIExternalId, ConfigurationItem, Location
 
@@ -217,34 +218,7 @@ def _lock_external_id(source: str, external_id: str) -> None:
 
 
 def _set_external_ids(ci: ConfigurationItem, items: list[dict], *, replace: bool = False) -> bool:
-    """Give ``ci`` these external ids (one per source); True when the set changed."""
-    wanted: dict[str, str] = {}
-    for item in items:
-        if item["source"] in wanted and wanted[item["source"]] != item["external_id"]:
-            raise Invalid("One id per source.", errors={"external_ids": [f"Two ids for source {item['source']}."]})
-        wanted[item["source"]] = item["external_id"]
-    current = {e.source: e for e in ci.external_ids}
-    changed = False
-    for source, external_id in wanted.items():
-        holder = db.session.scalar(
-            select(CIExternalId.ci_id).where(CIExternalId.source == source, CIExternalId.external_id == external_id)
-        )
-        if holder is not None and holder != ci.id:
-            raise Conflict(f"{source}:{external_id} already names CI {holder}.", conflicting_id=holder)
-        if source in current:
-            if current[source].external_id != external_id:
-                current[source].external_id = external_id
-                changed = True
-        else:
-            ci.external_ids.append(CIExternalId(source=source, external_id=external_id))
-            changed = True
-    if replace:
-        for source, row in current.items():
-            if source not in wanted:
-                ci.external_ids.remove(row)
-                db.session.delete(row)  # explicit, so the change log sees the delete
-                changed = True
-    return changed
+    return set_external_ids(ci, items, model=CIExternalId, owner_key="ci_id", label="CI", replace=replace)
 
 
 def delete_ci(ci: ConfigurationItem) -> None:

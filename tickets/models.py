@@ -86,6 +86,9 @@ class Ticket(Audited, TimestampedModel):
     requester = relationship("User", foreign_keys=[requester_id], lazy="joined", innerjoin=False)
     assignee = relationship("User", foreign_keys=[assignee_id], lazy="joined", innerjoin=False)
     team = relationship("Team", lazy="joined", innerjoin=False)
+    external_ids: Mapped[list[TicketExternalId]] = relationship(
+        back_populates="ticket", lazy="selectin", cascade="all, delete-orphan", order_by="TicketExternalId.source"
+    )
     ci_links: Mapped[list[TicketCI]] = relationship(
         primaryjoin="and_(Ticket.id == TicketCI.ticket_id, TicketCI.removed_at.is_(None))",
         order_by="TicketCI.id",
@@ -268,3 +271,24 @@ class BlackoutWindow(Audited, TimestampedModel):
 
     __mapper_args__ = {"version_id_col": version}
     __table_args__ = (Index("ix_blackout_window_span", "starts_at", "ends_at"),)
+
+
+class TicketExternalId(Audited, TimestampedModel):
+    """The id another tool (an external ITSM, a monitoring system) knows a ticket by; one per source."""
+
+    __tablename__ = "ticket_external_id"
+    __audit_type__ = "ticket_external_id"
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id", ondelete="CASCADE"), index=True)
+    source: Mapped[str] = mapped_column(String(100))
+    external_id: Mapped[str] = mapped_column(String(255))
+
+    ticket: Mapped[Ticket] = relationship(back_populates="external_ids")
+
+    __table_args__ = (
+        UniqueConstraint("source", "external_id", name="uq_ticket_external_id_source_external_id"),
+        UniqueConstraint("ticket_id", "source", name="uq_ticket_external_id_ticket_source"),
+    )
+
+    def audit_summary(self, action: str) -> str:
+        return f"external id {self.source}:{self.external_id} {action}d"[:300]

@@ -79,6 +79,18 @@ class Tickets(MethodView):
         return with_etag(ticket)
 
 
+@blp.route("/tickets/external/<string:source>/<path:external_id>")
+class TicketByExternalId(MethodView):
+    @requires(*EVERYONE)
+    @blp.response(200, TicketSchema)
+    def get(self, source, external_id):
+        """The ticket a source knows by this id."""
+        ticket = services.find_by_external_id(source, external_id)
+        if ticket is None:
+            raise NotFound(f"No ticket is known as {source}:{external_id}.")
+        return with_etag(services.get_ticket(ticket.id, current_user()))
+
+
 @blp.route("/tickets/<int:ticket_id>")
 class TicketById(MethodView):
     @requires(*EVERYONE)

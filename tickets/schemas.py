@@ -7,6 +7,7 @@ from webargs.fields import DelimitedList
 from cairn.api import Id, OneOf, QueryId, Schema, Text
 from cairn.auth.schemas import TeamRefSchema, UserRefSchema
 from cairn.db import utcnow
+from cmdb.schemas import ExternalIdSchema
 from tickets import sla, workflow
 from tickets.models import KINDS, LINK_TYPES, OUTCOMES
 
@@ -38,6 +39,7 @@ class TicketCreateSchema(Schema):
     backout_plan = Text(LONG_TEXT, allow_none=True)
     root_cause = Text(LONG_TEXT, allow_none=True)
     workaround = Text(LONG_TEXT, allow_none=True)
+    external_ids = ma.fields.List(ma.fields.Nested(ExternalIdSchema), validate=ma.validate.Length(max=50))
 
 
 class TicketUpdateSchema(Schema):
@@ -55,6 +57,7 @@ class TicketUpdateSchema(Schema):
     outcome = OneOf(OUTCOMES, allow_none=True)
     root_cause = Text(LONG_TEXT, allow_none=True)
     workaround = Text(LONG_TEXT, allow_none=True)
+    external_ids = ma.fields.List(ma.fields.Nested(ExternalIdSchema), validate=ma.validate.Length(max=50))
 
 
 class TicketRefSchema(Schema):
@@ -86,6 +89,7 @@ class RiskReasonSchema(Schema):
 class TicketSchema(Schema):
     id = ma.fields.Integer()
     number = ma.fields.String()
+    external_ids = ma.fields.List(ma.fields.Nested(ExternalIdSchema))
     kind = ma.fields.String()
     title = ma.fields.String()
     description = ma.fields.String()

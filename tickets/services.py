@@ -14,6 +14,7 @@ from cairn.auth.models import Team, User
 from cairn.auth.roles import ADMIN, AGENT, CHANGE_MANAGER, INTEGRATION, REQUESTER
 from cairn.db import MAX_ID, db, utcnow
 from cairn.errors import Conflict, DomainError, Invalid, NotFound
+from cairn.external_ids import set_external_ids
 from cmdb.models import ConfigurationItem
 from tickets import attachments, sla, workflow
 from tickets.models import (
@@ -25,6 +26,7 @@ from tickets.models import (
     TicketCI,
     TicketComment,
     TicketCounter,
+    TicketExternalId,
     TicketLink,
     TicketWatcher,
 )
@@ -246,6 +248,7 @@ def create_ticket(data: dict[str, Any], user: User | None) -> Ticket:
     data = dict(data)
     kind = data["kind"]
     ci_ids = list(dict.fromkeys(data.pop("ci_ids", None) or []))
+    external_ids = data.pop("external_ids", None)
     errors: dict[str, list[str]] = {}
     if user is not None and user.role == REQUESTER:
         if kind not in ("incident", "request"):
@@ -285,10 +288,27 @@ def create_ticket(data: dict[str, Any], user: User | None) -> Ticket:
         _set_risk(ticket, ci_ids)
     db.session.add(ticket)
     db.session.flush()
+    if external_ids:
+        _set_external_ids(ticket, external_ids)
     for ci_id in ci_ids:
         db.session.add(TicketCI(ticket=ticket, ci_id=ci_id))
     db.session.flush()
     return ticket
+
+
+def _set_external_ids(ticket: Ticket, items: list[dict], *, replace: bool = False) -> bool:
+    return set_external_ids(
+        ticket, items, model=TicketExternalId, owner_key="ticket_id", label="ticket", replace=replace
+    )
+
+
+def find_by_external_id(source: str, external_id: str) -> Ticket | None:
+    """The ticket a source knows by ``external_id``, or None."""
+    return db.session.scalar(
+        select(Ticket)
+        .join(TicketExternalId)
+        .where(TicketExternalId.source == source, TicketExternalId.external_id == external_id)
+    )
 
 
 def update_ticket(ticket: Ticket, data: dict[str, Any], user: User | None) -> Ticket:
@@ -298,6 +318,7 @@ def update_ticket(ticket: Ticket, data: dict[str, Any], user: User | None) -> Ti
     errors: dict[str, list[str]] = {}
     if ticket.state in workflow.CLOSED_STATES:
         raise Conflict(f"{ticket.number} is {ticket.state}; it can't be changed.")
+    external_ids = data.pop("external_ids", None)
     _check_kind_fields(ticket.kind, data, errors)
     _check_people(data, errors, current=ticket)
     window_moves = any(k in data and data[k] != getattr(ticket, k) for k in ("planned_start", "planned_end"))
@@ -311,6 +332,8 @@ def update_ticket(ticket: Ticket, data: dict[str, Any], user: User | None) -> Ti
         raise Invalid("Some fields are invalid.", errors=errors)
     for key, value in data.items():
         setattr(ticket, key, value)
+    if external_ids is not None:
+        _set_external_ids(ticket, external_ids, replace=True)
     priority = workflow.priority_of(ticket.impact, ticket.urgency)
     if priority != ticket.priority or window_moves:
         ticket.priority = priority
