@@ -39,9 +39,15 @@ def instance_dir():
 
 @pytest.fixture(scope="session")
 def database_url(instance_dir):
-    if _backend() == "postgresql":
-        return _fresh_postgres_database(f"cairn_test_{os.getpid()}")
-    return f"sqlite:///{instance_dir / 'test.db'}"
+    if _backend() != "postgresql":
+        yield f"sqlite:///{instance_dir / 'test.db'}"
+        return
+    name = f"cairn_test_{os.getpid()}"
+    yield _fresh_postgres_database(name)
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture(scope="session")
