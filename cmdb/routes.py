@@ -137,7 +137,7 @@ class CIByExternalId(MethodView):
         errors = ExternalIdSchema().validate({"source": source, "id": external_id})
         if errors:
             abort(422, message="The source or id in the path is invalid.", errors=errors)
-        existing = services.find_by_external_id(source, external_id)
+        existing = services.find_by_external_id(source, external_id, for_update=True)
         if existing is not None:
             check_if_match(existing)
         ci, outcome = services.upsert_ci(source, external_id, data)

@@ -171,13 +171,20 @@ def _update(ci: ConfigurationItem, data: dict[str, Any]) -> bool:
     return changed
 
 
-def find_by_external_id(source: str, external_id: str, viewer: User | None = None) -> ConfigurationItem | None:
-    """The CI a source knows by ``external_id``, or None."""
+def find_by_external_id(
+    source: str, external_id: str, viewer: User | None = None, *, for_update: bool = False
+) -> ConfigurationItem | None:
+    """The CI a source knows by ``external_id``, or None. ``for_update`` serialises with other
+    writers of the same id (and locks the CI row) and reads it fresh, so an update never works
+    from a version another writer has just replaced."""
     stmt = (
         visible_cis(viewer)
         .join(CIExternalId)
         .where(CIExternalId.source == source, CIExternalId.external_id == external_id)
     )
+    if for_update:
+        _lock_external_id(source, external_id)
+        stmt = stmt.with_for_update(of=ConfigurationItem).execution_options(populate_existing=True)
     return db.session.scalar(stmt)
 
 
@@ -187,13 +194,12 @@ def upsert_ci(source: str, external_id: str, data: dict[str, Any]) -> tuple[Conf
     Returns the CI and ``created``, ``updated`` or ``unchanged`` (then nothing is written, not even a
     change-log row). Concurrent calls for the same id are serialised (an advisory lock on
     PostgreSQL, the write lock on SQLite), so they make one CI, never two."""
-    _lock_external_id(source, external_id)
     data = dict(data)
     given = data.pop("external_ids", None) or []
     if any(item["source"] == source and item["external_id"] != external_id for item in given):
         raise Invalid("Conflicting ids.", errors={"external_ids": [f"The path names the {source} id already."]})
     ids = [item for item in given if item["source"] != source]
-    ci = find_by_external_id(source, external_id)
+    ci = find_by_external_id(source, external_id, for_update=True)
     if ci is None:
         missing = {key: ["Needed to create the CI."] for key in ("name", "ci_class") if not data.get(key)}
         if missing:
