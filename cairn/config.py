@@ -2,14 +2,47 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
+
+from flask import current_app
 
 
 def _bool(value: str | None, default: bool = False) -> bool:
     if value is None or value == "":
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    return value.strip().lower() in TRUE_WORDS
+
+
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+
+
+def setting(name: str, default: Any = None) -> Any:
+    """A domain setting (``CAIRN_*``) from the app's config, read when used, as the type of ``default``.
+
+    Values from the environment arrive as text: numbers are converted, booleans read from
+    1/true/yes/on, JSON objects and lists parsed (also when ``default`` is None and the text starts with
+    { or [). Unset, or empty for a non-text default, gives ``default``."""
+    raw = current_app.config.get(name)
+    if raw is None or (raw == "" and not isinstance(default, str)):
+        return default
+    if not isinstance(raw, str):
+        return raw
+    if isinstance(default, bool):
+        return raw.strip().lower() in TRUE_WORDS
+    if isinstance(default, (int, float)):
+        try:
+            return type(default)(raw)
+        except ValueError as exc:
+            raise ValueError(f"{name}={raw!r} is not a number") from exc
+    if isinstance(default, (dict, list)) or (default is None and raw.lstrip()[:1] in ("{", "[")):
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise ValueError(f"{name} is not valid JSON: {exc}") from exc
+    return raw
 
 
 def _int(name: str, default: int) -> int:

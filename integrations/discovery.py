@@ -23,10 +23,10 @@ from datetime import timedelta
 from typing import Any
 
 import marshmallow as ma
-from flask import current_app
 from sqlalchemy import func, select
 
 from cairn.audit.context import current_actor
+from cairn.config import setting
 from cairn.db import MAX_ID, db, utcnow
 from cairn.errors import Invalid, NotFound
 from cmdb import classes
@@ -68,14 +68,12 @@ def _digest(value) -> str:
 
 
 def precedence() -> dict[str, list[str]]:
-    raw = current_app.config.get("CAIRN_DISCOVERY_PRECEDENCE") or "{}"
-    value = json.loads(raw) if isinstance(raw, str) else raw
+    value = setting("CAIRN_DISCOVERY_PRECEDENCE", {})
     return {str(k): [str(s) for s in v] for k, v in (value or {}).items()}
 
 
 def manual_wins() -> bool:
-    raw = current_app.config.get("CAIRN_DISCOVERY_MANUAL_WINS")
-    return True if raw in (None, "") else str(raw).strip().lower() in {"1", "true", "yes", "on"}
+    return setting("CAIRN_DISCOVERY_MANUAL_WINS", True)
 
 
 def _rank(order: dict[str, list[str]], field_name: str, source: str) -> int:
@@ -480,7 +478,7 @@ def _relationships(pending: list[tuple[Planned, int]], index: Index, counts: Cou
 
 
 def inline_limit() -> int:
-    return int(current_app.config.get("CAIRN_DISCOVERY_INLINE_ITEMS") or 1000)
+    return setting("CAIRN_DISCOVERY_INLINE_ITEMS", 1000)
 
 
 def start_run(source: str, items: list, *, dry_run: bool) -> SyncJob:

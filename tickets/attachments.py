@@ -17,7 +17,7 @@ from pathlib import Path
 
 from flask import current_app
 
-from tickets.settings import setting
+from cairn.config import setting
 
 OCTET_STREAM = "application/octet-stream"
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024

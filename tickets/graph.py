@@ -9,11 +9,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from cairn.config import setting
 from cairn.db import db, id_in, utcnow
 from cmdb.models import ConfigurationItem
 from tickets import workflow
 from tickets.models import Ticket, TicketCI
-from tickets.settings import setting
 
 DEFAULT_PROBABLE_CAUSE_HOURS = 24
 

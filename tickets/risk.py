@@ -13,10 +13,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
+from cairn.config import setting
 from cairn.db import db, utcnow
 from tickets import workflow
 from tickets.models import Ticket, TicketCI
-from tickets.settings import setting
 
 CRITICALITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 

@@ -12,6 +12,7 @@ from cairn.audit.mixin import jsonable, record, write_as
 from cairn.audit.models import ChangeLog
 from cairn.auth.models import Team, User
 from cairn.auth.roles import ADMIN, AGENT, CHANGE_MANAGER, INTEGRATION, REQUESTER
+from cairn.config import setting
 from cairn.db import MAX_ID, db, utcnow
 from cairn.errors import Conflict, DomainError, Invalid, NotFound
 from cairn.external_ids import set_external_ids
@@ -30,7 +31,6 @@ from tickets.models import (
     TicketLink,
     TicketWatcher,
 )
-from tickets.settings import setting
 
 MAX_CIS_PER_TICKET = 1000
 ASSIGNABLE_ROLES = (ADMIN, AGENT, CHANGE_MANAGER, INTEGRATION)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from cairn.config import setting
 from tickets.models import KINDS
-from tickets.settings import setting
 
 MINUTE = 1
 HOUR = 60

@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from flask import current_app
 from sqlalchemy import and_, select
 
+from cairn.config import setting
 from cairn.db import db, utcnow
 from cmdb.assets.models import AssetReminder, Contract, Licence
 from cmdb.assets.services import RETIRED_STATUSES, notice_deadline
@@ -24,7 +24,7 @@ DEFAULT_LEAD_DAYS = 30
 
 
 def _lead_days() -> int:
-    return int(current_app.config.get("CAIRN_ASSET_REMINDER_DAYS", DEFAULT_LEAD_DAYS))
+    return setting("CAIRN_ASSET_REMINDER_DAYS", DEFAULT_LEAD_DAYS)
 
 
 def _already(kind: str, object_type: str, object_id: int, due) -> bool:

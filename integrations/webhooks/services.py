@@ -21,6 +21,7 @@ from sqlalchemy import func, select, update
 
 from cairn.audit.models import ChangeLog
 from cairn.audit.services import Cursor, feed
+from cairn.config import setting
 from cairn.db import MAX_ID, db, utcnow
 from cairn.errors import Conflict, Invalid, NotFound
 from cmdb.models import ConfigurationItem
@@ -54,17 +55,8 @@ OPERATORS = ("eq", "ne", "in", "not_in", "contains")
 # Settings
 
 
-def _setting(name: str, default):
-    raw = current_app.config.get(name)
-    if raw in (None, ""):
-        return default
-    if isinstance(default, bool):
-        return str(raw).strip().lower() in {"1", "true", "yes", "on"}
-    return type(default)(raw)
-
-
 def allow_private() -> bool:
-    return _setting("CAIRN_WEBHOOK_ALLOW_PRIVATE", False)
+    return setting("CAIRN_WEBHOOK_ALLOW_PRIVATE", False)
 
 
 def _key_material() -> str:
@@ -72,11 +64,11 @@ def _key_material() -> str:
 
 
 def timeout_seconds() -> float:
-    return _setting("CAIRN_WEBHOOK_TIMEOUT", 10.0)
+    return setting("CAIRN_WEBHOOK_TIMEOUT", 10.0)
 
 
 def disable_after() -> timedelta:
-    return timedelta(seconds=_setting("CAIRN_WEBHOOK_DISABLE_AFTER_SECONDS", 86400))
+    return timedelta(seconds=setting("CAIRN_WEBHOOK_DISABLE_AFTER_SECONDS", 86400))
 
 
 # ---------------------------------------------------------------------------------------------
