@@ -5,14 +5,13 @@ from __future__ import annotations
 from flask import Response, current_app, stream_with_context
 from flask.views import MethodView
 from flask_smorest import abort
-from sqlalchemy import func, select
 
 from cairn.api import Blueprint, check_if_match, etag_of, with_etag
 from cairn.audit.services import history_select
 from cairn.auth.guard import current_user, requires
 from cairn.auth.roles import CMDB_WRITERS, EVERYONE, STAFF_READERS
 from cairn.db import db, get_or_404
-from cairn.pagination import paginate_select
+from cairn.pagination import count_of, paginate_select
 from cmdb import export, services
 from cmdb.classes import REGISTRY
 from cmdb.models import Location
@@ -67,9 +66,7 @@ class CIs(MethodView):
         """List CIs, filtered and sorted; format=csv streams all matches as CSV."""
         stmt = services.search_cis(filters, current_user())
         if filters.get("format") == "csv":
-            pagination_parameters.item_count = db.session.scalar(
-                select(func.count()).select_from(stmt.order_by(None).subquery())
-            )
+            pagination_parameters.item_count = count_of(stmt)
             return Response(
                 stream_with_context(export.iter_csv(stmt, filters.get("ci_class"))),
                 mimetype="text/csv",
@@ -173,16 +170,7 @@ class Locations(MethodView):
     @blp.paginate()
     def get(self, filters, pagination_parameters):
         """List locations."""
-        from sqlalchemy import func, select
-
-        stmt = select(Location).order_by(Location.kind, Location.name, Location.id)
-        if filters.get("kind"):
-            stmt = stmt.where(Location.kind == filters["kind"])
-        if filters.get("parent_id"):
-            stmt = stmt.where(Location.parent_id == filters["parent_id"])
-        if filters.get("q"):
-            stmt = stmt.where(func.lower(Location.name).contains(filters["q"].lower(), autoescape=True))
-        return paginate_select(stmt, pagination_parameters)
+        return paginate_select(services.search_locations(filters), pagination_parameters)
 
     @requires(*CMDB_WRITERS)
     @blp.arguments(LocationSchema)

@@ -325,6 +325,18 @@ def _close_assignment(ci: ConfigurationItem) -> None:
 # Locations
 
 
+def search_locations(filters: dict[str, Any]) -> Select:
+    """A select of the locations matching GET /locations' filters (kind, parent, name contains)."""
+    stmt = select(Location).order_by(Location.kind, Location.name, Location.id)
+    if filters.get("kind"):
+        stmt = stmt.where(Location.kind == filters["kind"])
+    if filters.get("parent_id"):
+        stmt = stmt.where(Location.parent_id == filters["parent_id"])
+    if filters.get("q"):
+        stmt = stmt.where(func.lower(Location.name).contains(filters["q"].lower(), autoescape=True))
+    return stmt
+
+
 def create_location(data: dict[str, Any]) -> Location:
     """Create a location; its parent must be the level above (a site has none)."""
     location = Location(**data)
