@@ -1,15 +1,17 @@
 """Raw RFC 5322 bytes to a ParsedMail, robust to what real mail is.
 
 The standard library parses (``policy.default``); everything that can be wrong in real mail is
-handled here so that no single message can make processing crash: undecodable or lying charsets
-(charset-normalizer guesses), NUL bytes, raw 8-bit headers, a missing Content-Transfer-Encoding,
-uuencoded bodies, HTML-only mail (size-capped, then sanitised by nh3 under a time cap, then turned
-into text), inline ``cid:`` images, RFC 2231 file names, forwarded ``message/rfc822`` and DSNs.
+handled here so that no single message can make processing crash: undecodable, lying or missing
+charsets (UTF-8, then Windows-1252; never a guess), NUL bytes and other control characters, raw
+8-bit headers, a missing Content-Transfer-Encoding, uuencoded bodies, HTML-only mail (size-capped,
+then sanitised by nh3 under a time cap, then turned into text), inline ``cid:`` images, RFC 2231
+file names, forwarded ``message/rfc822`` and DSNs.
 """
 
 from __future__ import annotations
 
 import binascii
+import codecs
 import concurrent.futures
 import hashlib
 import html
@@ -120,43 +122,127 @@ def parse_ids(value: str | None) -> list[str]:
 # Decoding
 
 
+# Labels real mail uses that Python does not know (compared without case or punctuation). Registered
+# as a codec search function, so the standard library's RFC 2047 and RFC 2231 decoding knows them too.
+_CHARSET_ALIASES = {
+    "iso88598i": "iso8859-8",  # Hebrew, logical order: the same bytes as ISO-8859-8
+    "iso88598e": "iso8859-8",  # Hebrew, explicit order
+    "csiso88598i": "iso8859-8",
+    "csiso88598e": "iso8859-8",
+    "logical": "iso8859-8",
+    "gb231280": "gb18030",
+    "xgbk": "gb18030",
+    "xsjis": "cp932",
+    "windows874": "cp874",
+    "xmaccyrillic": "mac-cyrillic",
+    "unicode11utf8": "utf-8",
+    "unicode20utf8": "utf-8",
+    "xunicode20utf8": "utf-8",
+}
+
+
+def _alias_search(name: str) -> codecs.CodecInfo | None:
+    target = _CHARSET_ALIASES.get(re.sub(r"[^a-z0-9]", "", name.lower()))
+    return codecs.lookup(target) if target else None
+
+
+codecs.register(_alias_search)
+
+# Python codecs that decode bytes to str but are no charset a mail can be written in.
+_NOT_CHARSETS = {"unicode-escape", "raw-unicode-escape", "idna", "punycode", "undefined", "charmap"}
+# A declared charset whose bytes don't fit is retried as the superset clients really wrote: a
+# "gb2312" text with GBK-only characters is GB18030, "ks_c_5601-1987" is Windows-949, and so on.
+_SUPERSETS = {"gb2312": "gb18030", "gbk": "gb18030", "euc_kr": "cp949", "shift_jis": "cp932", "big5": "big5hkscs"}
+# Windows-1252, with the five bytes it leaves undefined read as ISO-8859-1: decoding never fails.
+_WINDOWS_1252 = "".join(bytes([b]).decode("cp1252", "ignore") or chr(b) for b in range(256))
+
+
+def _codec(declared: str | None) -> str | None:
+    """Python's name for a declared charset, or None when it names none (``text/html``, ``x-unknown``)."""
+    label = (declared or "").strip().strip("\"'").strip()
+    if not label or len(label) > 50:
+        return None
+    try:
+        info = codecs.lookup(label)
+    except (LookupError, ValueError, TypeError):
+        return None
+    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_CHARSETS:
+        return None
+    return info.name
+
+
+def _windows_1252(data: bytes) -> str:
+    return codecs.charmap_decode(data, "strict", _WINDOWS_1252)[0]
+
+
+_MULTIBYTE = re.compile(r"[^\x00-\x7f\ufffd]")
+
+
+def _undeclared(data: bytes) -> str:
+    """Text without a (usable) declared charset: UTF-8, else Windows-1252 (what "ISO-8859-1" and
+    8-bit text without a label really are). Never a guess from a few bytes. UTF-8 with a few broken
+    bytes (a cut, a pasted Windows-1252 character) stays UTF-8, the broken bytes as U+FFFD."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    text = data.decode("utf-8", errors="replace")
+    broken = text.count("\ufffd")
+    if len(_MULTIBYTE.findall(text)) > broken:
+        return text
+    return _windows_1252(data)
+
+
 def decode_bytes(data: bytes, declared: str | None = None) -> str:
-    """Text from bytes: the declared charset when it is real and fits, else UTF-8, else a guess."""
+    """Text from bytes: the declared charset when it is real (a lying ``us-ascii`` and an impossible
+    name count as none), else UTF-8, else Windows-1252. Bytes that don't fit a declared charset are
+    tried as its superset, then as UTF-8 (a wrong label), then become U+FFFD."""
     if not data:
         return ""
-    for charset in (declared, "utf-8"):
-        if not charset:
-            continue
-        charset = charset.strip().strip('"').lower()
-        if charset in ("us-ascii", "ascii"):
-            charset = "utf-8"  # a lying "ascii" label is common; UTF-8 is a superset
-        try:
-            return _clean_text(data.decode(charset))
-        except (LookupError, UnicodeDecodeError, ValueError):
-            continue
+    codec = _codec(declared)
+    if codec is None or codec == "ascii":
+        return _clean_text(_undeclared(data))
+    if codec in ("iso8859-1", "cp1252"):
+        return _clean_text(_windows_1252(data))
+    for candidate in (codec, _SUPERSETS.get(codec), None if codec.startswith("utf") else "utf-8"):
+        if candidate:
+            try:
+                return _clean_text(data.decode(candidate))
+            except (UnicodeError, ValueError, LookupError):
+                continue
     try:
-        from charset_normalizer import from_bytes
+        return _clean_text(data.decode(_SUPERSETS.get(codec, codec), errors="replace"))
+    except (UnicodeError, ValueError, LookupError):  # a codec that can't even replace (utf-7 oddities)
+        return _clean_text(_undeclared(data))
 
-        best = from_bytes(data[:200_000]).best()
-        if best is not None and best.encoding:
-            return _clean_text(data.decode(best.encoding, errors="replace"))
-    except Exception:  # noqa: BLE001 - a guesser failing must not fail the message
-        pass
-    return _clean_text(data.decode("latin-1"))
+
+# C0 controls but tab and newline (carriage returns are newlines by then), and DEL.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 def _clean_text(text: str) -> str:
-    text = text.replace("\x00", "")
+    if text.startswith("\ufeff"):
+        text = text[1:]  # a byte order mark
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return text
+    return _CONTROLS.sub("", text)
+
+
+_ESCAPED = re.compile(r"[\udc80-\udcff]+")
 
 
 def _fix_surrogates(value: str) -> str:
-    """Raw 8-bit header bytes arrive as surrogate escapes; decode them properly."""
-    if not any("\udc80" <= ch <= "\udcff" for ch in value):
+    """Raw 8-bit header bytes arrive as surrogate escapes; decode them as text without a charset
+    (UTF-8, else Windows-1252), all runs of one value the same way."""
+    runs = _ESCAPED.findall(value)
+    if not runs:
         return value
-    return decode_bytes(value.encode("utf-8", "surrogateescape"))
+    try:
+        decoded = [run.encode("utf-8", "surrogateescape").decode("utf-8") for run in runs]
+    except UnicodeDecodeError:
+        decoded = [_windows_1252(run.encode("utf-8", "surrogateescape")) for run in runs]
+    parts = iter(decoded)
+    return _ESCAPED.sub(lambda _: next(parts), value)
 
 
 def _raw_header(msg: Message, name: str) -> str | None:
@@ -166,15 +252,35 @@ def _raw_header(msg: Message, name: str) -> str | None:
     return str(value)
 
 
+def _raw_value(msg: Message, name: str) -> str | None:
+    """A header as received, unfolded: raw 8-bit bytes still surrogate escapes (``policy.default``
+    turns them into U+FFFD when it parses the header)."""
+    raw = next((v for k, v in msg.raw_items() if k.lower() == name.lower()), None)
+    if raw is None:
+        return None
+    return re.sub(r"\r?\n(?=[ \t])", "", str(raw))
+
+
+def _one_line(text: str) -> str:
+    text = text.replace("\r", "").replace("\n", " ").replace("\t", " ")
+    return _CONTROLS.sub("", text).strip()
+
+
 def header_text(msg: Message, name: str) -> str:
-    """A header as text (RFC 2047 decoded); never raises, whatever the header holds."""
+    """A header as text (RFC 2047 decoded, raw 8-bit bytes decoded); never raises, whatever it holds."""
+    raw = _raw_value(msg, name)
+    if raw is not None and _ESCAPED.search(raw):
+        fixed = _fix_surrogates(raw)
+        try:
+            return _one_line(str(policy.default.header_factory(name, fixed)))
+        except Exception:  # noqa: BLE001 - malformed headers are common; keep the decoded raw value
+            return _one_line(fixed)
     try:
         value = msg.get(name)
         text = "" if value is None else str(value)
     except Exception:  # noqa: BLE001 - malformed headers are common; fall back to the raw value
-        raw = next((v for k, v in msg.raw_items() if k.lower() == name.lower()), "")
-        text = str(raw)
-    return _fix_surrogates(text).replace("\x00", "").replace("\r", "").replace("\n", " ").strip()
+        text = raw or ""
+    return _one_line(_fix_surrogates(text))
 
 
 def _addresses(msg: Message, name: str) -> list[tuple[str, str]]:
@@ -230,7 +336,21 @@ class _TextFromHtml(HTMLParser):
             self.parts.append(data)
 
 
+# Plain text in angle brackets that an HTML parser would take for a tag and drop: "<https://x.org>",
+# "<mailto:a@x.org>", "<tech@example.org>" (broken generators write them unescaped). No tag name has
+# "://" or "@" in it, so these are escaped to stay text.
+_ANGLED = re.compile(
+    r"<((?:[a-z][a-z0-9+.\-]{0,30}://|mailto:|tel:|sip:|urn:)[^\s<>\"']+|[^\s<>\"'/=@!?][^\s<>\"'/=@]*@[^\s<>\"'/=@]+)>",
+    re.I,
+)
+
+
+def _keep_angled_text(markup: str) -> str:
+    return _ANGLED.sub(r"&lt;\1&gt;", markup)
+
+
 def html_to_text(markup: str) -> str:
+    markup = _keep_angled_text(markup)
     parser = _TextFromHtml()
     try:
         parser.feed(markup)
@@ -252,6 +372,7 @@ def sanitise_html(markup: str, max_bytes: int, seconds: float) -> tuple[str, str
         if cut > len(markup) - 2000:
             markup = markup[:cut]
         notes.append(f"HTML body cut to {max_bytes} bytes before sanitising")
+    markup = _keep_angled_text(markup)
     future = _SANITIZER.submit(nh3.clean, markup)
     try:
         safe = future.result(timeout=seconds)
@@ -312,6 +433,17 @@ def _filename(part: Message, index: int, content_type: str) -> str:
         name = part.get_filename()
     except Exception:  # noqa: BLE001
         name = None
+    raw = [(k, _raw_value(part, k)) for k in ("Content-Disposition", "Content-Type")]
+    if any(v and _ESCAPED.search(v) for _, v in raw):
+        # Raw 8-bit bytes in the name (already U+FFFD in the parsed header): decode the raw headers.
+        legacy = Message()
+        for key, value in raw:
+            if value is not None:
+                legacy[key] = _fix_surrogates(value)
+        try:
+            name = legacy.get_filename() or name
+        except Exception:  # noqa: BLE001
+            pass
     if not name and content_type.startswith("image/"):
         name = f"image-{index}.{content_type.split('/', 1)[1].split(';')[0][:10]}"
     name = _fix_surrogates(name or f"attachment-{index}")
@@ -319,10 +451,13 @@ def _filename(part: Message, index: int, content_type: str) -> str:
 
 
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f"<>|:*?\\/]')
+# Unicode spaces (no-break, en/em/thin/hair, narrow no-break, ideographic...) and line separators.
+_SPACES = re.compile(r"[\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
 
 
 def safe_filename(name: str) -> str:
     """A name that can't escape a directory, hide its type or break a header."""
+    name = _SPACES.sub(" ", name)  # a space, not nothing (later steps drop what isn't printable)
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
     name = _UNSAFE.sub("_", name).strip(" .")
     name = name.replace("\u202e", "").replace("\u202d", "")  # right-to-left overrides hide extensions
@@ -477,37 +612,97 @@ def parse_message(
 # ---------------------------------------------------------------------------------------------
 # Quoted replies
 
-_SEPARATORS = [
-    re.compile(p, re.I | re.M)
+_COLON = r"[ \xa0\u202f]?:"  # French puts a (no-break) space before the colon
+# Lines below which everything is quoted (on a line of their own, not ">"-quoted).
+_CUT_LINES = [
+    re.compile(p, re.I)
     for p in (
-        r"^\s*##- .{0,80} -##\s*$",  # our own notifications' marker
-        r"^\s*-{2,}\s*(Original Message|Ursprüngliche Nachricht|Message d'origine|Mensaje original)\s*-{2,}\s*$",
-        r"^\s*_{20,}\s*$",  # Outlook (web, mobile) draws a line before the quoted header block
-        r"^On\b.{0,300}?\bwrote:\s*$",  # Gmail, Apple Mail, Thunderbird (may wrap over two lines)
-        r"^Am\b.{0,300}?\bschrieb\b.{0,200}:\s*$",
-        r"^Le\b.{0,300}?\ba écrit\s*:\s*$",
-        r"^El\b.{0,300}?\bescribió:\s*$",
-        r"^(From|Von|De|Från|Fra): .{1,300}\n(\S.*\n){0,2}(Sent|Gesendet|Envoyé|Skickat|Sendt|Date|Datum): ",
-        r"^\s*(Sent from my (iPhone|iPad|Android|mobile device|Galaxy).*|Von meinem iPhone gesendet|"
-        r"Get Outlook for (iOS|Android)|Sent from Mail for Windows|Sent from Outlook)\s*$",
+        r"\s*##- .{0,80} -##\s*",  # our own notifications' marker (notify.REPLY_MARKER)
+        r"\s*-{2,}\s*(Original Message|Ursprüngliche Nachricht|Message d'origine|Mensaje original|"
+        r"Mensagem original|Messaggio originale|Oorspronkelijk bericht)\s*-{2,}\s*",
+        r"\s*_{20,}\s*",  # Outlook (web, mobile) draws a line before the quoted header block
+        r"\s*(Sent from my (iPhone|iPad|Android|mobile device|Galaxy).*|Von meinem iPhone gesendet|"
+        r"Envoyé de mon (iPhone|iPad)|Enviado desde mi (iPhone|iPad)|Enviado do meu (iPhone|iPad)|"
+        r"Get Outlook for (iOS|Android)|Sent from Mail for Windows|Sent from Outlook)\s*",
+    )
+]
+# Outlook's header block of the quoted message: "From: ..." and, within the next lines, "Sent: ...".
+_BLOCK_FROM = re.compile(r"\s*\*?(From|Von|De|Da|Van|Från|Fra|Od)\*?" + _COLON + r"\*?\s*\S", re.I)
+_BLOCK_SENT = re.compile(
+    r"\s*\*?(Sent|Date|Gesendet|Datum|Envoyé|Enviado|Enviada|Fecha|Data|Inviato|Verzonden|Skickat|Sendt|"
+    r"Wysłano)(\s+(el|em|le|am|on))?\*?" + _COLON,
+    re.I,
+)
+# "On <date>, <name> wrote:" as the clients of each language write it (one line, or two joined).
+_ATTRIBUTIONS = [
+    re.compile(p, re.I)
+    for p in (
+        r"On\s.{1,300}\swrote" + _COLON,
+        r"Le\s.{1,300}\sa\s+écrit" + _COLON,
+        r"Am\s.{1,300}\sschrieb\b.{0,200}:",
+        r"El\s.{1,300}\sescribió" + _COLON,
+        r"Em\s.{1,300}\sescreveu" + _COLON,
+        r"Il\s.{1,300}\sha\s+scritto" + _COLON,
+        r"Op\s.{1,300}\sschreef\b.{0,200}:",
     )
 ]
 
 
+def _is_quote(line: str) -> bool:
+    return line.lstrip(" \t").startswith(">")
+
+
+def _attribution(lines: list[str], i: int) -> int:
+    """How many lines (1 or 2; 0 for none) the reply header starting at line ``i`` spans."""
+    first = lines[i].strip()
+    if not first or len(first) > 500:
+        return 0
+    candidates = [(first, 1)]
+    second = lines[i + 1].strip() if i + 1 < len(lines) else ""
+    if second and len(second) <= 500 and not _is_quote(second):
+        candidates.append((first + " " + second, 2))  # wrapped by the client
+    for candidate, span in candidates:
+        if re.search(r"\d", candidate) and any(p.fullmatch(candidate) for p in _ATTRIBUTIONS):
+            return span
+    return 0
+
+
+def _next_text(lines: list[str], i: int) -> int | None:
+    return next((j for j in range(i, len(lines)) if lines[j].strip()), None)
+
+
 def strip_quoted(text: str) -> str:
-    """The new text of a reply: cut at the first reply separator, and trailing ``>`` quotes removed."""
-    cut = len(text)
-    for pattern in _SEPARATORS:
-        # Gmail wraps "On ... wrote:" over two lines; join single breaks inside it for matching.
-        match = pattern.search(text)
-        if match and match.start() < cut:
-            cut = match.start()
-    joined = re.search(r"^On\b[^\n]{0,200}\n[^\n]{0,200}\bwrote:\s*$", text, re.M)
-    if joined and joined.start() < cut:
-        cut = joined.start()
-    new = text[:cut]
-    lines = new.rstrip().split("\n")
-    while lines and (lines[-1].startswith(">") or not lines[-1].strip()):
-        lines.pop()
-    new = "\n".join(lines).strip()
-    return new or text.strip()
+    """The new text of a reply. Everything below a reply separator (our marker, Outlook's header
+    block, "Original Message", a mobile signature, a reply header not followed by ``>`` quotes) is
+    quoted. ``>``-quoted lines below a reply header are dropped but the text between and after them
+    is kept (bottom-posted and interleaved replies); without a reply header, a leading and a trailing
+    ``>`` block are dropped, ``>`` lines amid the sender's own text kept."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    keep: list[str] = []
+    quoting = False  # below a reply header whose message is quoted with ">"
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if _is_quote(line):
+            keep.append(line)
+            i += 1
+            continue
+        if any(p.fullmatch(line) for p in _CUT_LINES):
+            break
+        if _BLOCK_FROM.match(line) and any(_BLOCK_SENT.match(ln) for ln in lines[i + 1 : i + 4]):
+            break
+        span = _attribution(lines, i)
+        if span:
+            after = _next_text(lines, i + span)
+            if after is None or not _is_quote(lines[after]):
+                break  # the quoted message follows unmarked: all of it is quote
+            quoting = True
+            i += span
+            continue
+        keep.append(line)
+        i += 1
+    own = [j for j, line in enumerate(keep) if line.strip() and not _is_quote(line)]
+    first, last = (own[0], own[-1]) if own else (len(keep), -1)
+    new = [line for j, line in enumerate(keep) if not (_is_quote(line) and (quoting or j < first or j > last))]
+    result = re.sub(r"\n{3,}", "\n\n", "\n".join(new)).strip()
+    return result or text.strip()
