@@ -38,13 +38,10 @@ def create_app(config: Config | dict | None = None) -> Flask:
     register_error_handlers(app)
 
     with app.app_context():
-        from flask_sqlalchemy.session import Session as FlaskSession
-
-        from cairn.audit.mixin import install as install_change_log
         from cairn.db import configure_engine
 
         configure_engine(db.engine)
-        install_change_log(FlaskSession)
+    install_event_pipeline()
 
     app.before_request(http.begin_request)
     app.before_request(authenticate_request)
@@ -53,6 +50,9 @@ def create_app(config: Config | dict | None = None) -> Flask:
     app.teardown_request(http.teardown_request)
 
     _register_blueprints(app, api)
+    from cairn.uow import wrap_views
+
+    wrap_views(app)
 
     from cairn.cli import register_commands
     from integrations.cli import register_commands as register_integration_commands
@@ -60,6 +60,30 @@ def create_app(config: Config | dict | None = None) -> Flask:
     register_commands(app)
     register_integration_commands(app)
     return app
+
+
+# The event pipeline: every session hook and change-log consumer, installed in this order by
+# create_app. Importing a module installs nothing; this list is the whole wiring.
+EVENT_PIPELINE = (
+    # after-commit work registered in a savepoint that rolled back is dropped with it
+    "cairn.uow.install",
+    # every write of an Audited model -> a change-log row in the same flush; the rows written
+    # nudge the outbox consumers below once the transaction commits
+    "cairn.audit.mixin.install",
+    # relationship and graph-relevant CI changes bump the graph version (other processes refresh)
+    "relations.services.install_hooks",
+    # impact answers over HTTP carry the open tickets on the impacted CIs
+    "tickets.graph.install",
+    # outbox consumers of the change log (cairn/outbox.py): signed webhooks, mail notifications
+    "integrations.webhooks.services.install",
+    "integrations.email.notify.install",
+)
+
+
+def install_event_pipeline() -> None:
+    for dotted_name in EVENT_PIPELINE:
+        module_name, _, attr = dotted_name.rpartition(".")
+        getattr(importlib.import_module(module_name), attr)()
 
 
 # The blueprint of every domain, mounted under /api/v1 in this order (each module exposes ``blp``).

@@ -9,6 +9,7 @@ from flask import current_app
 from flask.cli import AppGroup, FlaskGroup, with_appcontext
 
 from cairn.audit.context import Actor, acting_as
+from cairn.uow import checkpoint
 
 CLI_ACTOR = Actor("cli")
 
@@ -29,7 +30,6 @@ def _fail(message: str):
 def create_user_command(email, role, name, password):
     """Create a user."""
     from cairn.auth.services import create_user
-    from cairn.db import db
     from cairn.errors import DomainError
 
     with acting_as(CLI_ACTOR):
@@ -37,7 +37,7 @@ def create_user_command(email, role, name, password):
             user = create_user(email, role, name, password)
         except DomainError as exc:
             _fail(str(exc))
-        db.session.commit()
+        checkpoint()
     click.echo(f"created user {user.id} {user.email} ({user.role})")
 
 
@@ -60,14 +60,13 @@ def list_users_command():
 def create_token_command(email, name, expires_days):
     """Create a token for a user; the token is printed once, alone, on the last line."""
     from cairn.auth.services import create_token, find_user
-    from cairn.db import db
 
     user = find_user(email)
     if user is None:
         _fail(f"no user with e-mail {email}")
     with acting_as(CLI_ACTOR):
         token, secret = create_token(user, name, expires_days)
-        db.session.commit()
+        checkpoint()
     click.echo(f"token {token.id} for {user.email} (shown once, store it now):")
     click.echo(secret)
 
@@ -85,7 +84,7 @@ def revoke_token_command(token_id):
         _fail(f"no token with id {token_id}")
     with acting_as(CLI_ACTOR):
         revoke_token(token)
-        db.session.commit()
+        checkpoint()
     click.echo(f"revoked token {token_id}")
 
 
@@ -105,29 +104,58 @@ def list_tokens_command(email):
 
 @click.command("worker")
 @with_appcontext
-@click.option("--queue", "queues", multiple=True, help="Queue names (default: the configured one).")
+@click.option("--queue", "queues", multiple=True, help="Queue names (default: every queue the app uses).")
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 def worker_command(queues, burst):
-    """Run an RQ worker for Cairn's jobs."""
-    from cairn.jobs.worker import run_worker
+    """Run an RQ worker for Cairn's jobs (every queue unless --queue is given)."""
+    from cairn.jobs.worker import all_queues, run_worker
 
-    _require_redis()
-    run_worker(list(queues) or None, burst=burst)
+    if not current_app.config.get("REDIS_URL"):
+        _fail("REDIS_URL is not set: without Redis, jobs run in the serving process and no worker is needed")
+    names = list(queues) or all_queues()
+    click.echo(f"worker: queues {', '.join(names)}", err=True)
+    run_worker(names, burst=burst)
 
 
 @click.command("scheduler")
 @with_appcontext
 def scheduler_command():
-    """Enqueue the periodic jobs (SLA breaches, sweepers, reminders) when due; run one per deployment."""
-    from cairn.jobs.worker import run_scheduler
+    """Run the periodic jobs (outbox sweep, SLA breaches, mail sweeps, reminders) when due; one per
+    deployment. With Redis it queues them for the workers; without, it runs them here."""
+    if current_app.config.get("REDIS_URL"):
+        from cairn.jobs.worker import run_scheduler
 
-    _require_redis()
-    run_scheduler()
+        run_scheduler()
+        return
+    from cairn.jobs.embedded import EmbeddedRunner
+
+    click.echo(
+        "REDIS_URL is not set: running the periodic jobs in this process (the serving process does "
+        "the same; database leases keep each job to one runner at a time). Ctrl-C stops.",
+        err=True,
+    )
+    runner = EmbeddedRunner(current_app._get_current_object())
+    from cairn import outbox
+
+    outbox.set_waker(runner.wake)
+    try:
+        runner.run_forever()
+    except KeyboardInterrupt:
+        pass
 
 
-def _require_redis():
-    if not current_app.config.get("REDIS_URL"):
-        _fail("REDIS_URL is not set: without Redis, jobs run inline and no worker is needed")
+@click.command("run")
+@click.option("--host", "-h", default="127.0.0.1", show_default=True)
+@click.option("--port", "-p", default=5000, show_default=True, type=int)
+@with_appcontext
+def run_command(host, port):
+    """Serve with the development server; without Redis, also the periodic jobs and outbox consumers
+    on a background thread (use gunicorn in production)."""
+    from cairn.jobs.embedded import start_embedded_runner
+
+    app = current_app._get_current_object()
+    start_embedded_runner(app)
+    app.run(host=host, port=port, use_reloader=False, threaded=True)
 
 
 def register_commands(app) -> None:
@@ -135,12 +163,25 @@ def register_commands(app) -> None:
     app.cli.add_command(tokens_cli)
     app.cli.add_command(worker_command)
     app.cli.add_command(scheduler_command)
+    app.cli.add_command(run_command)
 
 
 def _create_app():
     from cairn.app import create_app
+    from cairn.db import sqlite_begin_immediate
 
+    sqlite_begin_immediate.set(True)  # a command writes: on SQLite, take the write lock up front
     return create_app()
 
 
-main = FlaskGroup(create_app=_create_app, help="Cairn: CMDB and ITSM ticketing.")
+def _main_group() -> FlaskGroup:
+    """`cairn`: Flask's `shell` and `routes`, and our own `run` (it starts the embedded runner)."""
+    from flask.cli import routes_command, shell_command
+
+    group = FlaskGroup(create_app=_create_app, add_default_commands=False, help="Cairn: CMDB and ITSM ticketing.")
+    group.add_command(shell_command)
+    group.add_command(routes_command)
+    return group
+
+
+main = _main_group()

@@ -11,6 +11,8 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry
 from sqlalchemy.types import TypeDecorator
 
+from cairn.uow import UnitOfWorkSession
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -57,7 +59,8 @@ class Base(DeclarativeBase):
 
 
 # Objects stay loaded after commit: a route serialises what it just wrote without reloading it.
-db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
+# The session class runs the unit of work's after-commit work (cairn/uow.py).
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False, "class_": UnitOfWorkSession})
 
 
 class TimestampedModel(db.Model):
@@ -71,8 +74,9 @@ class TimestampedModel(db.Model):
 
 
 # SQLite: let SQLAlchemy emit BEGIN itself (pysqlite's own handling breaks savepoints) and take the
-# write lock up front for write requests, so two writers queue on busy_timeout instead of failing
-# on a lock upgrade.
+# write lock up front (BEGIN IMMEDIATE) where the work writes (write requests, jobs, CLI commands,
+# the embedded runner, the mail listener), so two writers queue on busy_timeout instead of one
+# failing at once when it upgrades a read transaction after the other committed.
 sqlite_begin_immediate: contextvars.ContextVar[bool] = contextvars.ContextVar("sqlite_begin_immediate", default=False)
 
 

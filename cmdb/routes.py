@@ -10,7 +10,7 @@ from cairn.api import Blueprint, check_if_match, etag_of, with_etag
 from cairn.audit.services import history_select
 from cairn.auth.guard import current_user, requires
 from cairn.auth.roles import CMDB_WRITERS, EVERYONE, STAFF_READERS
-from cairn.db import db, get_or_404
+from cairn.db import get_or_404
 from cairn.pagination import count_of, paginate_select
 from cmdb import export, services
 from cmdb.classes import REGISTRY
@@ -80,7 +80,6 @@ class CIs(MethodView):
     def post(self, data):
         """Create a CI."""
         ci = services.create_ci(data)
-        db.session.commit()
         return with_etag(ci)
 
 
@@ -100,7 +99,6 @@ class CIById(MethodView):
         ci = services.get_ci(ci_id, for_update=True)
         check_if_match(ci)
         services.update_ci(ci, data)
-        db.session.commit()
         return with_etag(ci)
 
     @requires(*CMDB_WRITERS)
@@ -110,7 +108,6 @@ class CIById(MethodView):
         ci = services.get_ci(ci_id, for_update=True)
         check_if_match(ci)
         services.delete_ci(ci)
-        db.session.commit()
 
 
 @blp.route("/cis/external/<string:source>/<path:external_id>")
@@ -138,7 +135,6 @@ class CIByExternalId(MethodView):
         if existing is not None:
             check_if_match(existing)
         ci, outcome = services.upsert_ci(source, external_id, data)
-        db.session.commit()
         return ci, 201 if outcome == "created" else 200, {"ETag": etag_of(ci), "X-Cairn-Upsert": outcome}
 
 
@@ -178,7 +174,6 @@ class Locations(MethodView):
     def post(self, data):
         """Create a site, building, floor or room."""
         location = services.create_location(data)
-        db.session.commit()
         return with_etag(location)
 
 
@@ -198,5 +193,4 @@ class LocationById(MethodView):
         location = get_or_404(Location, location_id, for_update=True)
         check_if_match(location)
         services.update_location(location, data)
-        db.session.commit()
         return with_etag(location)

@@ -8,7 +8,7 @@ import click
 from flask.cli import with_appcontext
 
 from cairn.audit.context import Actor, acting_as
-from cairn.db import db
+from cairn.uow import checkpoint
 
 
 @click.command("seed-demo")
@@ -24,7 +24,7 @@ def seed_demo_command(if_empty, seed):
         return
     with acting_as(Actor("cli:seed-demo")):
         estate = seed_demo(seed)
-        db.session.commit()
+        checkpoint()
     click.echo(f"demo: {estate.count} CIs, {len(estate.users)} users, {len(estate.teams)} teams created")
     click.echo("demo: admin@example.com token (shown once):")
     click.echo(estate.admin_token)

@@ -17,9 +17,13 @@ from dataclasses import dataclass, field
 
 from marshmallow import fields as ma_fields
 
+from cairn import request_body
 from cairn.audit.context import current_actor
 from cairn.db import MAX_ID, db, utcnow
 from cairn.errors import Invalid
+from cairn.jobs import enqueue
+from cairn.safe_output import csv_value, csv_writer
+from cairn.uow import checkpoint
 from cmdb.classes import REGISTRY
 from cmdb.export import attribute_columns
 from integrations.sync import services as sync_services
@@ -122,7 +126,7 @@ def _attribute_value(name: str, text: str):
     """Typed attributes (numbers, booleans, lists) are JSON in the cell; the rest are text."""
     if name in _TYPED_ATTRIBUTES:
         try:
-            return json.loads(text)
+            return request_body.loads(text)  # the kernel's limits: depth, digits, lone surrogates
         except ValueError:
             return text  # the class schema names the problem
     return text
@@ -132,7 +136,7 @@ def _ci_body(header: list[str], row: list[str], source: str | None) -> dict:
     body: dict = {}
     attributes: dict = {}
     for name, cell in zip(header, row, strict=True):
-        value = cell.strip()
+        value = csv_value(cell.strip())
         if name in IGNORED_COLUMNS or value == "":
             continue
         if name.startswith("attributes."):
@@ -149,7 +153,7 @@ def _ci_body(header: list[str], row: list[str], source: str | None) -> dict:
 
 
 def _rel_body(header: list[str], row: list[str], source: str | None) -> dict:
-    cells = {name: cell.strip() for name, cell in zip(header, row, strict=True) if cell.strip()}
+    cells = {name: csv_value(cell.strip()) for name, cell in zip(header, row, strict=True) if cell.strip()}
     body: dict = {"type": cells.get("type", "")}
     for end in ("source", "target"):
         if f"{end}_id" in cells:
@@ -221,7 +225,7 @@ def _import(rows, to_body, bulk, schema, dry_run, progress, commit) -> ImportRep
                 # Row numbers as a spreadsheet shows them: the header is row 1.
                 report.errors.append({"row": start + result.index + 2, "status": "error", "errors": result.errors})
         if commit and not dry_run:
-            db.session.commit()
+            checkpoint()  # an import commits page by page
         if progress is not None:
             progress(len(page))
     report.counts["rows"] = len(rows)
@@ -230,7 +234,7 @@ def _import(rows, to_body, bulk, schema, dry_run, progress, commit) -> ImportRep
 
 def write_error_report(report: ImportReport, path) -> None:
     with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
+        writer = csv_writer(handle)
         writer.writerow(["row", "status", "errors"])
         for entry in report.errors:
             writer.writerow([entry["row"], entry["status"], json.dumps(entry["errors"], ensure_ascii=False)])
@@ -258,6 +262,7 @@ def start_import(kind: str, data: bytes, *, source: str | None, dry_run: bool) -
     job = SyncJob(kind=kind, source=source or "", dry_run=dry_run, actor=current_actor().label, payload_text=text)
     db.session.add(job)
     db.session.flush()
+    enqueue("integrations.sync.tasks.run_import", job.id)
     return job
 
 
@@ -267,7 +272,7 @@ def run_import_job(job_id: int) -> None:
     if job is None or job.status != "queued":
         return
     job.status, job.started_at = "running", utcnow()
-    db.session.commit()
+    checkpoint()
     run = import_cis if job.kind == "import_cis" else import_relationships
     try:
         report = run(job.payload_text or "", source=job.source or None, dry_run=job.dry_run)
@@ -275,12 +280,10 @@ def run_import_job(job_id: int) -> None:
         db.session.rollback()
         job = db.session.get(SyncJob, job_id)
         job.status, job.error, job.finished_at = "failed", f"{getattr(exc, 'detail', exc)}"[:2000], utcnow()
-        db.session.commit()
         return
     job = db.session.get(SyncJob, job_id)
     job.counts, job.results = dict(report.counts), report.errors[:10_000]
     job.status, job.finished_at, job.payload_text = "done", utcnow(), None
-    db.session.commit()
 
 
 def export_cis(filters: dict):

@@ -29,6 +29,8 @@ from cairn.audit.context import current_actor
 from cairn.config import setting
 from cairn.db import MAX_ID, db, utcnow
 from cairn.errors import Invalid, NotFound
+from cairn.jobs import enqueue
+from cairn.uow import checkpoint
 from cmdb import classes
 from cmdb import services as cmdb_services
 from cmdb.models import ConfigurationItem
@@ -482,7 +484,7 @@ def inline_limit() -> int:
 
 
 def start_run(source: str, items: list, *, dry_run: bool) -> SyncJob:
-    """Record a run; small ones are reconciled now, large ones by a job (the caller enqueues it)."""
+    """Record a run; small ones are reconciled now, large ones by a job queued once this commits."""
     job = SyncJob(kind="discovery", source=source, dry_run=dry_run, actor=current_actor().label, status="queued")
     db.session.add(job)
     if len(items) <= inline_limit():
@@ -491,6 +493,7 @@ def start_run(source: str, items: list, *, dry_run: bool) -> SyncJob:
     else:
         job.payload = {"items": items}
         db.session.flush()
+        enqueue("integrations.sync.tasks.run_discovery", job.id)
     return job
 
 
@@ -507,15 +510,15 @@ def run_job(job_id: int) -> None:
     if job is None or job.status != "queued":
         return
     job.status = "running"
-    db.session.commit()
+    checkpoint()
     try:
         _run(job, (job.payload or {}).get("items") or [])
-        db.session.commit()
+        checkpoint()
     except Exception as exc:
         db.session.rollback()
         job = db.session.get(SyncJob, job_id)
         job.status, job.error, job.finished_at = "failed", f"{type(exc).__name__}: {exc}"[:2000], utcnow()
-        db.session.commit()
+        checkpoint()
         log.exception("discovery run %s failed", job_id)
 
 

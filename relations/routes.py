@@ -8,7 +8,6 @@ from flask.views import MethodView
 from cairn.api import Blueprint, check_if_match, with_etag
 from cairn.auth.guard import current_user, requires
 from cairn.auth.roles import CMDB_WRITERS, EVERYONE, REQUESTER, STAFF_READERS
-from cairn.db import db
 from cairn.pagination import paginate_select
 from cmdb.services import get_ci
 from relations import export, services
@@ -68,7 +67,6 @@ class Relationships(MethodView):
     def post(self, data):
         """Relate two CIs: duplicate 409, self-loop or disallowed classes 422."""
         rel = services.create_relationship(data)
-        db.session.commit()
         return with_etag(rel)
 
 
@@ -87,7 +85,6 @@ class RelationshipById(MethodView):
         rel = services.get_relationship(rel_id)
         check_if_match(rel)
         services.delete_relationship(rel)
-        db.session.commit()
 
 
 def _impact_kwargs(args) -> dict:

@@ -342,9 +342,6 @@ def install_hooks(session_class=FlaskSession) -> None:
         event.listen(session_class, "before_flush", _before_flush)
 
 
-install_hooks()
-
-
 # ---------------------------------------------------------------------------------------------
 # Impact
 

@@ -10,8 +10,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from flask_sqlalchemy.session import Session as FlaskSession
 from sqlalchemy import create_engine, text
+
+from cairn.uow import UnitOfWorkSession
 
 PG_ADMIN_URL = os.environ.get("CAIRN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_TEST_URL = os.environ.get("CAIRN_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -77,7 +78,7 @@ def app(database_url, instance_dir):
         db.engine.dispose()
 
 
-class _ConnectionBoundSession(FlaskSession):
+class _ConnectionBoundSession(UnitOfWorkSession):
     """Flask-SQLAlchemy's session picks the engine itself; in tests it must use our connection."""
 
     def get_bind(self, mapper=None, clause=None, bind=None, **kwargs):

@@ -212,3 +212,10 @@ def probable_causes(incident: Ticket, *, hours: int | None = None, limit: int = 
             }
         )
     return {"window_hours": hours, "open_incidents": len(incidents), "causes": out}
+
+
+def install() -> None:
+    """Event pipeline: impact answers over HTTP carry the open tickets on the impacted CIs."""
+    from relations.services import register_impact_enricher
+
+    register_impact_enricher(open_tickets_enricher)

@@ -10,13 +10,12 @@ from sqlalchemy.orm import selectinload
 from cairn.api import Blueprint, check_if_match, with_etag
 from cairn.auth.guard import current_user, requires
 from cairn.auth.roles import ADMIN, CHANGE_MANAGER, EVERYONE, REQUESTER, STAFF_READERS
-from cairn.db import db, get_or_404
+from cairn.db import get_or_404
 from cairn.errors import Invalid, NotFound
 from cairn.http import accepts
 from cairn.pagination import paginate_select
 from cmdb.schemas import HistoryEntrySchema
 from cmdb.services import get_ci
-from relations.services import register_impact_enricher
 from tickets import attachments, graph, services
 from tickets.models import BlackoutWindow, Ticket
 from tickets.schemas import (
@@ -75,7 +74,6 @@ class Tickets(MethodView):
     def post(self, data):
         """Open a ticket; its number and priority are derived."""
         ticket = services.create_ticket(data, current_user())
-        db.session.commit()
         return with_etag(ticket)
 
 
@@ -107,7 +105,6 @@ class TicketById(MethodView):
         ticket = _ticket(ticket_id, for_update=True)
         check_if_match(ticket)
         services.update_ticket(ticket, data, current_user())
-        db.session.commit()
         return with_etag(ticket)
 
 
@@ -121,7 +118,6 @@ class Transitions(MethodView):
         ticket = _ticket(ticket_id, for_update=True)
         check_if_match(ticket)
         services.transition(ticket, data.pop("to"), data, current_user())
-        db.session.commit()
         return with_etag(ticket)
 
 
@@ -142,7 +138,6 @@ class Comments(MethodView):
         """Comment, or write an internal work note."""
         ticket = _ticket(ticket_id)
         comment = services.add_comment(ticket, data["body"], data["internal"], current_user())
-        db.session.commit()
         return comment
 
 
@@ -160,7 +155,6 @@ class TicketCIs(MethodView):
     def post(self, data, ticket_id):
         """Add an affected CI (recorded in the CI's history)."""
         link = services.add_ci(_ticket(ticket_id, for_update=True), data["ci_id"], current_user())
-        db.session.commit()
         return link
 
 
@@ -171,7 +165,6 @@ class TicketCIById(MethodView):
     def delete(self, ticket_id, ci_id):
         """Remove an affected CI (recorded in the CI's history)."""
         services.remove_ci(_ticket(ticket_id, for_update=True), ci_id)
-        db.session.commit()
 
 
 @blp.route("/tickets/<int:ticket_id>/links")
@@ -188,7 +181,6 @@ class Links(MethodView):
     def post(self, data, ticket_id):
         """Link to another ticket: caused_by, duplicate_of, related, fixes."""
         link = services.add_link(_ticket(ticket_id), data["ticket_id"], data["type"], current_user())
-        db.session.commit()
         return link
 
 
@@ -199,7 +191,6 @@ class LinkById(MethodView):
     def delete(self, ticket_id, link_id):
         """Remove a link."""
         services.remove_link(_ticket(ticket_id), link_id)
-        db.session.commit()
 
 
 @blp.route("/tickets/<int:ticket_id>/watchers")
@@ -216,7 +207,6 @@ class Watchers(MethodView):
     def post(self, data, ticket_id):
         """Add a watcher."""
         watcher = services.add_watcher(_ticket(ticket_id), data["user_id"])
-        db.session.commit()
         return watcher
 
 
@@ -227,7 +217,6 @@ class WatcherById(MethodView):
     def delete(self, ticket_id, user_id):
         """Remove a watcher."""
         services.remove_watcher(_ticket(ticket_id), user_id)
-        db.session.commit()
 
 
 @blp.route("/tickets/<int:ticket_id>/attachments")
@@ -252,13 +241,7 @@ class Attachments(MethodView):
             from flask_smorest import abort
 
             abort(413, message=f"Attachments are limited to {limit} bytes.")
-        attachment = services.add_attachment(ticket, upload.filename, upload.mimetype, data, current_user())
-        try:
-            db.session.commit()
-        except Exception:
-            attachments.discard(attachment.storage_key)
-            raise
-        return attachment
+        return services.add_attachment(ticket, upload.filename, upload.mimetype, data, current_user())
 
 
 @blp.route("/tickets/<int:ticket_id>/attachments/<int:attachment_id>")
@@ -296,7 +279,6 @@ class Approvals(MethodView):
         """Approve or reject a change waiting in authorize (a rejection sends it back to assess)."""
         ticket = _ticket(ticket_id, for_update=True)
         approval = services.decide_approval(ticket, data["decision"], data["comment"], current_user())
-        db.session.commit()
         return approval
 
 
@@ -388,7 +370,6 @@ class Blackouts(MethodView):
     def post(self, data):
         """Declare a blackout window."""
         blackout = services.create_blackout(data)
-        db.session.commit()
         return with_etag(blackout)
 
 
@@ -407,7 +388,3 @@ class BlackoutById(MethodView):
         blackout = get_or_404(BlackoutWindow, blackout_id)
         check_if_match(blackout)
         services.delete_blackout(blackout)
-        db.session.commit()
-
-
-register_impact_enricher(graph.open_tickets_enricher)

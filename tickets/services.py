@@ -16,6 +16,7 @@ from cairn.config import setting
 from cairn.db import MAX_ID, db, utcnow
 from cairn.errors import Conflict, DomainError, Invalid, NotFound
 from cairn.external_ids import set_external_ids
+from cairn.uow import on_rollback
 from cmdb.models import ConfigurationItem
 from tickets import attachments, sla, workflow
 from tickets.models import (
@@ -716,7 +717,7 @@ def add_attachment(
     ticket: Ticket, filename: str, declared_type: str | None, data: bytes, user: User | None
 ) -> TicketAttachment:
     """Store the bytes under the instance path and the row in the database; the type is what the
-    bytes are. The file is removed again when the row can't be written."""
+    bytes are. The file is removed again when the row can't be written or the unit of work rolls back."""
     if not data:
         raise Invalid("The file is empty.", errors={"file": ["Send a non-empty file."]})
     if ticket.state in workflow.CLOSED_STATES:
@@ -738,6 +739,7 @@ def add_attachment(
     except Exception:
         attachments.discard(key)
         raise
+    on_rollback(attachments.discard, key)
     return attachment
 
 

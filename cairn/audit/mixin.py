@@ -156,6 +156,9 @@ def record_rows(session: Session, entries: list[tuple[str, int, str, dict, str, 
     go: for writes made without the ORM (bulk inserts), which the flush hook does not see."""
     if not entries:
         return
+    from cairn.outbox import note_written
+
+    note_written({entry[0] for entry in entries})
     actor = current_actor()
     request_id = current_request_id()
     now = utcnow()
@@ -220,8 +223,11 @@ def _after_rollback(session: Session) -> None:
     session.info.pop(PENDING_KEY, None)
 
 
-def install(session_class) -> None:
-    """Hook the change log into every session of ``session_class`` and every Audited model."""
+def install(session_class=None) -> None:
+    """Hook the change log into every session of ``session_class`` (the app's) and every Audited
+    model; the rows it writes nudge the outbox consumers once the transaction commits."""
+    if session_class is None:
+        from cairn.uow import UnitOfWorkSession as session_class
     if event.contains(session_class, "after_flush", _after_flush):
         return
     event.listen(session_class, "after_flush", _after_flush)

@@ -20,7 +20,7 @@ from cairn.auth.schemas import (
     UserSchema,
     UserUpdateSchema,
 )
-from cairn.db import db, get_or_404
+from cairn.db import get_or_404
 from cairn.pagination import paginate_select
 
 blp = Blueprint("auth", __name__, description="Users, teams and API tokens")
@@ -59,7 +59,6 @@ class Users(MethodView):
         user = services.create_user(data["email"], data["role"], data.get("name", ""), data.get("password"))
         if "active" in data:
             user.active = data["active"]
-        db.session.commit()
         return with_etag(user)
 
 
@@ -85,7 +84,6 @@ class UserById(MethodView):
             setattr(user, key, value)
         if password:
             services.set_password(user, password)
-        db.session.commit()
         services.forget_tokens()  # a new role or a deactivation applies to the next request
         return with_etag(user)
 
@@ -110,7 +108,6 @@ class Teams(MethodView):
             data.get("description", ""),
             data.get("member_ids", ()),
         )
-        db.session.commit()
         return with_etag(team)
 
 
@@ -130,7 +127,6 @@ class TeamById(MethodView):
         team = get_or_404(Team, team_id, for_update=True)
         check_if_match(team)
         services.update_team(team, data)
-        db.session.commit()
         return with_etag(team)
 
 
@@ -150,7 +146,6 @@ class Tokens(MethodView):
         expires_at = services.parse_expiry(data.get("expires_at"))
         token, secret = services.create_token(current_user(), data.get("name", ""))
         token.expires_at = expires_at
-        db.session.commit()
         token.token = secret
         return token
 
@@ -165,4 +160,3 @@ class TokenById(MethodView):
         if token.user_id != current_user().id and current_user().role != ADMIN:
             abort(404, message="No such token.")
         services.revoke_token(token)
-        db.session.commit()

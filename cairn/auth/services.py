@@ -17,6 +17,7 @@ from cairn.auth.models import ApiToken, Team, User
 from cairn.auth.roles import ALL_ROLES
 from cairn.db import db, utcnow
 from cairn.errors import Conflict, Invalid
+from cairn.uow import checkpoint
 
 TOKEN_PREFIX = "cairn_"
 _hasher = PasswordHasher()
@@ -111,7 +112,7 @@ def authenticate(secret: str, touch_after_seconds: int = 300, remember_seconds: 
     if token.last_used_at is None or now - token.last_used_at > timedelta(seconds=touch_after_seconds):
         token.last_used_at = now
         try:
-            db.session.commit()
+            checkpoint()
         except OperationalError:
             # Best effort: a busy database must not turn a read into an error (SQLite cannot
             # upgrade a read transaction while another writer commits).

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import importlib
 import logging
+import uuid
 from collections.abc import Callable
 
-from flask import current_app, has_app_context, has_request_context
+from flask import current_app, has_app_context
 from redis import Redis
 from redis.exceptions import RedisError
 
@@ -18,6 +19,7 @@ from cairn.audit.context import Actor, acting_as
 
 log = logging.getLogger("cairn.jobs")
 PENDING = {"queued", "started", "deferred", "scheduled"}
+WAITING = {"queued", "deferred", "scheduled"}
 JOB_ACTOR_PREFIX = "job:"
 
 
@@ -38,24 +40,49 @@ def queue(name: str | None = None):
     return Queue(name or current_app.config["CAIRN_QUEUE_NAME"], connection=redis_connection())
 
 
-def enqueue(dotted_name: str, *args, job_id: str | None = None, queue_name: str | None = None):
-    """Run ``dotted_name(*args)`` in a worker, or right now when no Redis is configured.
+# A job that fails (a transient database error, a worker's connection cut) is tried again by RQ
+# after these many seconds; jobs are idempotent, so a second run of finished work does nothing.
+RETRY_INTERVALS = (1, 5, 30)
 
-    Call it after the commit that made the job's input visible. Returns the RQ job, or None when the
-    job ran inline or Redis could not be reached (then it is logged, never raised: the database is the
-    source of truth and each domain's sweeper re-queues what is left undone). ``job_id`` makes a
-    second enqueue of the same work a no-op while the first is still pending in Redis.
-    """
+
+def enqueue(dotted_name: str, *args, job_id: str | None = None, queue_name: str | None = None) -> None:
+    """Queue ``dotted_name(*args)`` once the current unit of work has committed (never if it rolls
+    back), so a worker never starts before the job's input is visible. Without Redis the job runs
+    right after the commit, in this process."""
+    from cairn.uow import after_commit
+
+    after_commit(enqueue_now, dotted_name, *args, job_id=job_id, queue_name=queue_name)
+
+
+def enqueue_now(dotted_name: str, *args, job_id: str | None = None, queue_name: str | None = None):
+    """Queue ``dotted_name(*args)`` now: only for work whose input is already committed (sweepers,
+    after-commit work). Returns the RQ job, or None when the job ran inline or Redis could not be
+    reached (then it is logged, never raised: the database is the source of truth and each domain's
+    sweeper re-queues what is left undone). ``job_id`` makes a second enqueue of the same work a
+    no-op while the first still waits in the queue (one already started does not count: the new
+    input may have come after it read)."""
     if not current_app.config.get("REDIS_URL"):
         execute(dotted_name, *args)
         return None
     try:
+        from rq import Retry
+
         q = queue(queue_name)
         if job_id is not None:
             existing = q.fetch_job(job_id)
-            if existing is not None and existing.get_status(refresh=True) in PENDING:
-                return existing
-        return q.enqueue("cairn.jobs.execute", dotted_name, *args, job_id=job_id)
+            if existing is not None:
+                status = existing.get_status(refresh=True)
+                if status in WAITING:
+                    return existing
+                if status in PENDING:  # started: queue one more run under a fresh id
+                    job_id = f"{job_id}-{uuid.uuid4().hex[:12]}"
+        return q.enqueue(
+            "cairn.jobs.execute",
+            dotted_name,
+            *args,
+            job_id=job_id,
+            retry=Retry(max=len(RETRY_INTERVALS), interval=list(RETRY_INTERVALS)),
+        )
     except RedisError:
         # The database holds the work; the domain's sweeper queues it again once Redis is back.
         log.warning("Redis unavailable: %s%r not queued now; its sweeper will pick it up", dotted_name, args)
@@ -63,28 +90,35 @@ def enqueue(dotted_name: str, *args, job_id: str | None = None, queue_name: str 
 
 
 def execute(dotted_name: str, *args):
-    """Entry point of every job: a fresh app context (unless inline in a request), actor
-    ``job:<name>``, commit on success, roll back on failure."""
-    if has_request_context():
+    """Entry point of every job: actor ``job:<name>``, commit on success, roll back on failure. In a
+    worker it gets a fresh app context; inline (no Redis) it runs in the caller's context, whose
+    work is committed already (jobs are queued after the commit)."""
+    if has_app_context():
         return _run(dotted_name, args)
-    app = current_app._get_current_object() if has_app_context() else _worker_app()
-    with app.app_context():
+    with _worker_app().app_context():
         return _run(dotted_name, args)
 
 
 def _run(dotted_name: str, args: tuple):
-    from cairn.db import db
+    """One job is one unit of work: committed when it returns, rolled back when it raises. On
+    SQLite a job takes the write lock up front, so it waits its turn (busy timeout) instead of
+    failing when a request committed between its read and its write."""
+    from cairn.db import db, sqlite_begin_immediate
 
     func = resolve(dotted_name)
-    with acting_as(Actor(JOB_ACTOR_PREFIX + dotted_name)):
-        try:
-            result = func(*args)
-            db.session.commit()
-            return result
-        except Exception:
-            db.session.rollback()
-            log.exception("job %s%r failed", dotted_name, args)
-            raise
+    immediate = sqlite_begin_immediate.set(True)
+    try:
+        with acting_as(Actor(JOB_ACTOR_PREFIX + dotted_name)):
+            try:
+                result = func(*args)
+                db.session.commit()
+                return result
+            except Exception:
+                db.session.rollback()
+                log.exception("job %s%r failed", dotted_name, args)
+                raise
+    finally:
+        sqlite_begin_immediate.reset(immediate)
 
 
 _app = None

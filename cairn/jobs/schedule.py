@@ -1,12 +1,11 @@
-"""Periodic jobs, declared once: (dotted job name, interval in seconds)."""
+"""Periodic jobs, declared once: (dotted job name, interval in seconds). Run by `cairn scheduler`
+with Redis, by the embedded runner of the serving process without."""
 
 PERIODIC_JOBS: list[tuple[str, int]] = [
     ("cairn.jobs.tasks.heartbeat", 60),
+    ("cairn.outbox.sweep", 30),
     ("tickets.tasks.mark_sla_breaches", 60),
     ("cmdb.assets.tasks.asset_reminders", 3600),
     ("integrations.email.tasks.sweep_inbound", 60),
     ("integrations.email.tasks.poll_imap", 60),
-    ("integrations.email.tasks.dispatch_notifications", 30),
-    ("integrations.email.tasks.retry_notifications", 300),
-    ("integrations.webhooks.tasks.sweep", 30),
 ]

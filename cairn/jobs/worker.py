@@ -32,12 +32,21 @@ def run_scheduler() -> None:
     build_scheduler().start()
 
 
+def all_queues() -> list[str]:
+    """Every queue the app puts jobs on: the main one and the mail queue."""
+    from cairn.config import setting
+
+    names = [current_app.config["CAIRN_QUEUE_NAME"], setting("CAIRN_MAIL_QUEUE", "emails")]
+    return list(dict.fromkeys(names))
+
+
 def run_worker(queues: list[str] | None = None, burst: bool = False) -> bool:
-    """Work the queues in this process. Jobs run in-process (SimpleWorker) so they share the app,
-    its engine and the graph cache; a job that crashes the process is retried by the sweepers."""
+    """Work the queues (default: all of them) in this process. Jobs run in-process (SimpleWorker)
+    so they share the app, its engine and the graph cache; a job that crashes the process is
+    retried by the sweepers. The worker also moves RQ's retries that are due back to their queue."""
     from rq import Queue, SimpleWorker
 
     connection = redis_connection()
-    names = queues or [current_app.config["CAIRN_QUEUE_NAME"]]
+    names = queues or all_queues()
     worker = SimpleWorker([Queue(n, connection=connection) for n in names], connection=connection)
-    return worker.work(burst=burst, logging_level="INFO")
+    return worker.work(burst=burst, logging_level=current_app.config.get("LOG_LEVEL") or "INFO", with_scheduler=True)

@@ -8,7 +8,6 @@ from flask.views import MethodView
 from cairn.api import Blueprint, check_if_match, with_etag
 from cairn.auth.guard import current_user, requires
 from cairn.auth.roles import ASSET_APPROVERS, ASSET_FIELD_WORKERS, ASSET_READERS, ASSET_WRITERS
-from cairn.db import db
 from cairn.pagination import paginate_select
 from cmdb.assets import services
 from cmdb.assets.schemas import (
@@ -65,7 +64,6 @@ class Vendors(MethodView):
     def post(self, data):
         """Create a vendor."""
         vendor = services.create_vendor(data)
-        db.session.commit()
         return with_etag(vendor)
 
 
@@ -85,7 +83,6 @@ class VendorById(MethodView):
         vendor = services.get_vendor(vendor_id)
         check_if_match(vendor)
         services.update_vendor(vendor, data)
-        db.session.commit()
         return with_etag(vendor)
 
 
@@ -108,7 +105,6 @@ class Contracts(MethodView):
     def post(self, data):
         """Create a contract covering CIs."""
         contract = services.create_contract(data)
-        db.session.commit()
         return with_etag(contract)
 
 
@@ -128,7 +124,6 @@ class ContractById(MethodView):
         contract = services.get_contract(contract_id)
         check_if_match(contract)
         services.update_contract(contract, data)
-        db.session.commit()
         return with_etag(contract)
 
 
@@ -151,7 +146,6 @@ class Licences(MethodView):
     def post(self, data):
         """Create a licence for a software product."""
         licence = services.create_licence(data)
-        db.session.commit()
         return with_etag(licence)
 
 
@@ -171,7 +165,6 @@ class LicenceById(MethodView):
         licence = services.get_licence(licence_id)
         check_if_match(licence)
         services.update_licence(licence, data)
-        db.session.commit()
         return with_etag(licence)
 
 
@@ -193,7 +186,6 @@ class CIMaintenance(MethodView):
     def post(self, data, ci_id):
         """Record a repair, upgrade or patch."""
         record = services.add_maintenance(get_ci(ci_id), data)
-        db.session.commit()
         return record
 
 
@@ -218,7 +210,6 @@ class CIRetirement(MethodView):
     def post(self, data, ci_id):
         """Request the retirement of a CI (an admin or asset manager decides)."""
         req = services.request_retirement(get_ci(ci_id, for_update=True), data["reason"], current_user())
-        db.session.commit()
         return req
 
 
@@ -252,7 +243,6 @@ class RetirementDecision(MethodView):
         req = services.get_retirement_request(request_id)
         check_if_match(req)
         services.decide_retirement(req, data["decision"], data.get("comment", ""), current_user())
-        db.session.commit()
         return with_etag(req)
 
 
@@ -270,7 +260,6 @@ class CIWipe(MethodView):
     def post(self, data, ci_id):
         """Record the data wipe of a retired CI."""
         wipe = services.record_wipe(get_ci(ci_id, for_update=True), data)
-        db.session.commit()
         return wipe
 
 
@@ -293,7 +282,6 @@ class CIDisposal(MethodView):
     def post(self, data, ci_id):
         """Dispose of a retired, wiped CI (it becomes disposed, which is final)."""
         record = services.dispose(get_ci(ci_id, for_update=True), data)
-        db.session.commit()
         return record
 
 
@@ -316,7 +304,6 @@ class Audits(MethodView):
     def post(self, data):
         """Confirm a CI (by asset tag) was seen at a location."""
         audit = services.record_audit(data, current_user())
-        db.session.commit()
         return audit
 
 
@@ -347,7 +334,6 @@ class AssetClassById(MethodView):
     def put(self, data, ci_class):
         """Configure how a class depreciates and how often it is audited."""
         policy = services.set_policy(ci_class, data)
-        db.session.commit()
         return policy
 
 

@@ -14,6 +14,7 @@ from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
 from cairn.audit.context import Actor, acting_as
+from cairn.uow import checkpoint
 
 EX_OK, EX_DATAERR, EX_TEMPFAIL = 0, 65, 75
 mail_cli = AppGroup("mail", help="Inbound mail: reprocess, sweep; notifications: dispatch.")
@@ -139,7 +140,7 @@ def reprocess_command(email_id, all_failed):
             except DomainError as exc:
                 click.echo(f"error: {exc.detail}", err=True)
                 sys.exit(1)
-            db.session.commit()
+            checkpoint()
             intake.queue_processing(row)
             db.session.refresh(row)
             click.echo(f"{row.id}\t{row.status}\t{row.reason or ''}")

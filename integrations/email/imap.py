@@ -22,6 +22,7 @@ from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 
 from cairn.db import db, utcnow
+from cairn.uow import checkpoint
 from integrations.email import intake, settings
 from integrations.email.models import ImapState
 
@@ -73,7 +74,7 @@ def _acquire(key: str, owner: str) -> bool:
         .where(ImapState.mailbox == key, or_(ImapState.locked_until.is_(None), ImapState.locked_until < now))
         .values(locked_by=owner, locked_until=now + LEASE)
     ).rowcount
-    db.session.commit()
+    checkpoint()
     return taken == 1
 
 
@@ -84,7 +85,7 @@ def _release(key: str, owner: str) -> None:
         .where(ImapState.mailbox == key, ImapState.locked_by == owner)
         .values(locked_by=None, locked_until=None)
     )
-    db.session.commit()
+    checkpoint()
 
 
 def _connect(account: ImapAccount) -> imaplib.IMAP4:
@@ -138,7 +139,7 @@ def poll(account: ImapAccount, owner: str | None = None) -> dict:
         state = db.session.get(ImapState, key)
         if state.uidvalidity != uidvalidity:
             state.uidvalidity, state.last_uid = uidvalidity, 0
-            db.session.commit()
+            checkpoint()
         log.debug("imap %s: %s messages", key, data)
         uids = sorted(int(u) for u in (_check(conn.uid("SEARCH", None, "ALL"), "search")[0] or b"").split())
         # Stored earlier but not moved (the connection dropped in between): move them now.
@@ -160,7 +161,7 @@ def poll(account: ImapAccount, owner: str | None = None) -> dict:
             db.session.execute(
                 update(ImapState).where(ImapState.mailbox == key).values(last_uid=uid, locked_until=utcnow() + LEASE)
             )
-            db.session.commit()
+            checkpoint()
             if account.processed_folder:
                 _move(conn, [uid], account.processed_folder)
                 result["moved"] += 1

@@ -21,7 +21,8 @@ from sqlalchemy.orm import undefer
 from cairn.audit.context import Actor, acting_as
 from cairn.db import MAX_ID, db, utcnow
 from cairn.errors import Conflict, DomainError, NotFound
-from cairn.jobs import enqueue
+from cairn.jobs import enqueue_now
+from cairn.uow import after_commit, checkpoint
 from integrations.email import rules, settings
 from integrations.email.models import InboundEmail
 from integrations.email.parse import ParsedMail, message_key, parse_message, strip_quoted
@@ -99,21 +100,34 @@ def _existing(mailbox: str, key: str) -> InboundEmail | None:
 
 
 def accept(raw: bytes, **kwargs) -> tuple[InboundEmail, bool]:
-    """Store, commit, then queue processing. Raises TooLarge, or database errors when it could not
-    store (the caller answers 'try again later'). Returns (row, created)."""
+    """Store and commit (mail is stored first: a sender is told 'accepted' only once it is), then
+    queue processing. Raises TooLarge, or database errors when it could not store (the caller
+    answers 'try again later'). Returns (row, created)."""
     row, created = store(raw, **kwargs)
-    db.session.commit()
     if created:
         queue_processing(row)
+    checkpoint()
     return row, created
 
 
 def queue_processing(row: InboundEmail) -> None:
-    """Queue the processing job; with Redis, note when it was queued (the sweeper re-queues the rest)."""
-    job = enqueue(PROCESS_JOB, row.id, job_id=f"cairn-mail-{row.id}")
-    if job is not None:
-        db.session.execute(update(InboundEmail).where(InboundEmail.id == row.id).values(enqueued_at=utcnow()))
-        db.session.commit()
+    """Mark the row queued now, in the transaction that stores it, and queue the job once that
+    commits: nothing updates the row after the commit, so a fast worker never finds it locked.
+    When the job could not be queued (Redis down), the mark is taken back for the sweeper."""
+    row.enqueued_at = utcnow()
+    db.session.flush()
+    after_commit(_enqueue_processing, row.id)
+
+
+def _enqueue_processing(email_id: int) -> None:
+    job = enqueue_now(PROCESS_JOB, email_id, job_id=f"cairn-mail-{email_id}")
+    if job is None and current_app.config.get("REDIS_URL"):
+        db.session.execute(
+            update(InboundEmail)
+            .where(InboundEmail.id == email_id, InboundEmail.status == "queued")
+            .values(enqueued_at=None)
+        )
+        checkpoint()
 
 
 def sweep(limit: int = 500) -> int:
@@ -132,7 +146,6 @@ def sweep(limit: int = 500) -> int:
             .limit(limit)
         )
     )
-    db.session.commit()
     for email_id in ids:
         row = db.session.get(InboundEmail, email_id)
         if row is not None and row.status == "queued":
@@ -152,8 +165,8 @@ def reprocess(email_id: int) -> InboundEmail:
     row = get_inbound(email_id)
     if row.status not in ("failed", "ignored"):
         raise Conflict(f"Mail {email_id} is {row.status}; only failed or ignored mail is reprocessed.")
-    row.status, row.reason, row.outcome, row.enqueued_at = "queued", None, None, None
-    db.session.flush()
+    row.status, row.reason, row.outcome = "queued", None, None
+    queue_processing(row)
     return row
 
 

@@ -11,7 +11,7 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP
 
 from cairn.audit.context import Actor, acting_as
-from cairn.db import db
+from cairn.db import db, sqlite_begin_immediate
 
 log = logging.getLogger("cairn.mail")
 
@@ -27,6 +27,7 @@ class StoreHandler:
     def _store(self, raw: bytes, mail_from: str, rcpt_tos: list[str]) -> int:
         from integrations.email import intake
 
+        sqlite_begin_immediate.set(True)  # this worker thread writes
         with self.app.app_context(), acting_as(Actor(f"mail:{self.source}")):
             try:
                 row, _ = intake.accept(

@@ -79,6 +79,7 @@ class OutboundEmail(Audited, TimestampedModel):
     reason: Mapped[str | None] = mapped_column(String(500))
     attempts: Mapped[int] = mapped_column(default=0)
     sent_at: Mapped[datetime | None]
+    next_attempt_at: Mapped[datetime | None]
 
     __table_args__ = (
         UniqueConstraint("change_id", "recipient", name="uq_outbound_email_change_recipient"),
@@ -112,13 +113,3 @@ class ImapState(db.Model):
     last_uid: Mapped[int] = mapped_column(default=0)
     locked_by: Mapped[str | None] = mapped_column(String(100))
     locked_until: Mapped[datetime | None]
-
-
-class NotifyCursor(db.Model):
-    """Where the notifier is in the change log (it reads ticket events from there). Bookkeeping."""
-
-    __tablename__ = "email_notify_cursor"
-
-    name: Mapped[str] = mapped_column(String(50), primary_key=True)
-    cursor: Mapped[str] = mapped_column(String(50), default="0.0")
-    started_at: Mapped[datetime]

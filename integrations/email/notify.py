@@ -17,60 +17,78 @@ from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from sqlalchemy import func, select
+from flask import current_app
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cairn.audit.models import ChangeLog
 from cairn.audit.services import Cursor, feed
 from cairn.auth.models import Team, User
 from cairn.db import MAX_ID, db, utcnow
+from cairn.jobs.models import OutboxCursor
+from cairn.outbox import Consumer, PassResult, held_back, retry_at
+from cairn.uow import checkpoint
 from integrations.email import rules, settings
-from integrations.email.models import NotifyCursor, OutboundEmail
+from integrations.email.models import OutboundEmail
 from integrations.email.threading import new_message_id, thread_ids
 from tickets.models import Ticket, TicketComment
 
 log = logging.getLogger("cairn.mail")
 CURSOR_NAME = "notifications"
 BACKFILL = timedelta(hours=1)
-MAX_ATTEMPTS = 5
+# Seconds before the 2nd, 3rd, ... try of a notification the SMTP server did not take; then failed.
+RETRY_SCHEDULE = (60, 300, 1800, 7200)
+SEND_LEASE = timedelta(minutes=5)
+SEND_JOB = "integrations.email.tasks.send_notification"
 REPLY_MARKER = "##- Please type your reply above this line -##"
 
 
-def _cursor() -> NotifyCursor:
-    stmt = select(NotifyCursor).where(NotifyCursor.name == CURSOR_NAME)
+def _cursor() -> OutboxCursor:
+    stmt = select(OutboxCursor).where(OutboxCursor.name == CURSOR_NAME)
     if db.session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update()
     row = db.session.scalar(stmt)
     if row is None:
         try:
             with db.session.begin_nested():
-                row = NotifyCursor(name=CURSOR_NAME, cursor="0.0", started_at=utcnow() - BACKFILL)
+                row = OutboxCursor(name=CURSOR_NAME, txid=0, change_id=0, started_at=utcnow() - BACKFILL)
                 db.session.add(row)
         except IntegrityError:
             row = db.session.scalar(stmt)
     return row
 
 
-def dispatch(limit: int = 500) -> list[int]:
-    """Read ticket events after the cursor, record the notifications they call for, move the cursor.
-    Returns the ids of the notifications to send."""
+WATCHED_ACTIONS = ["create", "comment", "transition", "update"]
+
+
+def dispatch_pass(limit: int = 500) -> PassResult:
+    """Read ticket events after the cursor, record the notifications they call for, move the cursor
+    (the outbox consumer's pass; the kernel commits after it)."""
     cursor = _cursor()
+    after = Cursor(cursor.txid, cursor.change_id)
     changes, next_cursor = feed(
-        Cursor.parse(cursor.cursor),
-        limit=limit,
-        object_types=["ticket"],
-        actions=["create", "comment", "transition", "update"],
-        since=cursor.started_at,
+        after, limit=limit, object_types=["ticket"], actions=WATCHED_ACTIONS, since=cursor.started_at
     )
-    queued: list[int] = []
+    created = 0
     for change in changes:
         for event, recipient, body in _notifications(change):
             row = _record(change, event, recipient, body)
-            if row is not None and row.status == "queued":
-                queued.append(row.id)
-    cursor.cursor = str(next_cursor)
+            created += row is not None and row.status == "queued"
+    cursor.txid, cursor.change_id = next_cursor.txid, next_cursor.id
     db.session.flush()
-    return queued
+    full = len(changes) == limit
+    return PassResult(created, full, not full and held_back(next_cursor, ["ticket"]))
+
+
+def dispatch() -> int:
+    """Record the notifications for every ticket event not seen yet (`cairn mail dispatch`)."""
+    created = 0
+    while True:
+        result = dispatch_pass()
+        checkpoint()
+        created += result.created
+        if not result.more:
+            return created
 
 
 def _users(*ids) -> list[User]:
@@ -181,16 +199,48 @@ def _record(change: ChangeLog, event: str, recipient: str, body: str) -> Outboun
     return row
 
 
-def pending_ids(limit: int = 500) -> list[int]:
-    before = utcnow() - timedelta(seconds=60)
-    return list(
+def queue_due(limit: int = 500) -> int:
+    """Queue a send job for each notification whose time has come (new, retry due, job lost); each
+    is leased for a while first, so the next sweep does not queue it again while it waits."""
+    from cairn.jobs import enqueue_now  # the rows are committed: queue them now
+
+    now = utcnow()
+    ids = list(
         db.session.scalars(
             select(OutboundEmail.id)
-            .where(OutboundEmail.status == "queued", OutboundEmail.created_at < before)
+            .where(
+                OutboundEmail.status == "queued",
+                or_(OutboundEmail.next_attempt_at.is_(None), OutboundEmail.next_attempt_at <= now),
+            )
             .order_by(OutboundEmail.id)
             .limit(limit)
         )
     )
+    if not ids:
+        return 0
+    uses_redis = bool(current_app.config.get("REDIS_URL"))
+    if uses_redis:
+        db.session.execute(
+            update(OutboundEmail).where(OutboundEmail.id.in_(ids)).values(next_attempt_at=now + SEND_LEASE)
+        )
+        checkpoint()
+    queue_name = settings.get("CAIRN_MAIL_QUEUE")
+    for outbound_id in ids:
+        job = enqueue_now(SEND_JOB, outbound_id, job_id=f"cairn-mail-out-{outbound_id}", queue_name=queue_name)
+        if uses_redis and job is None:  # Redis went away: let the next sweep have them
+            db.session.execute(
+                update(OutboundEmail)
+                .where(OutboundEmail.id.in_(ids), OutboundEmail.status == "queued")
+                .values(next_attempt_at=None)
+            )
+            checkpoint()
+            break
+    return len(ids)
+
+
+def consumer() -> Consumer:
+    """Notifications as an outbox consumer of the change log (ticket events)."""
+    return Consumer(name=CURSOR_NAME, object_types=frozenset({"ticket"}), run_pass=dispatch_pass, queue_due=queue_due)
 
 
 def build_message(row: OutboundEmail) -> EmailMessage:
@@ -242,7 +292,8 @@ def send(outbound_id: int) -> str | None:
         row.status, row.reason = "failed", f"refused: {exc.recipients}"[:500]
     except (smtplib.SMTPException, OSError) as exc:
         row.reason = f"{type(exc).__name__}: {exc}"[:500]
-        if row.attempts >= MAX_ATTEMPTS:
+        row.next_attempt_at = retry_at(row.attempts, RETRY_SCHEDULE)
+        if row.next_attempt_at is None:
             row.status = "failed"
         log.warning("notification %s not sent (attempt %s): %s", row.id, row.attempts, exc)
     else:
@@ -264,3 +315,10 @@ def _smtp_send(msg: EmailMessage, recipient: str) -> None:
         if user:
             smtp.login(user, settings.get("CAIRN_MAIL_SMTP_PASSWORD"))
         smtp.send_message(msg, from_addr=settings.own_address(), to_addrs=[recipient])
+
+
+def install() -> None:
+    """Event pipeline: notifications become an outbox consumer of the change log."""
+    from cairn.outbox import register
+
+    register(consumer())

@@ -98,7 +98,6 @@ class InboundMailReprocess(MethodView):
     def post(self, email_id):
         """Queue a failed or ignored message again (409 for others)."""
         row = intake.reprocess(email_id)
-        db.session.commit()
         intake.queue_processing(row)
         db.session.refresh(row)
         return {"id": row.id, "status": row.status}

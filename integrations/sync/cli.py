@@ -9,8 +9,8 @@ import click
 from flask.cli import with_appcontext
 
 from cairn.audit.context import Actor, acting_as
-from cairn.db import db
 from cairn.errors import Invalid
+from cairn.uow import checkpoint
 
 
 @click.group("import")
@@ -32,7 +32,7 @@ def _run_import(kind: str, path: str, source: str | None, dry_run: bool, report_
         click.progressbar(length=total, label=f"Importing {kind}", file=sys.stderr) as bar,
     ):
         report = run(text, source=source, dry_run=dry_run, progress=bar.update)
-    db.session.commit()
+    checkpoint()
     counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()))
     click.echo(f"{'dry run: ' if dry_run else ''}{counts}")
     if report.errors:
@@ -101,7 +101,7 @@ def sweep_command():
 
     with acting_as(Actor("cli:webhooks-sweep")):
         result = services.sweep()
-    db.session.commit()
+    checkpoint()
     click.echo(f"dispatched {result['dispatched']}, queued {result['queued']}")
 
 

@@ -9,9 +9,7 @@ from flask.views import MethodView
 from cairn.api import Blueprint
 from cairn.auth.guard import requires
 from cairn.auth.roles import CMDB_WRITERS, STAFF_READERS
-from cairn.db import db
 from cairn.http import accepts
-from cairn.jobs import enqueue
 from integrations import csvio, discovery
 from integrations.sync import services
 from integrations.sync.schemas import (
@@ -40,7 +38,6 @@ class CIsBulk(MethodView):
     def post(self, args, items):
         """Upsert up to 1,000 CIs by external id; per-item results, one bad item fails alone."""
         results = services.bulk_cis(services.bulk_body(items), _ci_item, dry_run=args["dry_run"])
-        db.session.commit()
         return [r.as_dict() for r in results]
 
 
@@ -53,7 +50,6 @@ class RelationshipsBulk(MethodView):
     def post(self, args, items):
         """Create up to 1,000 relationships; existing ones are unchanged; one bad item fails alone."""
         results = services.bulk_relationships(services.bulk_body(items), _rel_item, dry_run=args["dry_run"])
-        db.session.commit()
         return [r.as_dict() for r in results]
 
 
@@ -67,12 +63,7 @@ class DiscoveryRuns(MethodView):
     def post(self, args, data):
         """Reconcile discovered items from a source (large payloads in a job: 202)."""
         job = discovery.start_run(data["source"], data["items"], dry_run=args["dry_run"])
-        db.session.commit()
-        if job.status == "queued":
-            enqueue("integrations.sync.tasks.run_discovery", job.id)
-            db.session.refresh(job)
-            return job, 202
-        return job
+        return (job, 202) if job.status == "queued" else job
 
 
 @blp.route("/discovery/runs/<int:run_id>")
@@ -85,11 +76,9 @@ class DiscoveryRunById(MethodView):
 
 
 def _start_import(kind: str, args: dict):
-    job = csvio.start_import(kind, request.get_data(cache=False), source=args.get("source"), dry_run=args["dry_run"])
-    db.session.commit()
-    enqueue("integrations.sync.tasks.run_import", job.id)
-    db.session.refresh(job)
-    return job, 202
+    return csvio.start_import(
+        kind, request.get_data(cache=False), source=args.get("source"), dry_run=args["dry_run"]
+    ), 202
 
 
 @blp.route("/imports/cis")

@@ -7,10 +7,8 @@ from flask.views import MethodView
 from cairn.api import Blueprint, check_if_match, with_etag
 from cairn.auth.guard import requires
 from cairn.auth.roles import ADMIN, AUDITOR, INTEGRATION
-from cairn.db import db
-from cairn.jobs import enqueue
 from cairn.pagination import paginate_select
-from integrations.webhooks import hooks, services
+from integrations.webhooks import services
 from integrations.webhooks.schemas import (
     DeliveryQuerySchema,
     DeliverySchema,
@@ -20,7 +18,6 @@ from integrations.webhooks.schemas import (
 )
 
 blp = Blueprint("webhooks", __name__, description="Signed webhooks for changes, with retries and a delivery log")
-hooks.install()
 
 MANAGERS = (ADMIN, INTEGRATION)
 READERS = (ADMIN, INTEGRATION, AUDITOR)
@@ -41,8 +38,6 @@ class Webhooks(MethodView):
     def post(self, data):
         """Subscribe a URL to events; the answer carries the secret, once."""
         hook, secret = services.create_webhook(data)
-        db.session.commit()
-        hooks.forget_cache()
         hook.plain_secret = secret
         return with_etag(hook)
 
@@ -63,8 +58,6 @@ class WebhookById(MethodView):
         hook = services.get_webhook(webhook_id, for_update=True)
         check_if_match(hook)
         services.update_webhook(hook, data)
-        db.session.commit()
-        hooks.forget_cache()
         return with_etag(hook)
 
     @requires(*MANAGERS)
@@ -74,7 +67,6 @@ class WebhookById(MethodView):
         hook = services.get_webhook(webhook_id, for_update=True)
         check_if_match(hook)
         services.delete_webhook(hook)
-        db.session.commit()
 
 
 @blp.route("/webhooks/<int:webhook_id>/deliveries")
@@ -105,8 +97,4 @@ class Redeliver(MethodView):
     def post(self, webhook_id, delivery_id):
         """Send a delivery again now (same id and data, fresh timestamp and signature)."""
         hook = services.get_webhook(webhook_id)
-        delivery = services.redeliver(hook, services.get_delivery(hook, delivery_id))
-        db.session.commit()
-        enqueue("integrations.webhooks.tasks.deliver", delivery.id)
-        db.session.refresh(delivery)
-        return delivery
+        return services.redeliver(hook, services.get_delivery(hook, delivery_id))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import secrets as secrets_module
 import time
 from datetime import timedelta
@@ -24,6 +23,9 @@ from cairn.audit.services import Cursor, feed
 from cairn.config import setting
 from cairn.db import MAX_ID, db, utcnow
 from cairn.errors import Conflict, Invalid, NotFound
+from cairn.jobs import enqueue
+from cairn.outbox import Consumer, PassResult, held_back, retry_at
+from cairn.uow import after_commit, checkpoint
 from cmdb.models import ConfigurationItem
 from integrations.webhooks import transport
 from integrations.webhooks.models import Webhook, WebhookDelivery
@@ -129,6 +131,7 @@ def create_webhook(data: dict[str, Any]) -> tuple[Webhook, str]:
     )
     db.session.add(hook)
     db.session.flush()
+    after_commit(forget_active_cache)
     return hook, secret
 
 
@@ -148,12 +151,14 @@ def update_webhook(hook: Webhook, data: dict[str, Any]) -> Webhook:
             hook.disabled_reason, hook.failing_since = "", None
         hook.active = data["active"]
     db.session.flush()
+    after_commit(forget_active_cache)
     return hook
 
 
 def delete_webhook(hook: Webhook) -> None:
     db.session.delete(hook)
     db.session.flush()
+    after_commit(forget_active_cache)
 
 
 def secret_of(hook: Webhook) -> str:
@@ -181,6 +186,7 @@ def redeliver(hook: Webhook, delivery: WebhookDelivery) -> WebhookDelivery:
     delivery.status = "pending"
     delivery.next_attempt_at = utcnow()
     db.session.flush()
+    enqueue("integrations.webhooks.tasks.deliver", delivery.id)
     return delivery
 
 
@@ -265,25 +271,39 @@ def payload_of(change: ChangeLog, obj: dict) -> dict:
 # Dispatching: change log -> delivery rows
 
 
-def dispatch(limit: int = 1000, max_rounds: int = 50) -> list[int]:
-    """Turn new changes into deliveries for every active subscription; returns the new delivery ids.
-    Commits after each page, so a crash loses nothing and repeats nothing."""
-    created: list[int] = []
+CONSUMER = "webhooks"
+WATCHED_TYPES = frozenset(t for t, _a in EVENTS)
+
+
+def dispatch_pass(limit: int = 1000) -> PassResult:
+    """One page of new changes into deliveries, for every active subscription (the outbox
+    consumer's pass; the kernel commits after it and calls it again while ``more``)."""
+    result = PassResult()
     hook_ids = list(db.session.scalars(select(Webhook.id).where(Webhook.active.is_(True)).order_by(Webhook.id)))
     for hook_id in hook_ids:
-        for _ in range(max_rounds):
-            new, more = _dispatch_page(hook_id, limit)
-            db.session.commit()
-            created.extend(new)
-            if not more:
-                break
+        new, more, waiting = _dispatch_page(hook_id, limit)
+        result.created += len(new)
+        result.more = result.more or more
+        result.held_back = result.held_back or waiting
+    return result
+
+
+def dispatch(limit: int = 1000, max_rounds: int = 50) -> int:
+    """Turn new changes into deliveries for every active subscription now; returns how many."""
+    created = 0
+    for _ in range(max_rounds):
+        result = dispatch_pass(limit)
+        checkpoint()
+        created += result.created
+        if not result.more:
+            break
     return created
 
 
-def _dispatch_page(hook_id: int, limit: int) -> tuple[list[int], bool]:
+def _dispatch_page(hook_id: int, limit: int) -> tuple[list[int], bool, bool]:
     hook = db.session.get(Webhook, hook_id, with_for_update={"of": Webhook, "skip_locked": True})
     if hook is None or not hook.active:
-        return [], False
+        return [], False, False
     types = sorted({t for (t, _a), e in EVENTS.items() if _wanted(hook, e)})
     changes, cursor = feed(Cursor(hook.cursor_txid, hook.cursor_id), limit, object_types=types)
     snapshots = _ci_snapshots({c.object_id for c in changes if c.object_type == "ci"})
@@ -309,7 +329,8 @@ def _dispatch_page(hook_id: int, limit: int) -> tuple[list[int], bool]:
     db.session.add_all(rows)
     hook.cursor_txid, hook.cursor_id = cursor.txid, cursor.id
     db.session.flush()
-    return [r.id for r in rows], len(changes) == limit
+    full = len(changes) == limit
+    return [r.id for r in rows], full, not full and held_back(cursor, types)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -337,7 +358,7 @@ def deliver(delivery_ids: list[int]) -> dict[str, int]:
     try:
         for delivery_id in delivery_ids:
             outcome = _deliver_one(delivery_id, sender, secrets_cache)
-            db.session.commit()
+            checkpoint()  # each delivery is recorded on its own: a crash never re-sends the ones before
             counts[outcome] += 1
     finally:
         sender.close()
@@ -387,10 +408,9 @@ def _deliver_one(delivery_id: int, sender: transport.Sender, secrets_cache: dict
         hook.active = False
         hook.disabled_reason = f"every delivery failed since {hook.failing_since.isoformat()}"
         log.warning("webhook %s disabled: failing since %s", hook.id, hook.failing_since)
-    retry = delivery.attempts - 1
-    if retry < len(RETRY_SCHEDULE):
-        wait = RETRY_SCHEDULE[retry] * (1 + random.uniform(-JITTER, JITTER))
-        delivery.next_attempt_at = now + timedelta(seconds=wait)
+    next_attempt = retry_at(delivery.attempts, RETRY_SCHEDULE, JITTER)
+    if next_attempt is not None:
+        delivery.next_attempt_at = next_attempt
         return "retrying"
     delivery.status, delivery.next_attempt_at = "failed", None
     return "failed"
@@ -419,7 +439,7 @@ def due_deliveries(limit: int = 5000) -> list[tuple[int, int]]:
 def queue_due(limit: int = 5000) -> int:
     """Queue a delivery job per batch of due deliveries; each gets a lease so the next sweep doesn't
     queue it again while it waits in Redis. Redis down: the lease is taken back, nothing is lost."""
-    from cairn.jobs import enqueue
+    from cairn.jobs import enqueue_now  # the deliveries are committed: queue them now
 
     due = due_deliveries(limit)
     if not due:
@@ -434,11 +454,11 @@ def queue_due(limit: int = 5000) -> int:
             batch = ids[start : start + BATCH]
             if uses_redis:
                 _lease(batch, utcnow() + LEASE)
-                db.session.commit()
-            job = enqueue("integrations.webhooks.tasks.deliver", *batch)
+                checkpoint()  # leased before the job exists, so a fast worker finds it leased
+            job = enqueue_now("integrations.webhooks.tasks.deliver", *batch)
             if uses_redis and job is None:
                 _lease(batch, utcnow())
-                db.session.commit()
+                checkpoint()
                 return queued
             queued += len(batch)
     return queued
@@ -453,13 +473,53 @@ def _lease(ids: list[int], until) -> None:
 
 
 def sweep() -> dict[str, int]:
-    """The periodic job: dispatch new changes, queue what is due (new, retries, lost jobs)."""
+    """Dispatch new changes and queue what is due now (`cairn webhooks sweep`); the outbox
+    consumer does the same under its lease."""
     created = dispatch()
     queued = queue_due()
-    db.session.commit()
-    return {"dispatched": len(created), "queued": queued}
+    checkpoint()
+    return {"dispatched": created, "queued": queued}
+
+
+_active_cache: dict[str, tuple[float, bool]] = {}
+ACTIVE_CACHE_SECONDS = 30.0
+
+
+def has_active_webhooks() -> bool:
+    """Whether any subscription is active (cached per process for 30 s, dropped on every change of
+    a subscription here): a commit nudges the consumer only when someone listens."""
+    key = str(db.engine.url)
+    cached = _active_cache.get(key)
+    now = time.monotonic()
+    if cached is not None and now - cached[0] < ACTIVE_CACHE_SECONDS:
+        return cached[1]
+    active = db.session.execute(select(Webhook.id).where(Webhook.active.is_(True)).limit(1)).first() is not None
+    _active_cache[key] = (now, active)
+    return active
+
+
+def forget_active_cache() -> None:
+    _active_cache.clear()
+
+
+def consumer() -> Consumer:
+    """Webhooks as an outbox consumer of the change log."""
+    return Consumer(
+        name=CONSUMER,
+        object_types=WATCHED_TYPES,
+        run_pass=dispatch_pass,
+        queue_due=queue_due,
+        is_active=has_active_webhooks,
+    )
 
 
 def stats() -> dict[str, int]:
     rows = db.session.execute(select(WebhookDelivery.status, func.count()).group_by(WebhookDelivery.status))
     return dict(rows.all())
+
+
+def install() -> None:
+    """Event pipeline: webhooks become an outbox consumer of the change log."""
+    from cairn.outbox import register
+
+    register(consumer())

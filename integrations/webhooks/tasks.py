@@ -1,20 +1,11 @@
-"""RQ jobs for webhooks (they take ids; the periodic sweep is in cairn/jobs/schedule.py)."""
+"""RQ jobs for webhooks (they take ids). Dispatching is the outbox consumer ``webhooks``
+(cairn/outbox.py), run after each commit that wrote CIs, relationships or tickets and by the sweep."""
 
 from __future__ import annotations
 
 from integrations.webhooks import services
 
 
-def dispatch() -> dict[str, int]:
-    """Read new changes into deliveries and queue them (queued after a commit that wrote changes)."""
-    return services.sweep()
-
-
 def deliver(*delivery_ids: int) -> dict[str, int]:
     """Send these deliveries; each is committed on its own."""
     return services.deliver(list(delivery_ids))
-
-
-def sweep() -> dict[str, int]:
-    """Periodic: dispatch what was committed while Redis was down, queue due retries and lost jobs."""
-    return services.sweep()

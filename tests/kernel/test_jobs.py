@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from cairn.audit.models import ChangeLog
 from cairn.auth.models import Team
-from cairn.jobs import enqueue
+from cairn.jobs import enqueue, enqueue_now
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,6 +28,8 @@ def redis_config(app, redis_url):
 
 def test_inline_without_redis(db):
     assert enqueue("tests.kernel.jobs_for_tests.make_team", "inline-team") is None
+    assert db.session.scalar(select(Team).where(Team.name == "inline-team")) is None, "not before the commit"
+    db.session.commit()
     team = db.session.scalar(select(Team).where(Team.name == "inline-team"))
     assert team is not None
     entry = db.session.scalar(select(ChangeLog).where(ChangeLog.object_type == "team", ChangeLog.object_id == team.id))
@@ -36,14 +38,14 @@ def test_inline_without_redis(db):
 
 def test_inline_failure_rolls_back_and_raises(db):
     with pytest.raises(RuntimeError):
-        enqueue("tests.kernel.jobs_for_tests.fail", "boom")
+        enqueue_now("tests.kernel.jobs_for_tests.fail", "boom")
     assert db.session.scalar(select(Team).where(Team.name == "never-committed-boom")) is None
 
 
 def test_real_worker_runs_queued_jobs(app, committed_db, redis_config, database_url, instance_dir):
-    job = enqueue("tests.kernel.jobs_for_tests.make_team", "from-the-worker")
-    again = enqueue("tests.kernel.jobs_for_tests.make_team", "keyed", job_id="same-key")
-    duplicate = enqueue("tests.kernel.jobs_for_tests.make_team", "keyed", job_id="same-key")
+    job = enqueue_now("tests.kernel.jobs_for_tests.make_team", "from-the-worker")
+    again = enqueue_now("tests.kernel.jobs_for_tests.make_team", "keyed", job_id="same-key")
+    duplicate = enqueue_now("tests.kernel.jobs_for_tests.make_team", "keyed", job_id="same-key")
     assert job is not None and again.id == duplicate.id == "same-key"
     env = {
         **os.environ,
@@ -71,7 +73,7 @@ def test_redis_down_does_not_fail_the_caller(app, db):
     previous = app.config["REDIS_URL"]
     app.config["REDIS_URL"] = "redis://127.0.0.1:1/0"
     try:
-        assert enqueue("tests.kernel.jobs_for_tests.make_team", "never") is None
+        assert enqueue_now("tests.kernel.jobs_for_tests.make_team", "never") is None
     finally:
         app.config["REDIS_URL"] = previous
     assert db.session.scalar(select(Team).where(Team.name == "never")) is None

@@ -30,6 +30,8 @@ def two_servers(app, committed_db, tmp_path):
         "CAIRN_INSTANCE_PATH": str(tmp_path),
         "CAIRN_LOG_LEVEL": "WARNING",
         "SECRET_KEY": "test-secret",
+        # this test is about the graph; the periodic jobs' writes would only race its setup on SQLite
+        "CAIRN_EMBEDDED_RUNNER": "false",
     }
     env.pop("REDIS_URL", None)
     procs, urls = [], []

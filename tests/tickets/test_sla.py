@@ -6,7 +6,7 @@ import time_machine
 from sqlalchemy import select
 
 from cairn.audit.models import ChangeLog
-from cairn.jobs import enqueue
+from cairn.jobs import enqueue_now
 
 T0 = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
 
@@ -21,7 +21,7 @@ def sla_of(desk, ticket):
 
 
 def run_breach_job():
-    enqueue("tickets.tasks.mark_sla_breaches")
+    enqueue_now("tickets.tasks.mark_sla_breaches")
 
 
 def test_default_targets_per_priority(desk):

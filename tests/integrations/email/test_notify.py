@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+
+from cairn.db import utcnow
 
 
 def raw_mail(msgid: str, subject: str, body: str, sender="alice@example.com", extra="") -> bytes:
@@ -29,7 +31,7 @@ def dispatch() -> int:
     from cairn.audit.services import Cursor
     from cairn.db import db
     from cairn.jobs import execute
-    from integrations.email.models import NotifyCursor
+    from cairn.jobs.models import OutboxCursor
 
     # The test client's requests share the test's app context and session: end its transaction so
     # the job (its own session) can write on SQLite.
@@ -44,8 +46,8 @@ def dispatch() -> int:
     total, deadline = 0, time.monotonic() + 30
     while True:
         total += execute("integrations.email.tasks.dispatch_notifications")
-        cursor = db.session.get(NotifyCursor, "notifications")
-        position = Cursor.parse(cursor.cursor if cursor else None)
+        cursor = db.session.get(OutboxCursor, "notifications")
+        position = Cursor(cursor.txid, cursor.change_id) if cursor else Cursor(0, 0)
         db.session.remove()
         if last is None or (position.txid, position.id) >= tuple(last) or time.monotonic() > deadline:
             return total
@@ -176,7 +178,7 @@ def test_notifications_end_to_end(app, committed_db, committed_make, smtp_sink):
 
 
 def test_smtp_down_keeps_notifications_queued_then_retries(app, committed_db, committed_make, smtp_sink):
-    from integrations.email import notify, tasks
+    from integrations.email import notify
     from integrations.email.models import OutboundEmail
 
     app.config["CAIRN_MAIL_SMTP_PORT"] = "1"  # nothing listens there
@@ -191,8 +193,15 @@ def test_smtp_down_keeps_notifications_queued_then_retries(app, committed_db, co
     dispatch()
     row = committed_db.session.scalar(select(OutboundEmail))
     assert row.status == "queued" and row.attempts == 1 and "Error" in row.reason
+    waited = (row.next_attempt_at - utcnow()).total_seconds()
+    assert 60 * 0.7 <= waited <= 60 * 1.2, "the next try follows the retry schedule"
+    assert notify.queue_due() == 0, "not due yet"
     app.config["CAIRN_MAIL_SMTP_PORT"] = str(smtp_sink.port)
-    assert notify.send(row.id) == "sent"
+    committed_db.session.execute(update(OutboundEmail).values(next_attempt_at=utcnow()))
+    committed_db.session.commit()
+    assert notify.queue_due() == 1  # inline: sent right away
     committed_db.session.commit()
     assert smtp_sink.wait_for(1)[0]["Subject"].endswith("Monitor dead")
-    assert tasks.retry_notifications() == 0
+    committed_db.session.expire_all()
+    assert committed_db.session.get(OutboundEmail, row.id).status == "sent"
+    assert notify.queue_due() == 0

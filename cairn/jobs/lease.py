@@ -1,0 +1,97 @@
+"""Leases in the database: one holder at a time for a named piece of work, across processes and
+hosts, and a way to ask the holder for one more pass (so a wake-up is never lost).
+
+Each call commits (``checkpoint``): a lease is only worth something once others can see it. Call
+them from a job or a runner, not from inside a request's unit of work.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from cairn.db import db, utcnow
+from cairn.jobs.models import Lease
+from cairn.uow import checkpoint
+
+
+def acquire(name: str, seconds: float) -> str | None:
+    """Take the lease ``name`` for ``seconds`` if it is free or expired; returns the holder token
+    (pass it to ``renew`` and ``release``), or None when another holder has it."""
+    token = uuid.uuid4().hex
+    now = utcnow()
+    taken = db.session.execute(
+        update(Lease)
+        .where(Lease.name == name, or_(Lease.expires_at.is_(None), Lease.expires_at <= now))
+        .values(owner=token, expires_at=now + timedelta(seconds=seconds))
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not taken:
+        if db.session.execute(select(Lease.name).where(Lease.name == name)).first() is not None:
+            checkpoint()
+            return None
+        try:
+            with db.session.begin_nested():
+                db.session.add(Lease(name=name, owner=token, expires_at=now + timedelta(seconds=seconds)))
+        except IntegrityError:  # created by another process a moment ago
+            checkpoint()
+            return None
+    checkpoint()
+    return token
+
+
+def renew(name: str, token: str, seconds: float) -> bool:
+    """Extend a lease we hold; False when it expired and someone else took it."""
+    kept = db.session.execute(
+        update(Lease)
+        .where(Lease.name == name, Lease.owner == token)
+        .values(expires_at=utcnow() + timedelta(seconds=seconds))
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    checkpoint()
+    return bool(kept)
+
+
+def start_pass(name: str, token: str) -> None:
+    """The holder starts a pass: requests for another one made before now are covered by it."""
+    db.session.execute(
+        update(Lease)
+        .where(Lease.name == name, Lease.owner == token)
+        .values(rerun=False)
+        .execution_options(synchronize_session=False)
+    )
+    checkpoint()
+
+
+def request_rerun(name: str) -> None:
+    """Ask whoever holds ``name`` for one more pass (no-op when the lease does not exist yet)."""
+    db.session.execute(
+        update(Lease).where(Lease.name == name).values(rerun=True).execution_options(synchronize_session=False)
+    )
+    checkpoint()
+
+
+def release(name: str, token: str) -> bool:
+    """Give the lease up; returns whether another pass was asked for while we held it (then the
+    caller should try to take it again: nobody else ran because we held it)."""
+    stmt = select(Lease.rerun).where(Lease.name == name, Lease.owner == token)
+    if db.session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    rerun = db.session.execute(stmt).scalar()
+    db.session.execute(
+        update(Lease)
+        .where(Lease.name == name, Lease.owner == token)
+        .values(owner=None, expires_at=None, rerun=False)
+        .execution_options(synchronize_session=False)
+    )
+    checkpoint()
+    return bool(rerun)
+
+
+def hold_for(name: str, seconds: float) -> bool:
+    """Take ``name`` for ``seconds`` and keep it (never released): at most one taker per period,
+    across processes. The embedded runner's periodic jobs use it as their schedule."""
+    return acquire(name, seconds) is not None

@@ -1,0 +1,196 @@
+"""One outbox consumer mechanism for everything that reads the change log to act on it.
+
+The change log is the outbox (ARCHITECTURE.md, invariant 1). A consumer (webhooks, notifications)
+has a name, the object types it reads, a ``run_pass`` that turns the next changes after its cursor
+into work rows (deliveries, notifications) in the database, and a ``queue_due`` that queues the rows
+whose time has come (new ones, retries by the per-delivery schedule, ones whose job was lost).
+
+The kernel gives each consumer:
+- a **nudge** after every commit that wrote the object types it reads (queued as a job with Redis,
+  a wake-up of the embedded runner without), so work leaves within moments;
+- a **lease**, so one process advances a cursor at a time; a nudge that arrives while a pass runs
+  asks the holder for one more pass (``cairn.jobs.lease.request_rerun``), so no wake-up is lost;
+- a short **wait for older transactions**: on PostgreSQL the feed shows a change only once every
+  older transaction has ended; a pass that finds changes held back looks again shortly;
+- a periodic **sweep** (``cairn.outbox.sweep``) that runs every consumer, catching up whatever was
+  committed while Redis was down or a worker died.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import exists, literal_column, select, tuple_
+
+from cairn.audit.models import ChangeLog
+from cairn.audit.services import Cursor
+from cairn.db import db, utcnow
+from cairn.jobs import lease
+
+log = logging.getLogger("cairn.outbox")
+RUN_JOB = "cairn.outbox.run"
+LEASE_SECONDS = 60
+# How long a pass keeps looking for changes held back behind an older, still open transaction.
+HELD_BACK_WAIT_SECONDS = 5.0
+HELD_BACK_POLL_SECONDS = 0.05
+
+
+@dataclass
+class PassResult:
+    """What one pass did: rows of work created, whether a full page was read (read again now), and
+    whether committed changes exist past the cursor that the feed does not show yet."""
+
+    created: int = 0
+    more: bool = False
+    held_back: bool = False
+
+
+@dataclass(frozen=True)
+class Consumer:
+    name: str
+    object_types: frozenset[str]
+    run_pass: Callable[[], PassResult]
+    queue_due: Callable[[], int]
+    is_active: Callable[[], bool] = field(default=lambda: True)
+
+
+_consumers: dict[str, Consumer] = {}
+
+
+def register(consumer: Consumer) -> None:
+    """Add a consumer (from the app's event pipeline); registering a name again replaces it."""
+    _consumers[consumer.name] = consumer
+
+
+def consumers() -> list[Consumer]:
+    return list(_consumers.values())
+
+
+def retry_at(attempts: int, schedule: tuple[int, ...], jitter: float = 0.2):
+    """When to try a delivery again after its ``attempts``-th failure, or None once the schedule
+    is used up (the delivery has failed for good)."""
+    if attempts < 1 or attempts > len(schedule):
+        return None
+    wait = schedule[attempts - 1] * (1 + random.uniform(-jitter, jitter))
+    return utcnow() + timedelta(seconds=wait)
+
+
+def held_back(after: Cursor, object_types: list[str] | None = None) -> bool:
+    """Are there committed changes after ``after`` that the gap-free feed does not show yet
+    (PostgreSQL: behind a transaction that started earlier and is still open)?"""
+    if db.session.get_bind().dialect.name != "postgresql":
+        return False
+    horizon = literal_column("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+    condition = [tuple_(ChangeLog.txid, ChangeLog.id) > tuple_(after.txid, after.id), ChangeLog.txid >= horizon]
+    if object_types:
+        condition.append(ChangeLog.object_type.in_(object_types))
+    return bool(db.session.scalar(select(exists().where(*condition))))
+
+
+# ---------------------------------------------------------------------------------------------
+# Nudges: after a commit that wrote what a consumer reads
+
+
+NUDGE_KEY = "cairn-outbox-nudge"
+
+
+def note_written(object_types) -> None:
+    """Called by the change-log writer: once this transaction commits, nudge the consumers that
+    read any of ``object_types``."""
+    from cairn.uow import after_commit, pending_args
+
+    pending = pending_args(NUDGE_KEY)
+    if pending is not None:
+        pending[0].update(object_types)
+        return
+    after_commit(nudge_for_types, set(object_types), key=NUDGE_KEY)
+
+
+def nudge_for_types(object_types: set[str]) -> None:
+    for consumer in consumers():
+        if consumer.object_types & object_types:
+            nudge(consumer.name)
+
+
+# The embedded runner of this process (no Redis) registers its wake-up here.
+_wake: Callable[[str], None] | None = None
+
+
+def set_waker(waker: Callable[[str], None] | None) -> None:
+    global _wake
+    _wake = waker
+
+
+def nudge(name: str) -> None:
+    """Ask for a pass of consumer ``name`` soon: a job with Redis, a wake-up of the embedded runner
+    without (nothing when this process has none: the runner's sweep will see it)."""
+    consumer = _consumers.get(name)
+    if consumer is None or not consumer.is_active():
+        return
+    if current_app.config.get("REDIS_URL"):
+        from cairn.jobs import enqueue_now
+
+        enqueue_now(RUN_JOB, name, job_id=f"cairn-outbox-{name}")
+    elif _wake is not None:
+        _wake(name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Running
+
+
+def run(name: str, *, wait_for_held_back: float = HELD_BACK_WAIT_SECONDS) -> dict[str, int]:
+    """Run consumer ``name`` under its lease until it is caught up; returns counts. When another
+    process holds the lease, ask it for one more pass and return (it will see our changes)."""
+    from cairn.uow import checkpoint
+
+    consumer = _consumers[name]
+    lease_name = f"outbox:{name}"
+    token = lease.acquire(lease_name, LEASE_SECONDS)
+    if token is None:
+        lease.request_rerun(lease_name)
+        token = lease.acquire(lease_name, LEASE_SECONDS)  # the holder may have let go meanwhile
+        if token is None:
+            return {"created": 0, "queued": 0, "deferred": 1}
+    created = queued = 0
+    deadline = time.monotonic() + wait_for_held_back
+    try:
+        while True:
+            lease.start_pass(lease_name, token)
+            while True:
+                result = consumer.run_pass()
+                checkpoint()
+                created += result.created
+                if not result.more:
+                    break
+                lease.renew(lease_name, token, LEASE_SECONDS)
+            queued += consumer.queue_due()
+            checkpoint()
+            if result.held_back and time.monotonic() < deadline:
+                time.sleep(HELD_BACK_POLL_SECONDS)
+                continue
+            if not lease.release(lease_name, token):
+                break
+            token = lease.acquire(lease_name, LEASE_SECONDS)
+            if token is None:  # someone else took it after we let go: it runs the pass
+                break
+    except BaseException:
+        db.session.rollback()
+        if token is not None:
+            try:
+                lease.release(lease_name, token)
+            except Exception:  # noqa: BLE001 - the lease expires by itself
+                db.session.rollback()
+        raise
+    return {"created": created, "queued": queued}
+
+
+def sweep() -> dict[str, dict[str, int]]:
+    """The periodic job: run every consumer (dispatch what was missed, queue what is due)."""
+    return {consumer.name: run(consumer.name, wait_for_held_back=0) for consumer in consumers()}

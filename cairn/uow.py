@@ -1,0 +1,183 @@
+"""The unit of work: one transaction per request, job and CLI command, owned by the kernel.
+
+Routes and services never commit. The request (``transactional`` wraps every view), the job runner
+(``cairn.jobs.execute``) and the CLI (``command``) commit at the end of their work and roll back on
+error. Work that must only happen once the data is visible to others (queue a job, nudge an outbox
+consumer) is registered with ``after_commit`` and runs right after the commit succeeded; a rollback
+(of the whole transaction, or of the savepoint it was registered in) drops it.
+
+The few flows that must commit in steps (bulk chunks, a dispatcher page, store-first mail) call
+``checkpoint()``: a commit that runs the work registered so far, and says in the code that it is one.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+
+from flask import current_app
+from flask_sqlalchemy.session import Session as FlaskSession
+from sqlalchemy import event
+
+log = logging.getLogger("cairn.uow")
+AFTER_COMMIT_KEY = "cairn_after_commit"
+ON_ROLLBACK_KEY = "cairn_on_rollback"
+
+
+class UnitOfWorkSession(FlaskSession):
+    """The session class of the app: ``commit`` runs the after-commit work once the commit succeeded."""
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        except BaseException:
+            self.info.pop(AFTER_COMMIT_KEY, None)
+            _run_undo(self)
+            raise
+        self.info.pop(ON_ROLLBACK_KEY, None)
+        run_after_commit(self)
+
+    def rollback(self) -> None:
+        self.info.pop(AFTER_COMMIT_KEY, None)
+        _run_undo(self)
+        super().rollback()
+
+    def close(self) -> None:
+        self.info.pop(AFTER_COMMIT_KEY, None)
+        _run_undo(self)
+        super().close()
+
+
+def after_commit(fn: Callable, *args, key: object = None, **kwargs) -> None:
+    """Run ``fn(*args, **kwargs)`` once the current transaction has committed; never if it rolls
+    back. ``key`` makes a second registration with the same key in the same transaction a no-op."""
+    from cairn.db import db
+
+    session = db.session()
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    pending = session.info.setdefault(AFTER_COMMIT_KEY, [])
+    if key is not None and any(entry[4] == key for entry in pending):
+        return
+    pending.append((transaction, fn, args, kwargs, key))
+
+
+def on_rollback(fn: Callable, *args) -> None:
+    """Run ``fn(*args)`` if the current unit of work does not commit: undo a side effect outside
+    the database (a stored attachment file) that the rows it belongs to no longer describe."""
+    from cairn.db import db
+
+    db.session().info.setdefault(ON_ROLLBACK_KEY, []).append((fn, args))
+
+
+def _run_undo(session) -> None:
+    for fn, args in session.info.pop(ON_ROLLBACK_KEY, None) or ():
+        try:
+            fn(*args)
+        except Exception:  # noqa: BLE001 - undoing is best effort; the rollback goes on
+            log.exception("undo %s failed", getattr(fn, "__name__", fn))
+
+
+def pending_args(key: object) -> tuple | None:
+    """The arguments of the work registered under ``key`` in this transaction, or None: lets a
+    caller add to what one registration will act on (the outbox nudge collects object types)."""
+    from cairn.db import db
+
+    for entry in db.session().info.get(AFTER_COMMIT_KEY, ()):
+        if entry[4] == key:
+            return entry[2]
+    return None
+
+
+def run_after_commit(session) -> None:
+    """Run (and forget) the work registered for the transaction that just committed. A failure is
+    logged, never raised: the data is committed, and each kind of work has a sweeper behind it."""
+    while True:
+        pending = session.info.pop(AFTER_COMMIT_KEY, None)
+        if not pending:
+            return
+        for _transaction, fn, args, kwargs, _key in pending:
+            try:
+                fn(*args, **kwargs)
+            except Exception:  # noqa: BLE001 - the commit already happened
+                log.exception("after-commit work %s failed; its sweeper will catch up", getattr(fn, "__name__", fn))
+
+
+def checkpoint() -> None:
+    """Commit now, in the middle of a unit of work that must commit in steps, and run the
+    after-commit work registered so far."""
+    from cairn.db import db
+
+    db.session.commit()
+
+
+def _drop_rolled_back(session, previous_transaction) -> None:
+    pending = session.info.get(AFTER_COMMIT_KEY)
+    if not pending:
+        return
+    if previous_transaction.parent is None:
+        session.info.pop(AFTER_COMMIT_KEY, None)
+        return
+
+    def inside(transaction) -> bool:
+        while transaction is not None:
+            if transaction is previous_transaction:
+                return True
+            transaction = transaction.parent
+        return False
+
+    session.info[AFTER_COMMIT_KEY] = [entry for entry in pending if not inside(entry[0])]
+
+
+def install(session_class=UnitOfWorkSession) -> None:
+    """Forget after-commit work registered inside a savepoint that rolled back."""
+    if not event.contains(session_class, "after_soft_rollback", _drop_rolled_back):
+        event.listen(session_class, "after_soft_rollback", _drop_rolled_back)
+
+
+# ---------------------------------------------------------------------------------------------
+# The boundaries
+
+
+def transactional(view: Callable) -> Callable:
+    """Wrap a view: commit when it answered below 400, roll back otherwise. An error raised by the
+    commit itself (a constraint checked at commit, a serialisation failure) reaches the error
+    handlers like any other, so the client gets a problem answer, not a 200 for lost work."""
+    from cairn.db import db
+
+    @functools.wraps(view)
+    def run(*args, **kwargs):
+        response = current_app.make_response(view(*args, **kwargs))
+        if response.status_code < 400:
+            db.session.commit()
+        else:
+            db.session.rollback()
+        return response
+
+    return run
+
+
+def wrap_views(app) -> None:
+    """Make every view of ``app`` one unit of work (called once, after the blueprints are in)."""
+    for endpoint, view in list(app.view_functions.items()):
+        if endpoint != "static" and not getattr(view, "_cairn_unit_of_work", False):
+            wrapped = transactional(view)
+            wrapped._cairn_unit_of_work = True
+            app.view_functions[endpoint] = wrapped
+
+
+def command(func: Callable) -> Callable:
+    """Make a CLI command one unit of work: commit when it returns, roll back when it raises."""
+    from cairn.db import db
+
+    @functools.wraps(func)
+    def run(*args, **kwargs):
+        try:
+            result = func(*args, **kwargs)
+        except BaseException:
+            db.session.rollback()
+            raise
+        db.session.commit()
+        return result
+
+    return run
