@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+from functools import wraps
 
 import marshmallow as ma
 from flask import request
 from flask_smorest import Api as SmorestApi
 from flask_smorest import Blueprint as SmorestBlueprint
 from flask_smorest import abort
+from webargs.flaskparser import FlaskParser, is_json_request
 
+from cairn import request_body
 from cairn.db import MAX_ID
 from cairn.errors import handle_http_exception
 
@@ -17,14 +20,88 @@ from cairn.errors import handle_http_exception
 class Api(SmorestApi):
     """Speaks problem+json for every HTTP error, including flask-smorest's own."""
 
+    def init_app(self, app, *args, **kwargs):
+        super().init_app(app, *args, **kwargs)
+        # Bodies are read through the kernel's request class (the size cap holds for chunked
+        # bodies too); installed with the Api so that every app serving it has it.
+        request_body.install(app)
+
     def handle_http_exception(self, error):
         return handle_http_exception(error)
 
 
+class NoSuchId(str):
+    """The message of an id past the database range: no object can have it.
+
+    Where the id says which object the request is about (the path, a query parameter) and nothing
+    else is wrong, the answer is 404, as for any id of nothing. In a body the id refers to another
+    object, and a reference to nothing is a 422 naming the field (as the services answer for an
+    unknown id in range)."""
+
+    def __new__(cls, value: int):
+        shown = str(value) if len(str(value)) <= 40 else str(value)[:20] + "…"
+        message = super().__new__(cls, f"Nothing has id {shown}: ids go up to {MAX_ID}.")
+        message.shown = shown
+        return message
+
+
+def _leaves(messages, path=()):
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            yield from _leaves(value, (*path, key))
+    elif isinstance(messages, (list, tuple)):
+        for value in messages:
+            yield from _leaves(value, path)
+    else:
+        yield path, messages
+
+
+_NOT_FOUND_LOCATIONS = {"query", "querystring", "view_args", "path"}
+
+
+class Parser(FlaskParser):
+    """webargs' parser with the kernel's JSON reading (limits, once per request) and ids past the
+    database range in the path or query answered 404."""
+
+    def _raw_load_json(self, req):
+        if not is_json_request(req):
+            return ma.missing
+        return request_body.json_body(req)
+
+    def handle_error(self, error, req, schema, *, error_status_code, error_headers):
+        leaves = list(_leaves(error.messages))
+        if leaves and all(isinstance(m, NoSuchId) and p[:1] and p[0] in _NOT_FOUND_LOCATIONS for p, m in leaves):
+            path, message = leaves[0]
+            field = str(path[1]) if len(path) > 1 else "id"
+            abort(404, message=f"No object has id {message.shown} ({field}).", messages=error.messages)
+        super().handle_error(error, req, schema, error_status_code=error_status_code, error_headers=error_headers)
+
+
 class Blueprint(SmorestBlueprint):
-    """Pagination defaults of API.md: page from 1, page_size 50 by default, at most 1000."""
+    """Pagination defaults of API.md: page from 1, page_size 50 by default, at most 1000. A JSON
+    body declared required (flask-smorest's default) must be sent: none at all is 422."""
 
     DEFAULT_PAGINATION_PARAMETERS = {"page": 1, "page_size": 50, "max_page_size": 1000}
+    ARGUMENTS_PARSER = Parser()
+    PAGINATION_ARGUMENTS_PARSER = Parser()
+
+    def arguments(self, schema, *, location="json", required=True, **kwargs):
+        decorate = super().arguments(schema, location=location, required=required, **kwargs)
+        if location != "json" or not required:
+            return decorate
+
+        def decorator(func):
+            parsed = decorate(func)
+
+            @wraps(parsed)
+            def needs_body(*args, **kw):
+                if not request_body.has_body(request):
+                    abort(422, message="This request needs a JSON body; none was sent.")
+                return parsed(*args, **kw)
+
+            return needs_body
+
+        return decorator
 
 
 class Schema(ma.Schema):
@@ -59,9 +136,21 @@ def _has_nul(value) -> bool:
 
 
 # Field helpers: every string is bounded, every id fits the database, every number has a range.
+def _id_in_range(value: int) -> None:
+    if value > MAX_ID:
+        raise ma.ValidationError(NoSuchId(value))
+
+
 def Id(*, strict: bool = True, **kwargs) -> ma.fields.Integer:
-    """An object id. JSON bodies must send a number (strict); query strings send text."""
-    return ma.fields.Integer(strict=strict, validate=ma.validate.Range(min=1, max=MAX_ID), **kwargs)
+    """An object id. JSON bodies must send a number (strict: not 3.0, not "3"); query strings send
+    text. An id past the database range is NoSuchId: 404 in a path or query, 422 in a body."""
+    invalid = (
+        'Not a valid id: send a whole number such as 3 (not 3.0, nor "3").'
+        if strict
+        else "Not a valid id: a whole number such as 3."
+    )
+    kwargs["error_messages"] = {"invalid": invalid, **kwargs.get("error_messages", {})}
+    return ma.fields.Integer(strict=strict, validate=[ma.validate.Range(min=1), _id_in_range], **kwargs)
 
 
 def QueryId(**kwargs) -> ma.fields.Integer:

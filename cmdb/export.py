@@ -1,9 +1,9 @@
 """CIs as CSV, streamed: rows are read in batches and written as they come (no whole-table memory).
-Attributes are flattened to ``attributes.<name>`` columns (lists and objects as JSON text)."""
+Attributes are flattened to ``attributes.<name>`` columns (lists and objects as JSON text); cells
+are written through the kernel's CSV writer (no cell runs as a spreadsheet formula)."""
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from collections.abc import Iterable, Iterator
@@ -12,6 +12,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import lazyload
 
 from cairn.db import db
+from cairn.safe_output import csv_writer
 from cmdb.classes import REGISTRY
 from cmdb.models import CIExternalId
 
@@ -47,7 +48,7 @@ def iter_csv(stmt: Select, class_names: Iterable[str] | None = None) -> Iterator
     """CSV text chunks for the CIs of ``stmt`` (a select of ConfigurationItem), header first."""
     attrs = attribute_columns(class_names)
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer = csv_writer(buffer)
     writer.writerow([*BASE_COLUMNS, *attrs])
     yield buffer.getvalue()
     stmt = stmt.options(lazyload("*")).execution_options(yield_per=BATCH)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from xml.sax.saxutils import escape
+from cairn.safe_output import dot_string, xml_attr, xml_text
 
 
 def cytoscape(hood: dict) -> dict:
@@ -41,7 +41,10 @@ def cytoscape(hood: dict) -> dict:
 
 
 def graphml(hood: dict) -> str:
-    """GraphML for yEd and Gephi; node and edge attributes declared as keys."""
+    """GraphML for yEd and Gephi; node and edge attributes declared as keys. Every value is written
+    through the kernel's XML escaping, so a name holding control characters still gives a
+    well-formed document."""
+    root = xml_attr(f"ci-{hood['root']}")
     lines = [
         '<?xml version="1.0" encoding="UTF-8"?>',
         '<graphml xmlns="http://graphml.graphdrawing.org/xmlns">',
@@ -51,38 +54,36 @@ def graphml(hood: dict) -> str:
         '  <key id="depth" for="node" attr.name="depth" attr.type="int"/>',
         '  <key id="type" for="edge" attr.name="type" attr.type="string"/>',
         '  <key id="elabel" for="edge" attr.name="label" attr.type="string"/>',
-        f'  <graph id="ci-{hood["root"]}" edgedefault="directed">',
+        f'  <graph id="{root}" edgedefault="directed">',
     ]
     for n in hood["nodes"]:
-        lines.append(f'    <node id="n{n["id"]}">')
-        lines.append(f'      <data key="label">{escape(n["name"])}</data>')
-        lines.append(f'      <data key="ci_class">{escape(n["ci_class"])}</data>')
-        lines.append(f'      <data key="criticality">{escape(n["criticality"])}</data>')
-        lines.append(f'      <data key="depth">{n["depth"]}</data>')
+        lines.append(f'    <node id="n{xml_attr(n["id"])}">')
+        lines.append(f'      <data key="label">{xml_text(n["name"])}</data>')
+        lines.append(f'      <data key="ci_class">{xml_text(n["ci_class"])}</data>')
+        lines.append(f'      <data key="criticality">{xml_text(n["criticality"])}</data>')
+        lines.append(f'      <data key="depth">{xml_text(n["depth"])}</data>')
         lines.append("    </node>")
     for e in hood["edges"]:
-        lines.append(f'    <edge id="r{e["id"]}" source="n{e["source"]}" target="n{e["target"]}">')
-        lines.append(f'      <data key="type">{escape(e["type"])}</data>')
-        lines.append(f'      <data key="elabel">{escape(e["label"])}</data>')
+        edge_id, source, target = xml_attr(e["id"]), xml_attr(e["source"]), xml_attr(e["target"])
+        lines.append(f'    <edge id="r{edge_id}" source="n{source}" target="n{target}">')
+        lines.append(f'      <data key="type">{xml_text(e["type"])}</data>')
+        lines.append(f'      <data key="elabel">{xml_text(e["label"])}</data>')
         lines.append("    </edge>")
     lines += ["  </graph>", "</graphml>", ""]
     return "\n".join(lines)
 
 
-def _dot_string(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-
-
 def dot(hood: dict) -> str:
-    """Graphviz DOT: one node per CI (the root bold), one labelled edge per relationship."""
-    lines = [f"digraph {_dot_string('ci-' + str(hood['root']))} {{", "  rankdir=LR;", "  node [shape=box];"]
+    """Graphviz DOT: one node per CI (the root bold), one labelled edge per relationship. Node ids
+    are ``n<id>`` (ids are integers); every string is quoted by the kernel's ``dot_string``."""
+    lines = [f"digraph {dot_string('ci-' + str(hood['root']))} {{", "  rankdir=LR;", "  node [shape=box];"]
     for n in hood["nodes"]:
         style = ", style=bold" if n["id"] == hood["root"] else ""
         label = f"{n['name']}\n{n['ci_class']}"
-        lines.append(f"  n{n['id']} [label={_dot_string(label)}{style}];")
+        lines.append(f"  n{int(n['id'])} [label={dot_string(label)}{style}];")
     for e in hood["edges"]:
-        label, edge_id = _dot_string(e["label"]), _dot_string(f"r{e['id']}")
-        lines.append(f"  n{e['source']} -> n{e['target']} [label={label}, id={edge_id}];")
+        label, edge_id = dot_string(e["label"]), dot_string(f"r{e['id']}")
+        lines.append(f"  n{int(e['source'])} -> n{int(e['target'])} [label={label}, id={edge_id}];")
     lines.append("}")
     return "\n".join(lines) + "\n"
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import io
-import re
 import threading
 import zipfile
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from xml.sax.saxutils import escape
 
+from cairn.safe_output import csv_cell, csv_writer, xml_attr, xml_chars, xml_text
 from integrations.reports.registry import ChartData, ReportResult
 
 # Charts are a fixed 1000 x 600 pixels (10 x 6 inches at 100 dpi) whatever the data: the largest
@@ -55,33 +53,19 @@ def to_csv(result: ReportResult) -> str:
 
 
 def iter_csv(result: ReportResult, chunk_rows: int = 2000):
-    """The report as CSV, in chunks of ``chunk_rows`` rows (a streamed response body)."""
+    """The report as CSV, in chunks of ``chunk_rows`` rows (a streamed response body). Written by the
+    kernel's CSV writer: no cell runs as a spreadsheet formula (see cairn.safe_output)."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = csv_writer(out)
     columns = [key for key, _ in result.report.columns]
     writer.writerow(columns)
     for index, row in enumerate(result.rows[:CSV_MAX_ROWS], 1):
-        writer.writerow([_csv_safe(cell(row.get(key))) for key in columns])
+        writer.writerow([cell(row.get(key)) for key in columns])
         if index % chunk_rows == 0:
             yield out.getvalue()
             out.seek(0)
             out.truncate()
     yield out.getvalue()
-
-
-def _csv_safe(value):
-    # Spreadsheet formula injection: a text cell must not start with a formula character.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@") and not _is_number(value):
-        return "'" + value
-    return value
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 def to_xlsx(result: ReportResult) -> bytes:
@@ -117,7 +101,6 @@ _SHEET_HEAD = (
     f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<worksheet xmlns="{_MAIN_NS}"><sheetData>'.encode()
 )
 _EXCEL_EPOCH = datetime(1899, 12, 30)
-_ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def _xlsx_parts(sheet_name: str) -> dict[str, str]:
@@ -137,7 +120,7 @@ def _xlsx_parts(sheet_name: str) -> dict[str, str]:
         + f'Type="{doc_rel}/officeDocument" Target="xl/workbook.xml"/></Relationships>',
         "xl/workbook.xml": head
         + f'<workbook xmlns="{_MAIN_NS}" xmlns:r="{_REL_NS}"><sheets>'
-        + f'<sheet name="{escape(_ILLEGAL_XML.sub("", sheet_name), {chr(34): "&quot;"})}" sheetId="1" r:id="rId1"/>'
+        + f'<sheet name="{xml_attr(sheet_name)}" sheetId="1" r:id="rId1"/>'
         + "</sheets></workbook>",
         "xl/_rels/workbook.xml.rels": head
         + f'<Relationships xmlns="{_PKG_REL_NS}">'
@@ -175,13 +158,16 @@ def _xlsx_row(values) -> str:
         else:
             if isinstance(value, (list, tuple)):
                 value = ";".join(str(v) for v in value)
-            text = escape(_ILLEGAL_XML.sub("", str(_csv_safe(value))))
+            # Text as the kernel writes XML (what XML 1.0 forbids replaced), quoted like a CSV cell
+            # so that a cell someone re-enters in Excel does not become a formula.
+            text = xml_text(csv_cell(str(value)))
             cells.append(f'<c t="inlineStr"><is><t xml:space="preserve">{text}</t></is></c>')
     return "<row>" + "".join(cells) + "</row>"
 
 
 def _short(label: str) -> str:
-    label = str(label)
+    # SVG is XML: a label holding a control character would make the chart unreadable.
+    label = xml_chars(label)
     return label if len(label) <= MAX_LABEL else label[: MAX_LABEL - 1] + "…"
 
 
