@@ -18,7 +18,8 @@ from collections.abc import Callable
 
 from flask import current_app
 from flask_sqlalchemy.session import Session as FlaskSession
-from sqlalchemy import event
+from sqlalchemy import event, inspect
+from sqlalchemy.orm import MANYTOONE
 
 log = logging.getLogger("cairn.uow")
 AFTER_COMMIT_KEY = "cairn_after_commit"
@@ -105,10 +106,13 @@ def run_after_commit(session) -> None:
 
 def checkpoint() -> None:
     """Commit now, in the middle of a unit of work that must commit in steps, and run the
-    after-commit work registered so far."""
+    after-commit work registered so far. What the unit loaded is expired: from here on other
+    processes may change it, so the next read (a row lock included, which the identity map would
+    otherwise answer from memory) goes to the database."""
     from cairn.db import db
 
     db.session.commit()
+    db.session.expire_all()
 
 
 def _drop_rolled_back(session, previous_transaction) -> None:
@@ -129,10 +133,60 @@ def _drop_rolled_back(session, previous_transaction) -> None:
     session.info[AFTER_COMMIT_KEY] = [entry for entry in pending if not inside(entry[0])]
 
 
+_REFERENCES: dict = {}
+
+
+def _references_of(mapper) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``(relationship key, its foreign-key attribute keys)`` for every many-to-one of ``mapper``."""
+    found = _REFERENCES.get(mapper)
+    if found is None:
+        found = tuple(
+            (rel.key, tuple(mapper.get_property_by_column(column).key for column in rel.local_columns))
+            for rel in mapper.relationships
+            if rel.direction is MANYTOONE and not rel.viewonly
+        )
+        _REFERENCES[mapper] = found
+    return found
+
+
+STALE_KEY = "cairn_stale_references"
+
+
+def _find_stale_references(session, _flush_context) -> None:
+    """After a flush (history still in place): the loaded many-to-ones whose foreign key was written
+    by its column (``ticket.team_id = 3``) rather than through the relationship. SQLAlchemy keeps
+    the object loaded before, so an answer would name the old team."""
+    stale = session.info.setdefault(STALE_KEY, [])
+    for obj in (*session.new, *session.dirty):
+        state = inspect(obj)
+        loaded = state.dict
+        keys = [
+            key
+            for key, columns in _references_of(state.mapper)
+            if key in loaded
+            and not state.attrs[key].history.has_changes()
+            and any(state.attrs[column].history.has_changes() for column in columns)
+        ]
+        if keys:
+            stale.append((obj, keys))
+
+
+def _expire_stale_references(session, _flush_context) -> None:
+    """Once the flush is done (new objects are persistent now): expire what went stale, so it is
+    loaded again on first use and every write answers what a GET would."""
+    for obj, keys in session.info.pop(STALE_KEY, None) or ():
+        if obj in session and inspect(obj).persistent:
+            session.expire(obj, keys)
+
+
 def install(session_class=UnitOfWorkSession) -> None:
-    """Forget after-commit work registered inside a savepoint that rolled back."""
+    """Forget after-commit work registered inside a savepoint that rolled back; after each flush,
+    expire the references whose foreign keys changed, so every write answers what a GET would."""
     if not event.contains(session_class, "after_soft_rollback", _drop_rolled_back):
         event.listen(session_class, "after_soft_rollback", _drop_rolled_back)
+    if not event.contains(session_class, "after_flush", _find_stale_references):
+        event.listen(session_class, "after_flush", _find_stale_references)
+        event.listen(session_class, "after_flush_postexec", _expire_stale_references)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,6 +218,20 @@ def wrap_views(app) -> None:
             wrapped = transactional(view)
             wrapped._cairn_unit_of_work = True
             app.view_functions[endpoint] = wrapped
+
+
+def wrap_commands(group, skip: frozenset[str] = frozenset({"db", "shell", "routes"})) -> None:
+    """Make every CLI command of ``group`` (and its subgroups) one unit of work."""
+    import click
+
+    for name, cmd in group.commands.items():
+        if name in skip:
+            continue
+        if isinstance(cmd, click.Group):
+            wrap_commands(cmd, frozenset())
+        elif cmd.callback is not None and not getattr(cmd.callback, "_cairn_unit_of_work", False):
+            cmd.callback = command(cmd.callback)
+            cmd.callback._cairn_unit_of_work = True
 
 
 def command(func: Callable) -> Callable:

@@ -30,8 +30,8 @@ class TicketCounter(db.Model):
 class Ticket(Audited, TimestampedModel):
     __tablename__ = "ticket"
     __audit_type__ = "ticket"
-    # The risk level is in the diffs; its score and reasons are derived detail.
-    __audit_exclude__ = frozenset({"risk_score", "risk_reasons"})
+    # The risk level is in the diffs; its score, factors and time are derived detail.
+    __audit_exclude__ = frozenset({"risk_score", "risk_reasons", "risk_assessed_at"})
 
     number: Mapped[str] = mapped_column(String(10), unique=True)
     kind: Mapped[str] = mapped_column(String(10))
@@ -77,11 +77,21 @@ class Ticket(Audited, TimestampedModel):
     actual_start: Mapped[datetime | None]
     actual_end: Mapped[datetime | None]
     approval_round: Mapped[int] = mapped_column(default=1)
+    # standard | normal | emergency (tickets.workflow.CHANGE_TYPES); None for the other kinds.
+    change_type: Mapped[str | None] = mapped_column(String(20))
+    # The template a standard change was opened from.
+    template_id: Mapped[int | None] = mapped_column(ForeignKey("change_template.id", ondelete="SET NULL"))
+    # The last stored assessment (tickets.risk): an open change's answer computes it afresh, a
+    # finished one shows this. ``risk_reasons`` holds every factor weighed, with its points.
     risk: Mapped[str | None] = mapped_column(String(10))
     risk_score: Mapped[int | None]
     risk_reasons: Mapped[list | None] = mapped_column(JSONType)
+    risk_assessed_at: Mapped[datetime | None]
 
     version: Mapped[int] = mapped_column(default=1)
+
+    # Set by a transition that resolved linked tickets with it (not stored: part of that answer).
+    resolved_linked = None
 
     requester = relationship("User", foreign_keys=[requester_id], lazy="joined", innerjoin=False)
     assignee = relationship("User", foreign_keys=[assignee_id], lazy="joined", innerjoin=False)
@@ -108,6 +118,7 @@ class Ticket(Audited, TimestampedModel):
         Index("ix_ticket_created_at", "created_at"),
         Index("ix_ticket_planned_window", "kind", "planned_start", "planned_end"),
         Index("ix_ticket_sla", "sla_breached", "state", "resolution_due"),
+        Index("ix_ticket_template_id", "template_id"),
     )
 
     @property
@@ -134,6 +145,26 @@ class Ticket(Audited, TimestampedModel):
                 select(TicketCI.ci_id).where(TicketCI.ticket_id == self.id, TicketCI.removed_at.is_(None))
             )
         )
+
+
+class ChangeTemplate(Audited, TimestampedModel):
+    """A standard change, pre-approved once by the change managers: what it does, how it is done and
+    undone, and the CIs it usually touches. A change opened from it (``template_id``) is a
+    ``standard`` change: it skips assessment and CAB approval (tickets.workflow). Templates are
+    retired (``active`` false), never deleted, so the changes made from them keep their origin."""
+
+    __tablename__ = "change_template"
+    __audit_type__ = "change_template"
+
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    implementation_plan: Mapped[str | None] = mapped_column(Text)
+    backout_plan: Mapped[str | None] = mapped_column(Text)
+    ci_ids: Mapped[list] = mapped_column(JSONType, default=list)
+    active: Mapped[bool] = mapped_column(default=True)
+    version: Mapped[int] = mapped_column(default=1)
+
+    __mapper_args__ = {"version_id_col": version}
 
 
 class TicketCI(Audited, TimestampedModel):

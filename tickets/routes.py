@@ -24,6 +24,9 @@ from tickets.schemas import (
     AttachmentSchema,
     BlackoutQuerySchema,
     BlackoutSchema,
+    ChangeTemplateQuerySchema,
+    ChangeTemplateSchema,
+    ChangeTemplateUpdateSchema,
     CIFiguresSchema,
     CommentSchema,
     CommentWriteSchema,
@@ -40,6 +43,7 @@ from tickets.schemas import (
     TicketQuerySchema,
     TicketSchema,
     TicketUpdateSchema,
+    TransitionAnswerSchema,
     TransitionSchema,
     UploadSchema,
     WatcherSchema,
@@ -112,9 +116,10 @@ class TicketById(MethodView):
 class Transitions(MethodView):
     @requires(*OPENERS)
     @blp.arguments(TransitionSchema)
-    @blp.response(200, TicketSchema)
+    @blp.response(200, TransitionAnswerSchema)
     def post(self, data, ticket_id):
-        """Move the ticket to another state (409 naming the allowed ones when illegal)."""
+        """Move the ticket to another state (409 naming the caller's allowed ones when illegal);
+        ``resolve_linked`` resolves the linked incidents too and lists them in ``resolved_linked``."""
         ticket = _ticket(ticket_id, for_update=True)
         check_if_match(ticket)
         services.transition(ticket, data.pop("to"), data, current_user())
@@ -388,3 +393,39 @@ class BlackoutById(MethodView):
         blackout = get_or_404(BlackoutWindow, blackout_id)
         check_if_match(blackout)
         services.delete_blackout(blackout)
+
+
+@blp.route("/change-templates")
+class ChangeTemplates(MethodView):
+    @requires(*STAFF_READERS)
+    @blp.arguments(ChangeTemplateQuerySchema, location="query")
+    @blp.response(200, ChangeTemplateSchema(many=True))
+    @blp.paginate()
+    def get(self, args, pagination_parameters):
+        """Standard change templates: a change opened from one (``template_id``) is pre-approved."""
+        return paginate_select(services.change_templates(args.get("active")), pagination_parameters)
+
+    @requires(*MANAGERS)
+    @blp.arguments(ChangeTemplateSchema)
+    @blp.response(201, ChangeTemplateSchema)
+    def post(self, data):
+        """Approve a standard change once, as a template (name, description, plans, default CIs)."""
+        return with_etag(services.save_change_template(data))
+
+
+@blp.route("/change-templates/<int:template_id>")
+class ChangeTemplateById(MethodView):
+    @requires(*STAFF_READERS)
+    @blp.response(200, ChangeTemplateSchema)
+    def get(self, template_id):
+        """One standard change template."""
+        return with_etag(services.get_change_template(template_id))
+
+    @requires(*MANAGERS)
+    @blp.arguments(ChangeTemplateUpdateSchema)
+    @blp.response(200, ChangeTemplateSchema)
+    def patch(self, data, template_id):
+        """Change a template, or retire it (``active: false``)."""
+        template = services.get_change_template(template_id)
+        check_if_match(template)
+        return with_etag(services.save_change_template(data, template))

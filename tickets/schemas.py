@@ -1,6 +1,7 @@
 from datetime import UTC
 
 import marshmallow as ma
+from flask import g, has_request_context
 from flask_smorest.fields import Upload
 from webargs.fields import DelimitedList
 
@@ -23,9 +24,16 @@ def Level(**kwargs) -> ma.fields.Integer:
 LONG_TEXT = 20000
 
 
+CHANGE_TYPE_HELP = (
+    "changes: standard (pre-approved, opened from a change template: skips CAB approval), normal "
+    "(assessed and approved by the change managers), emergency (may be implemented at once, approved "
+    "after the fact)"
+)
+
+
 class TicketCreateSchema(Schema):
     kind = OneOf(KINDS, required=True)
-    title = Text(200, min_length=1, required=True)
+    title = Text(200, min_length=1, metadata={"description": "required, except for a change from a template"})
     description = Text(LONG_TEXT)
     impact = Level(metadata={"description": "1 high .. 3 low (default 3)"})
     urgency = Level(metadata={"description": "1 high .. 3 low (default 3)"})
@@ -40,6 +48,16 @@ class TicketCreateSchema(Schema):
     root_cause = Text(LONG_TEXT, allow_none=True)
     workaround = Text(LONG_TEXT, allow_none=True)
     external_ids = ma.fields.List(ma.fields.Nested(ExternalIdSchema), validate=ma.validate.Length(max=50))
+    change_type = OneOf(
+        workflow.CHANGE_TYPES,
+        metadata={"description": f"{CHANGE_TYPE_HELP}; default normal (standard with a template)"},
+    )
+    template_id = Id(
+        metadata={
+            "description": "changes: the change template a standard change is opened from; its title, "
+            "description, plans and CIs fill what the request leaves out"
+        }
+    )
 
 
 class TicketUpdateSchema(Schema):
@@ -58,6 +76,10 @@ class TicketUpdateSchema(Schema):
     root_cause = Text(LONG_TEXT, allow_none=True)
     workaround = Text(LONG_TEXT, allow_none=True)
     external_ids = ma.fields.List(ma.fields.Nested(ExternalIdSchema), validate=ma.validate.Length(max=50))
+    change_type = OneOf(
+        workflow.CHANGE_TYPES,
+        metadata={"description": "normal or emergency, until the change is scheduled (standard: from a template)"},
+    )
 
 
 class TicketRefSchema(Schema):
@@ -84,6 +106,23 @@ class RiskReasonSchema(Schema):
     reason = ma.fields.String()
     value = ma.fields.Integer()
     points = ma.fields.Integer()
+    max_points = ma.fields.Integer(metadata={"description": "the most this factor can give"})
+
+
+class _Answer:
+    """A ticket as its answer shows it: the row, plus what is derived once per answer (the caller's
+    moves, a change's risk as of now) so that several fields can read it."""
+
+    def __init__(self, ticket, **derived):
+        self._ticket = ticket
+        self.__dict__.update(derived)
+
+    def __getattr__(self, name):
+        return getattr(self._ticket, name)
+
+
+def _viewer():
+    return g.get("user") if has_request_context() else None
 
 
 class TicketSchema(Schema):
@@ -94,7 +133,9 @@ class TicketSchema(Schema):
     title = ma.fields.String()
     description = ma.fields.String()
     state = ma.fields.String()
-    allowed_transitions = ma.fields.Method("_allowed")
+    allowed_transitions = ma.fields.List(
+        ma.fields.String(), metadata={"description": "the states the caller may move the ticket to"}
+    )
     impact = ma.fields.Integer()
     urgency = ma.fields.Integer()
     priority = ma.fields.Integer()
@@ -127,17 +168,53 @@ class TicketSchema(Schema):
     actual_start = ma.fields.DateTime(allow_none=True)
     actual_end = ma.fields.DateTime(allow_none=True)
     approval_round = ma.fields.Integer()
-    risk = ma.fields.String(allow_none=True)
+    change_type = ma.fields.String(allow_none=True, metadata={"description": CHANGE_TYPE_HELP})
+    template_id = ma.fields.Integer(allow_none=True)
+    retrospective_approval_pending = ma.fields.Boolean(
+        metadata={"description": "an emergency change implemented without the approvals it still needs"}
+    )
+    risk = ma.fields.String(allow_none=True, metadata={"description": "low, medium or high; open changes: as of now"})
     risk_score = ma.fields.Integer(allow_none=True)
-    risk_reasons = ma.fields.List(ma.fields.Nested(RiskReasonSchema), allow_none=True)
+    risk_reasons = ma.fields.List(
+        ma.fields.Nested(RiskReasonSchema), allow_none=True, metadata={"description": "the factors that gave points"}
+    )
+    risk_factors = ma.fields.List(
+        ma.fields.Nested(RiskReasonSchema),
+        allow_none=True,
+        metadata={"description": "every factor weighed (tickets/risk.py), with its points"},
+    )
+    risk_assessed_at = ma.fields.DateTime(allow_none=True)
     created_at = ma.fields.DateTime()
     updated_at = ma.fields.DateTime()
 
-    def _allowed(self, ticket):
-        return workflow.allowed_targets(ticket.kind, ticket.state)
+    @ma.pre_dump
+    def _derive(self, ticket, **kwargs):
+        from tickets import services
+
+        derived = {
+            "allowed_transitions": services.allowed_moves(ticket, _viewer()),
+            "retrospective_approval_pending": services.approval_pending_after_the_fact(ticket),
+        }
+        assessment = services.risk_of(ticket) or {}
+        derived.update(
+            risk=assessment.get("risk"),
+            risk_score=assessment.get("score"),
+            risk_reasons=assessment.get("reasons"),
+            risk_factors=assessment.get("factors"),
+            risk_assessed_at=assessment.get("assessed_at"),
+        )
+        return _Answer(ticket, **derived)
 
     def _sla(self, ticket):
         return SLASchema().dump(sla.status(ticket, utcnow()))
+
+
+class TransitionAnswerSchema(TicketSchema):
+    resolved_linked = ma.fields.List(
+        ma.fields.Integer(),
+        allow_none=True,
+        metadata={"description": "with resolve_linked: the linked incidents resolved with this ticket"},
+    )
 
 
 SORTABLE = ("created_at", "updated_at", "priority", "number", "state", "planned_start", "resolution_due", "id")
@@ -145,6 +222,7 @@ SORTABLE = ("created_at", "updated_at", "priority", "number", "state", "planned_
 
 class TicketQuerySchema(Schema):
     kind = DelimitedList(OneOf(KINDS), validate=ma.validate.Length(max=4))
+    change_type = DelimitedList(OneOf(workflow.CHANGE_TYPES), validate=ma.validate.Length(max=3))
     state = DelimitedList(OneOf(workflow.all_states()), validate=ma.validate.Length(max=20))
     priority = DelimitedList(
         ma.fields.Integer(validate=ma.validate.Range(min=1, max=5)), validate=ma.validate.Length(max=5)
@@ -173,9 +251,14 @@ class TransitionSchema(Schema):
     resolution_code = OneOf(workflow.RESOLUTION_CODES)
     outcome = OneOf(OUTCOMES)
     workaround = Text(LONG_TEXT)
-    resolve_linked_incidents = ma.fields.Boolean(
-        metadata={"description": "resolving a problem: resolve the open incidents caused_by it too"}
+    resolve_linked = ma.fields.Boolean(
+        metadata={
+            "description": "resolving an incident (a major incident): resolve its open duplicates and the incidents "
+            "caused_by it too; resolving a problem: the incidents caused_by it. The answer lists them in "
+            "resolved_linked"
+        }
     )
+    resolve_linked_incidents = ma.fields.Boolean(metadata={"description": "the same as resolve_linked"})
 
 
 class CommentWriteSchema(Schema):
@@ -350,3 +433,25 @@ class CIFiguresSchema(Schema):
     incidents_last_90_days = ma.fields.Integer()
     resolved_incidents_last_90_days = ma.fields.Integer()
     mean_time_to_resolve_seconds = ma.fields.Integer(allow_none=True)
+
+
+class ChangeTemplateSchema(Schema):
+    """A standard change template: changes opened from it are pre-approved (no CAB approval)."""
+
+    id = ma.fields.Integer(dump_only=True)
+    name = Text(200, min_length=1, required=True)
+    description = Text(LONG_TEXT)
+    implementation_plan = Text(LONG_TEXT, allow_none=True)
+    backout_plan = Text(LONG_TEXT, allow_none=True)
+    ci_ids = ma.fields.List(Id(), validate=ma.validate.Length(max=1000), metadata={"description": "default CIs"})
+    active = ma.fields.Boolean(metadata={"description": "false: retired, no new changes from it"})
+    created_at = ma.fields.DateTime(dump_only=True)
+    updated_at = ma.fields.DateTime(dump_only=True)
+
+
+class ChangeTemplateUpdateSchema(ChangeTemplateSchema):
+    name = Text(200, min_length=1)
+
+
+class ChangeTemplateQuerySchema(Schema):
+    active = ma.fields.Boolean()

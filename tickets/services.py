@@ -22,6 +22,7 @@ from tickets import attachments, sla, workflow
 from tickets.models import (
     NUMBER_PREFIXES,
     BlackoutWindow,
+    ChangeTemplate,
     Ticket,
     TicketApproval,
     TicketAttachment,
@@ -35,7 +36,19 @@ from tickets.models import (
 
 MAX_CIS_PER_TICKET = 1000
 ASSIGNABLE_ROLES = (ADMIN, AGENT, CHANGE_MANAGER, INTEGRATION)
-CHANGE_FIELDS = ("planned_start", "planned_end", "implementation_plan", "backout_plan", "outcome")
+CHANGE_FIELDS = (
+    "planned_start",
+    "planned_end",
+    "implementation_plan",
+    "backout_plan",
+    "outcome",
+    "change_type",
+    "template_id",
+)
+# What a change's type may still be switched in (before it is scheduled).
+RETYPABLE_STATES = ("new", "assess", "authorize")
+# A change's risk is computed afresh when read in these states; afterwards its stored copy stands.
+LIVE_RISK_STATES = ("new", "assess", "authorize", "scheduled", "implement")
 PROBLEM_FIELDS = ("root_cause", "workaround")
 
 
@@ -78,7 +91,7 @@ def search_tickets(filters: dict[str, Any], viewer: User | None = None) -> Selec
     """A select of the tickets matching the filters of GET /tickets."""
     t = Ticket
     stmt = visible_tickets(viewer)
-    for key in ("kind", "state", "priority"):
+    for key in ("kind", "state", "priority", "change_type"):
         if filters.get(key):
             stmt = stmt.where(getattr(t, key).in_(filters[key]))
     for key in ("assignee_id", "team_id", "requester_id"):
@@ -263,6 +276,10 @@ def create_ticket(data: dict[str, Any], user: User | None) -> Ticket:
     elif data.get("requester_id") is None and user is not None:
         data["requester_id"] = user.id
     _check_kind_fields(kind, data, errors)
+    if kind == "change":
+        ci_ids = _apply_template(data, ci_ids, errors)
+    elif not data.get("title"):
+        errors["title"] = ["Missing data for required field."]
     _check_people(data, errors, current=None)
     _check_window(data.get("planned_start"), data.get("planned_end"), errors)
     _check_cis(ci_ids, user, errors)
@@ -297,6 +314,39 @@ def create_ticket(data: dict[str, Any], user: User | None) -> Ticket:
     return ticket
 
 
+def _apply_template(data: dict, ci_ids: list[int], errors: dict) -> list[int]:
+    """A change's type; a standard change takes what its template says for every field the request
+    left out (title, description, plans, CIs). Returns the CIs to link."""
+    template_id = data.get("template_id")
+    change_type = data.get("change_type") or ("standard" if template_id is not None else workflow.DEFAULT_CHANGE_TYPE)
+    data["change_type"] = change_type
+    if change_type != "standard":
+        if template_id is not None:
+            errors["template_id"] = ["A template opens a standard change; leave change_type out or make it standard."]
+        if not data.get("title"):
+            errors["title"] = ["Missing data for required field."]
+        return ci_ids
+    template = db.session.get(ChangeTemplate, template_id) if template_id is not None else None
+    if template is None:
+        errors["template_id"] = [
+            "A standard change is opened from a change template: name one."
+            if template_id is None
+            else f"No change template with id {template_id}."
+        ]
+        return ci_ids
+    if not template.active:
+        errors["template_id"] = [f"The change template {template.name!r} is retired."]
+        return ci_ids
+    if not data.get("title"):
+        data["title"] = template.name
+    if not data.get("description"):
+        data["description"] = template.description
+    for key in ("implementation_plan", "backout_plan"):
+        if data.get(key) is None:
+            data[key] = template.implementation_plan if key == "implementation_plan" else template.backout_plan
+    return ci_ids or list(dict.fromkeys(template.ci_ids or []))
+
+
 def _set_external_ids(ticket: Ticket, items: list[dict], *, replace: bool = False) -> bool:
     return set_external_ids(
         ticket, items, model=TicketExternalId, owner_key="ticket_id", label="ticket", replace=replace
@@ -321,12 +371,18 @@ def update_ticket(ticket: Ticket, data: dict[str, Any], user: User | None) -> Ti
         raise Conflict(f"{ticket.number} is {ticket.state}; it can't be changed.")
     external_ids = data.pop("external_ids", None)
     _check_kind_fields(ticket.kind, data, errors)
+    new_type = data.get("change_type")
+    if ticket.kind == "change" and new_type is not None and new_type != ticket.change_type:
+        if new_type == "standard":
+            errors["change_type"] = ["A standard change is opened from a change template (template_id)."]
+        elif ticket.state not in RETYPABLE_STATES:
+            raise Conflict(f"{ticket.number} is {ticket.state}; its type can't change any more.")
     _check_people(data, errors, current=ticket)
     window_moves = any(k in data and data[k] != getattr(ticket, k) for k in ("planned_start", "planned_end"))
     if window_moves and ticket.state in ("scheduled", "implement", "review"):
         raise Conflict(
             f"{ticket.number} is {ticket.state}; move it back to assess before changing its window.",
-            allowed=workflow.allowed_targets(ticket.kind, ticket.state),
+            allowed=allowed_moves(ticket, user),
         )
     _check_window(data.get("planned_start", ticket.planned_start), data.get("planned_end", ticket.planned_end), errors)
     if errors:
@@ -339,7 +395,7 @@ def update_ticket(ticket: Ticket, data: dict[str, Any], user: User | None) -> Ti
     if priority != ticket.priority or window_moves:
         ticket.priority = priority
         sla.apply_targets(ticket)
-    if ticket.kind == "change":
+    if ticket.kind == "change" and ticket.state in LIVE_RISK_STATES:
         _set_risk(ticket, ticket.ci_ids)
     db.session.flush()
     return ticket
@@ -400,15 +456,31 @@ def _set_risk(ticket: Ticket, ci_ids: list[int]) -> None:
     assessment = risk.assess(ticket, ci_ids)
     ticket.risk = assessment["risk"]
     ticket.risk_score = assessment["score"]
-    ticket.risk_reasons = assessment["reasons"]
+    ticket.risk_reasons = assessment["factors"]
+    ticket.risk_assessed_at = assessment["assessed_at"]
 
 
 def refresh_risk(ticket: Ticket) -> Ticket:
-    """Recompute a change's stored risk (CIs, graph or other changes moved)."""
-    if ticket.kind == "change":
+    """Store a change's risk as it is now (CIs, graph or other changes moved): the change log then
+    shows the level it had at each decision point. Answers compute it afresh (``risk_of``). A change
+    in review, closed or canceled keeps the risk it had when it left the open states."""
+    if ticket.kind == "change" and ticket.state in LIVE_RISK_STATES:
         _set_risk(ticket, ticket.ci_ids)
         db.session.flush()
     return ticket
+
+
+def risk_of(ticket: Ticket) -> dict | None:
+    """A change's risk as an answer shows it: computed now while the change is open (its inputs, the
+    graph, incidents, other changes, move without the change being written), the stored assessment
+    once it is in review, closed or canceled (what it was when the work was done)."""
+    from tickets import risk
+
+    if ticket.kind != "change":
+        return None
+    if ticket.state in LIVE_RISK_STATES and ticket.id is not None:
+        return risk.current(ticket)
+    return risk.stored(ticket)
 
 
 def _write_as(ticket: Ticket, action: str, values: dict, summary: str, extra: dict | None = None) -> dict:
@@ -430,19 +502,32 @@ def _write_as(ticket: Ticket, action: str, values: dict, summary: str, extra: di
 # Transitions
 
 
+def allowed_moves(ticket: Ticket, user: User | None) -> list[str]:
+    """The states ``user`` may move the ticket to now (every legal one without a user): the workflow
+    table's moves for the ticket's kind, state and change type that the user's role may make."""
+    role = user.role if user is not None else None
+    return workflow.allowed_targets(ticket.kind, ticket.state, role, ticket.change_type)
+
+
 def transition(ticket: Ticket, to: str, body: dict[str, Any], user: User | None, *, system: bool = False) -> Ticket:
-    """Move a ticket along its workflow. Illegal moves are 409 naming the allowed ones, a role that
-    may not make the move 403, missing fields 422, unmet conditions (approvals, blackouts) 409."""
+    """Move a ticket along its workflow. Illegal moves are 409 naming the ones the caller may make,
+    a role that may not make the move 403, missing fields 422, unmet conditions (approvals,
+    blackouts, the window) 409.
+
+    Resolving an incident or a problem with ``resolve_linked`` resolves the open incidents linked to
+    it too (an incident's duplicates and the incidents caused by it; a problem's incidents), each with
+    the resolution note and its own change-log entry; their ids are in ``ticket.resolved_linked``."""
     kind, state = ticket.kind, ticket.state
     if to not in workflow.WORKFLOWS[kind]:
         raise Invalid(f"{to!r} is not a state of a {kind}.", errors={"to": [f"Choose one of {workflow.states(kind)}."]})
-    move = workflow.find_move(kind, state, to)
+    move = workflow.find_move(kind, state, to, ticket.change_type)
     if move is None:
-        allowed = workflow.allowed_targets(kind, state)
-        raise Conflict(
-            f"A {kind} cannot move from {state} to {to}; allowed: {', '.join(allowed) or 'none, it is final'}.",
-            allowed=allowed,
-        )
+        allowed = allowed_moves(ticket, None if system else user)
+        if not workflow.moves(kind, state, ticket.change_type):
+            listed = "none, it is final"
+        else:
+            listed = ", ".join(allowed) or "none that you may make"
+        raise Conflict(f"A {_kind_label(ticket)} cannot move from {state} to {to}; allowed: {listed}.", allowed=allowed)
     if not system and user is not None and user.role not in move.roles:
         raise Forbidden(f"The role {user.role!r} may not move a {kind} to {to}.")
     note = (body.get("note") or "").strip() or None
@@ -475,12 +560,18 @@ def transition(ticket: Ticket, to: str, body: dict[str, Any], user: User | None,
         values["actual_end"] = now
     extra = {"note": [None, note]} if note else {}
     _write_as(ticket, "transition", values, f"{ticket.number} {state} → {to}: {ticket.title}", extra)
-    if kind == "problem" and to == "resolved" and body.get("resolve_linked_incidents"):
-        _resolve_linked_incidents(ticket, note, user)
-    if kind == "change" and to not in workflow.CLOSED_STATES:
-        # Decision points (authorize, scheduled) see the risk as the graph and the calendar are now.
-        refresh_risk(ticket)
+    if to == "resolved" and (body.get("resolve_linked") or body.get("resolve_linked_incidents")):
+        ticket.resolved_linked = _resolve_linked(ticket, note, body.get("resolution_code"), user)
+    if kind == "change" and state in LIVE_RISK_STATES:
+        # Decision points (authorize, scheduled) store the risk as the graph and the calendar are now;
+        # leaving the open states (review, canceled) freezes it as it was when the work was done.
+        _set_risk(ticket, ticket.ci_ids)
+        db.session.flush()
     return ticket
+
+
+def _kind_label(ticket: Ticket) -> str:
+    return f"{ticket.change_type} change" if ticket.kind == "change" and ticket.change_type else ticket.kind
 
 
 def _check_needs(ticket: Ticket, move: workflow.Move, body: dict, note: str | None, values: dict) -> None:
@@ -509,20 +600,38 @@ def _check_needs(ticket: Ticket, move: workflow.Move, body: dict, note: str | No
                 errors["planned_end"] = ["The window must end after it starts."]
     if errors:
         raise Invalid(f"Moving {ticket.number} to {move.to} needs more.", errors=errors)
-    if "approvals" in move.needs:
-        required = required_approvals()
-        approved = db.session.scalar(
-            select(func.count()).where(
-                TicketApproval.ticket_id == ticket.id,
-                TicketApproval.round == ticket.approval_round,
-                TicketApproval.decision == "approve",
-            )
-        )
+    if "approvals" in move.needs and ticket.change_type not in APPROVAL_FREE_TYPES:
+        approved, required = approval_count(ticket), required_approvals()
         if approved < required:
             raise Conflict(
                 f"{ticket.number} has {approved} of the {required} approvals it needs to be scheduled.",
                 approvals=approved,
                 required=required,
+            )
+    if "approved_after_the_fact" in move.needs and ticket.change_type == "emergency":
+        approved, required = approval_count(ticket), required_approvals()
+        if approved < required:
+            raise Conflict(
+                f"{ticket.number} is an emergency change implemented without approval: it is closed once "
+                f"approved after the fact ({approved} of {required} approvals).",
+                approvals=approved,
+                required=required,
+            )
+    if "in_window" in move.needs and ticket.change_type != "emergency":
+        now = utcnow()
+        if ticket.planned_start is not None and now < ticket.planned_start:
+            raise Conflict(
+                f"The window of {ticket.number} opens at {ticket.planned_start.isoformat()}; it is implemented "
+                "inside its window (or as an emergency change).",
+                planned_start=ticket.planned_start.isoformat(),
+                planned_end=ticket.planned_end.isoformat() if ticket.planned_end else None,
+            )
+        if ticket.planned_end is not None and now >= ticket.planned_end:
+            raise Conflict(
+                f"The window of {ticket.number} closed at {ticket.planned_end.isoformat()}; move it back to assess "
+                "and plan a new window.",
+                planned_start=ticket.planned_start.isoformat() if ticket.planned_start else None,
+                planned_end=ticket.planned_end.isoformat(),
             )
     if "no_blackout" in move.needs:
         clashes = blackouts_overlapping(ticket.planned_start, ticket.planned_end)
@@ -538,23 +647,41 @@ def _check_needs(ticket: Ticket, move: workflow.Move, body: dict, note: str | No
             )
 
 
-def _resolve_linked_incidents(problem: Ticket, note: str | None, user: User | None) -> None:
-    incident_ids = select(TicketLink.source_id).where(
-        TicketLink.target_id == problem.id, TicketLink.type == "caused_by"
-    )
+def _resolve_linked(parent: Ticket, note: str | None, code: str | None, user: User | None) -> list[int]:
+    """Resolve the open incidents linked to ``parent`` along with it: for a problem, the incidents
+    ``caused_by`` it; for an incident (a major incident), its duplicates (``duplicate_of`` it) and the
+    incidents ``caused_by`` it. Each is resolved by its own transition (its change-log entry, its
+    requester's notification) with the parent's resolution note. Returns their ids."""
+    types = ("caused_by",) if parent.kind == "problem" else ("caused_by", "duplicate_of")
+    links = db.session.execute(
+        select(TicketLink.source_id, TicketLink.type)
+        .where(TicketLink.target_id == parent.id, TicketLink.type.in_(types))
+        .order_by(TicketLink.id)
+    ).all()
+    link_type = {}
+    for source_id, type_ in links:
+        link_type.setdefault(source_id, type_)
+    if not link_type:
+        return []
     incidents = db.session.scalars(
-        select(Ticket).where(Ticket.id.in_(incident_ids), Ticket.kind == "incident").order_by(Ticket.id)
+        select(Ticket)
+        .where(Ticket.id.in_(list(link_type)), Ticket.kind == "incident")
+        .order_by(Ticket.id)
+        .with_for_update(of=Ticket)
     )
+    resolved = []
     for incident in incidents:
         if workflow.find_move("incident", incident.state, "resolved") is None:
             continue
-        transition(
-            incident,
-            "resolved",
-            {"note": f"Resolved with problem {problem.number}: {note}", "resolution_code": "problem_resolved"},
-            user,
-            system=True,
-        )
+        if parent.kind == "problem":
+            body = {"note": f"Resolved with problem {parent.number}: {note}", "resolution_code": "problem_resolved"}
+        elif link_type[incident.id] == "duplicate_of":
+            body = {"note": f"Resolved as a duplicate of {parent.number}: {note}", "resolution_code": "duplicate"}
+        else:
+            body = {"note": f"Resolved with {parent.number}: {note}", "resolution_code": code or "fixed"}
+        transition(incident, "resolved", body, user, system=True)
+        resolved.append(incident.id)
+    return resolved
 
 
 # ---------------------------------------------------------------------------------------------
@@ -750,6 +877,49 @@ def _clean_filename(name: str | None) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# Standard change templates
+
+
+def change_templates(active: bool | None = None) -> Select:
+    stmt = select(ChangeTemplate).order_by(ChangeTemplate.name, ChangeTemplate.id)
+    if active is not None:
+        stmt = stmt.where(ChangeTemplate.active.is_(active))
+    return stmt
+
+
+def get_change_template(template_id: int) -> ChangeTemplate:
+    template = db.session.get(ChangeTemplate, template_id) if 0 < template_id <= MAX_ID else None
+    if template is None:
+        raise NotFound(f"No change template with id {template_id}.")
+    return template
+
+
+def save_change_template(data: dict[str, Any], template: ChangeTemplate | None = None) -> ChangeTemplate:
+    """Create a standard change template (``template`` None) or change one; a name is unique (409)
+    and the default CIs must exist (422)."""
+    data = dict(data)
+    if "ci_ids" in data:
+        data["ci_ids"] = list(dict.fromkeys(data["ci_ids"] or []))
+        errors: dict = {}
+        _check_cis(data["ci_ids"], None, errors)
+        if errors:
+            raise Invalid("Unknown CI.", errors=errors)
+    name = data.get("name")
+    if name is not None and (template is None or name != template.name):
+        clash = db.session.scalar(select(ChangeTemplate.id).where(ChangeTemplate.name == name))
+        if clash is not None:
+            raise Conflict(f"A change template is named {name!r} already.", conflicting_id=clash)
+    if template is None:
+        template = ChangeTemplate(**{"description": "", "ci_ids": [], "active": True, **data})
+        db.session.add(template)
+    else:
+        for key, value in data.items():
+            setattr(template, key, value)
+    db.session.flush()
+    return template
+
+
+# ---------------------------------------------------------------------------------------------
 # Approvals and blackouts
 
 
@@ -757,13 +927,69 @@ def required_approvals() -> int:
     return int(setting("CAIRN_CHANGE_APPROVALS_REQUIRED", 1))
 
 
+# Standard changes are pre-approved (their template was); emergency changes are approved after the fact.
+APPROVAL_FREE_TYPES = ("standard", "emergency")
+# Where approvals are taken: in authorize; an emergency change until it is closed.
+EMERGENCY_APPROVAL_STATES = ("authorize", "scheduled", "implement", "review")
+
+
+def approval_count(ticket: Ticket) -> int:
+    """Approvals in the change's current round."""
+    return db.session.scalar(
+        select(func.count()).where(
+            TicketApproval.ticket_id == ticket.id,
+            TicketApproval.round == ticket.approval_round,
+            TicketApproval.decision == "approve",
+        )
+    )
+
+
+def separation_of_duties() -> bool:
+    return bool(setting("CAIRN_CHANGE_SEPARATION_OF_DUTIES", True))
+
+
+def implementers(ticket: Ticket) -> set[int]:
+    """Who implements a change: its assignee, and whoever moved it to implement."""
+    people = {ticket.assignee_id} if ticket.assignee_id else set()
+    rows = db.session.execute(
+        select(ChangeLog.actor_id, ChangeLog.changes).where(
+            ChangeLog.object_type == "ticket",
+            ChangeLog.object_id == ticket.id,
+            ChangeLog.action == "transition",
+            ChangeLog.actor_id.is_not(None),
+        )
+    )
+    people |= {actor for actor, changes in rows if (changes or {}).get("state", [None, None])[1] == "implement"}
+    return people
+
+
+def approval_pending_after_the_fact(ticket: Ticket) -> bool:
+    """An emergency change that went ahead without the approvals it still needs."""
+    if ticket.kind != "change" or ticket.change_type != "emergency" or ticket.state not in ("implement", "review"):
+        return False
+    return approval_count(ticket) < required_approvals()
+
+
 def decide_approval(ticket: Ticket, decision: str, comment: str, user: User) -> TicketApproval:
-    """A change manager approves or rejects a change waiting in ``authorize``; a rejection sends it
-    back to ``assess`` and starts a new approval round."""
+    """A change manager approves or rejects a change waiting in ``authorize`` (an emergency change
+    also after the fact, until it is closed). A rejection of a change not yet implemented sends it
+    back to ``assess``; every rejection starts a new approval round.
+
+    Separation of duties (CAIRN_CHANGE_SEPARATION_OF_DUTIES, on by default): whoever requested the
+    change or implements it (its assignee, whoever moved it to implement) can't approve it: 403."""
     if ticket.kind != "change":
         raise Conflict(f"{ticket.number} is a {ticket.kind}; only changes take approvals.")
-    if ticket.state != "authorize":
-        raise Conflict(f"{ticket.number} is {ticket.state}; approvals are given in authorize.")
+    if ticket.change_type == "standard":
+        raise Conflict(f"{ticket.number} is a standard change: its template is its approval.")
+    states = EMERGENCY_APPROVAL_STATES if ticket.change_type == "emergency" else ("authorize",)
+    if ticket.state not in states:
+        where = "until it is closed" if ticket.change_type == "emergency" else "in authorize"
+        raise Conflict(f"{ticket.number} is {ticket.state}; approvals are given {where}.")
+    if separation_of_duties():
+        if user.id == ticket.requester_id:
+            raise Forbidden(f"You requested {ticket.number}; someone else approves it (separation of duties).")
+        if user.id in implementers(ticket):
+            raise Forbidden(f"You implement {ticket.number}; someone else approves it (separation of duties).")
     already = db.session.scalar(
         select(TicketApproval.id).where(
             TicketApproval.ticket_id == ticket.id,
@@ -779,7 +1005,8 @@ def decide_approval(ticket: Ticket, decision: str, comment: str, user: User) -> 
     db.session.add(approval)
     db.session.flush()
     if decision == "reject":
-        transition(ticket, "assess", {"note": f"Rejected by {user.email}: {comment}"}, user, system=True)
+        if ticket.state in ("authorize", "scheduled"):
+            transition(ticket, "assess", {"note": f"Rejected by {user.email}: {comment}"}, user, system=True)
         ticket.approval_round += 1
         db.session.flush()
     return approval

@@ -1,9 +1,23 @@
 """States, legal moves, who may make them and what each needs: the one place the workflow is written.
 
-Read a line as: from ``state``, ``Move(to, roles, needs)``. ``needs`` names what the move requires:
-fields of the transition body (``note``, ``resolution_code``, ``outcome``) or checks the service runs
-(``window``: a planned window with start < end; ``approvals``: enough approvals in this round;
-``no_blackout``: the window meets no blackout; ``workaround``: a known error says how to live with it).
+Read a line as: from ``state``, ``Move(to, roles, needs, change_types)``. ``roles`` are who may make
+the move (``allowed_targets`` lists a caller only the moves its role may make). ``needs`` names what
+the move requires: fields of the transition body (``note``, ``resolution_code``, ``outcome``) or
+checks the service runs (``window``: a planned window with start < end; ``approvals``: enough
+approvals in this round, waived for standard and emergency changes; ``no_blackout``: the window
+meets no blackout; ``in_window``: now is inside the planned window, waived for emergency changes;
+``approved_after_the_fact``: an emergency change has its approvals before it is closed;
+``workaround``: a known error says how to live with it). ``change_types``, when set, limits a move
+to changes of those types.
+
+Change types, as ITIL 4 has them:
+- ``normal``: assessed, authorised by the change managers (the CAB), scheduled, implemented inside
+  its window.
+- ``standard``: pre-approved, opened from a change template (tickets.models.ChangeTemplate): it may
+  go from ``new`` straight to ``scheduled`` and never waits for approvals; its window still binds.
+- ``emergency``: may be implemented at once, from ``new``, ``assess`` or ``authorize``, without
+  approval and outside a window; it is approved after the fact (approvals are taken until it is
+  closed, and closing needs them) and flagged as such in its answer.
 """
 
 from __future__ import annotations
@@ -30,11 +44,16 @@ RESOLUTION_CODES = (
 HOLD_REASONS = ("awaiting_caller", "awaiting_change", "awaiting_problem", "awaiting_vendor", "other")
 
 
+CHANGE_TYPES = ("standard", "normal", "emergency")
+DEFAULT_CHANGE_TYPE = "normal"
+
+
 @dataclass(frozen=True)
 class Move:
     to: str
     roles: tuple[str, ...] = STAFF
     needs: tuple[str, ...] = ()
+    change_types: tuple[str, ...] | None = None  # None: every type (and every kind)
 
 
 _SERVICE_FLOW: dict[str, tuple[Move, ...]] = {
@@ -80,18 +99,28 @@ WORKFLOWS: dict[str, dict[str, tuple[Move, ...]]] = {
         "canceled": (),
     },
     "change": {
-        "new": (Move("assess"), Move("canceled", needs=("note",))),
-        "assess": (Move("authorize", needs=("window",)), Move("canceled", needs=("note",))),
+        "new": (
+            Move("assess"),
+            Move("scheduled", needs=("window", "no_blackout"), change_types=("standard",)),
+            Move("implement", change_types=("emergency",)),
+            Move("canceled", needs=("note",)),
+        ),
+        "assess": (
+            Move("authorize", needs=("window",)),
+            Move("implement", change_types=("emergency",)),
+            Move("canceled", needs=("note",)),
+        ),
         # A change manager's rejection sends it back to assess (see services.decide_approval).
         "authorize": (
             Move("scheduled", MANAGERS, needs=("window", "approvals", "no_blackout")),
+            Move("implement", change_types=("emergency",)),
             Move("assess"),
             Move("canceled", needs=("note",)),
         ),
-        "scheduled": (Move("implement"), Move("assess"), Move("canceled", needs=("note",))),
+        "scheduled": (Move("implement", needs=("in_window",)), Move("assess"), Move("canceled", needs=("note",))),
         "implement": (Move("review", needs=("outcome",)),),
         # Canceling from review is blocked: the work happened, it is reviewed and closed.
-        "review": (Move("closed"),),
+        "review": (Move("closed", needs=("approved_after_the_fact",)),),
         "closed": (),
         "canceled": (),
     },
@@ -114,16 +143,20 @@ def all_states() -> tuple[str, ...]:
     return tuple(seen)
 
 
-def moves(kind: str, state: str) -> tuple[Move, ...]:
-    return WORKFLOWS[kind].get(state, ())
+def moves(kind: str, state: str, change_type: str | None = None) -> tuple[Move, ...]:
+    """The moves out of ``state``; for a change, those its type may take."""
+    if kind == "change":
+        change_type = change_type or DEFAULT_CHANGE_TYPE
+    return tuple(m for m in WORKFLOWS[kind].get(state, ()) if m.change_types is None or change_type in m.change_types)
 
 
-def find_move(kind: str, state: str, to: str) -> Move | None:
-    return next((m for m in moves(kind, state) if m.to == to), None)
+def find_move(kind: str, state: str, to: str, change_type: str | None = None) -> Move | None:
+    return next((m for m in moves(kind, state, change_type) if m.to == to), None)
 
 
-def allowed_targets(kind: str, state: str, role: str | None = None) -> list[str]:
-    return [m.to for m in moves(kind, state) if role is None or role in m.roles]
+def allowed_targets(kind: str, state: str, role: str | None = None, change_type: str | None = None) -> list[str]:
+    """The states a ticket may move to; with ``role``, only those that role may move it to."""
+    return [m.to for m in moves(kind, state, change_type) if role is None or role in m.roles]
 
 
 def is_open(state: str) -> bool:

@@ -98,12 +98,19 @@ def test_risk_reasons_say_their_contribution(client, desk, agent, estate):
     reasons = {r["rule"]: r for r in change["risk_reasons"]}
     assert reasons["blast_radius"]["value"] == 6 and reasons["blast_radius"]["points"] == 5
     assert reasons["business_services"]["value"] == 1
-    assert reasons["criticality"]["reason"].endswith("critical")
+    assert reasons["criticality"]["reason"].endswith("medium")  # the host itself
+    assert reasons["ci_class"]["reason"].endswith("infrastructure (server)")
+    assert reasons["impacted_criticality"]["reason"].endswith("critical")  # payroll goes down with it
     assert reasons["open_major_incidents"]["value"] == 1
     assert reasons["conflicts"]["value"] == 1
     assert "business_hours" not in reasons
     assert change["risk_score"] == sum(r["points"] for r in change["risk_reasons"])
     assert change["risk"] == "high"
+    # every factor weighed is listed, those without points too
+    factors = {f["rule"]: f for f in change["risk_factors"]}
+    assert set(factors) == {rule.name for rule in risk.RULES}
+    assert factors["business_hours"]["points"] == 0 and factors["blackout"]["max_points"] == 25
+    assert change["risk_assessed_at"]
     quiet = desk.change([estate["lonely"]], NIGHT, NIGHT + timedelta(hours=1))
     assert quiet["risk"] == "low" and quiet["risk_reasons"] == []
     busy = desk.change([estate["lonely"]], DAY, DAY + timedelta(hours=1))
@@ -111,19 +118,24 @@ def test_risk_reasons_say_their_contribution(client, desk, agent, estate):
 
 
 def test_failed_changes_on_the_same_cis_raise_risk(desk, manager, estate):
+    import time_machine
+
     old = desk.change([estate["lonely"]], NIGHT, NIGHT + timedelta(hours=1))
     desk.schedule(old, manager.headers)
-    desk.move(old, "implement")
-    desk.move(old, "review", outcome="failed")
+    with time_machine.travel(NIGHT + timedelta(minutes=5)):
+        desk.move(old, "implement")
+        desk.move(old, "review", outcome="failed")
     again = desk.change([estate["lonely"]], NIGHT + timedelta(days=1), NIGHT + timedelta(days=1, hours=1))
     assert [r["rule"] for r in again["risk_reasons"]] == ["recent_failed_changes"]
 
 
 def test_risk_rules_are_data():
-    result = risk.score({"impacted_cis": 60, "business_services": 3, "max_criticality": 3})
-    assert result["score"] == 20 + 25 + 20 and result["risk"] == "high"
-    assert [r["rule"] for r in result["reasons"]] == ["blast_radius", "business_services", "criticality"]
-    assert risk.score({})["risk"] == "low"
+    result = risk.score({"impacted_cis": 60, "business_services": 3, "criticality": 3})
+    assert result["score"] == 25 + 20 + 25 and result["risk"] == "high"
+    assert [r["rule"] for r in result["reasons"]] == ["criticality", "blast_radius", "business_services"]
+    assert len(result["factors"]) == len(risk.RULES)
+    assert risk.score({})["risk"] == "low" and risk.score({})["reasons"] == []
+    assert risk.score({"criticality": 2, "class_tier": 2})["risk"] == "medium"
 
 
 def test_business_hours(app):
@@ -172,3 +184,62 @@ def test_impact_over_http_carries_the_open_tickets(client, desk, agent, estate):
     r = client.get(f"/api/v1/cis/{estate['host']}/impact", headers=agent.headers)
     assert r.status_code == 200, r.json
     assert [t["id"] for t in r.json["open_tickets"]] == [incident["id"]]
+
+
+def test_an_open_changes_risk_is_current_when_read(client, desk, agent, estate):
+    """Risk used to be computed on write only: a colliding change and a P1 incident on its CIs showed
+    on the next transition, not on the GET right after they appeared."""
+    change = desk.change([estate["host"]], NIGHT, NIGHT + timedelta(hours=2), title="patch host")
+    before = desk.get(change)
+    assert {r["rule"] for r in before["risk_reasons"]}.isdisjoint({"open_major_incidents", "conflicts"})
+    desk.open(ci_ids=[estate["app3"]], impact=1, urgency=1, title="app-3 down")
+    desk.change([estate["host"]], NIGHT + timedelta(hours=1), NIGHT + timedelta(hours=3), title="colliding")
+    now = desk.get(change)
+    reasons = {r["rule"]: r for r in now["risk_reasons"]}
+    assert reasons["open_major_incidents"]["value"] == 1 and reasons["conflicts"]["value"] == 1
+    assert now["risk_score"] == before["risk_score"] + 30, (before["risk_reasons"], now["risk_reasons"])
+    listed = client.get("/api/v1/tickets?kind=change&sort=id", headers=agent.headers).json
+    assert next(t for t in listed if t["id"] == change["id"])["risk_score"] == now["risk_score"]
+    # a finished change keeps the risk it had when the work was done
+    canceled = desk.move(change, "canceled", note="not needed")
+    assert canceled["risk_score"] == now["risk_score"]
+    desk.open(ci_ids=[estate["app4"]], impact=1, urgency=1, title="app-4 down")
+    assert desk.get(change)["risk_score"] == now["risk_score"]
+
+
+def test_risk_spreads_with_what_the_change_touches(desk, estate):
+    """A printer's firmware is not a core switch: the same quiet night window, three levels."""
+
+    def level(ci):
+        return desk.change([estate[ci]], NIGHT, NIGHT + timedelta(hours=1), title=f"change {ci}")
+
+    printer, app, switch = level("lonely"), level("app6"), level("switch")
+    assert (printer["risk"], app["risk"], switch["risk"]) == ("low", "medium", "high"), (
+        printer["risk_score"], app["risk_score"], switch["risk_score"],
+    )  # fmt: skip
+    assert printer["risk_score"] < app["risk_score"] < switch["risk_score"]
+    app_reasons = {r["rule"] for r in app["risk_reasons"]}
+    assert {"business_services", "impacted_criticality"} <= app_reasons
+    switch_reasons = {r["rule"]: r for r in switch["risk_reasons"]}
+    assert switch_reasons["ci_class"]["reason"].endswith("core infrastructure (network_switch)")
+
+
+def test_redundancy_weighs_less_than_a_single_point_of_failure(make, db, desk):
+    """A member of a cluster that keeps enough members only degrades what runs on it."""
+    from relations.services import create_relationship
+
+    cluster = make.ci("cluster", name="web", attributes={"min_members_up": 1})
+    nodes = [make.ci("virtual_machine", name=f"web-{i}") for i in (1, 2)]
+    single = make.ci("virtual_machine", name="single")
+    shop = make.ci("business_service", name="shop", criticality="critical")
+    other = make.ci("business_service", name="other", criticality="critical")
+    for node in nodes:
+        create_relationship({"source_id": node.id, "type": "member_of", "target_id": cluster.id})
+    create_relationship({"source_id": shop.id, "type": "depends_on", "target_id": cluster.id})
+    create_relationship({"source_id": other.id, "type": "depends_on", "target_id": single.id})
+    db.session.commit()
+    redundant = desk.change([nodes[0].id], NIGHT, NIGHT + timedelta(hours=1))
+    alone = desk.change([single.id], NIGHT + timedelta(days=1), NIGHT + timedelta(days=1, hours=1))
+    assert {r["rule"] for r in redundant["risk_reasons"]} >= {"business_services_degraded"}
+    assert "business_services" not in {r["rule"] for r in redundant["risk_reasons"]}
+    assert redundant["risk_score"] < alone["risk_score"]

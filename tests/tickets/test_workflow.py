@@ -4,6 +4,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 
 from tickets.workflow import WORKFLOWS
 
@@ -72,6 +73,26 @@ def test_requester_moves_are_limited(desk, requester):
     t = desk.move(t, "in_progress", headers=requester.headers)  # reopen: "it is not fixed"
     desk.move(t, "resolved", note="done now", resolution_code="fixed")
     assert desk.move(t, "closed", headers=requester.headers)["state"] == "closed"
+
+
+def test_allowed_transitions_are_the_callers_own(client, desk, requester, actor):
+    t = desk.open(headers=requester.headers)
+    assert t["allowed_transitions"] == ["canceled"]
+    assert set(desk.get(t)["allowed_transitions"]) == {"in_progress", "on_hold", "resolved", "canceled"}
+    assert desk.get(t, headers=requester.headers)["allowed_transitions"] == ["canceled"]
+    assert desk.get(t, headers=actor("auditor").headers)["allowed_transitions"] == []
+    # every move listed is one the caller may make
+    for to in desk.get(t, headers=requester.headers)["allowed_transitions"]:
+        assert desk.move(t, to, headers=requester.headers, note="not needed")["state"] == to
+    # the 409 of an illegal move names the caller's moves only
+    t = desk.open(headers=requester.headers)
+    assert desk.move(t, "closed", headers=requester.headers, expect=409)["allowed"] == ["canceled"]
+    # a change in authorize: only change managers schedule it
+    chg = desk.change([], FUTURE, FUTURE + timedelta(hours=1))
+    desk.move(chg, "assess")
+    chg = desk.move(chg, "authorize")
+    assert "scheduled" not in chg["allowed_transitions"]
+    assert "scheduled" in desk.get(chg, headers=actor("change_manager").headers)["allowed_transitions"]
 
 
 def test_comments_public_internal_and_closed(client, desk, requester):
@@ -161,11 +182,55 @@ def test_problem_known_error_and_resolving_linked_incidents(client, desk, agent)
     assert prb["known_error"] is True and prb["workaround"].startswith("Restart")
     known = client.get("/api/v1/tickets?kind=problem&known_error=true", headers=agent.headers).json
     assert prb["id"] in [x["id"] for x in known]
-    desk.move(prb, "resolved", note="firmware 2.1 deployed", resolution_code="fixed", resolve_linked_incidents=True)
+    answer = desk.move(prb, "resolved", note="firmware 2.1 deployed", resolution_code="fixed",
+                       resolve_linked_incidents=True)  # fmt: skip
+    assert answer["resolved_linked"] == [incidents[0]["id"], incidents[1]["id"]]
     states = [desk.get(i)["state"] for i in incidents]
     assert states == ["resolved", "resolved", "new"]
     resolved = desk.get(incidents[0])
     assert resolved["resolution_code"] == "problem_resolved" and prb["number"] in resolved["resolution_note"]
+
+
+def test_resolving_a_major_incident_resolves_its_duplicates_and_children(client, desk, agent, requester):
+    major = desk.open(title="Mail down for everyone", impact=1, urgency=1)
+    dupes = [desk.open(title=f"my mail is down {i}", headers=requester.headers) for i in range(2)]
+    child = desk.open(title="Shared calendar not syncing")
+    done = desk.open(title="already fixed")
+    related = desk.open(title="slow VPN")
+
+    def link(source, type_):
+        r = client.post(f"/api/v1/tickets/{source['id']}/links", json={"ticket_id": major["id"], "type": type_},
+                        headers=agent.headers)  # fmt: skip
+        assert r.status_code == 201, r.json
+
+    for dupe in dupes:
+        link(dupe, "duplicate_of")
+    link(child, "caused_by")
+    link(done, "duplicate_of")
+    link(related, "related")
+    desk.move(dupes[1], "on_hold", note="waiting for the caller")
+    desk.move(done, "canceled", note="opened twice")
+    answer = desk.move(major, "resolved", note="Mail relay restarted", resolution_code="fixed", resolve_linked=True)
+    assert answer["state"] == "resolved"
+    assert answer["resolved_linked"] == [dupes[0]["id"], dupes[1]["id"], child["id"]]
+    for dupe in dupes:
+        got = desk.get(dupe)
+        assert got["state"] == "resolved" and got["resolution_code"] == "duplicate"
+        assert major["number"] in got["resolution_note"] and "Mail relay restarted" in got["resolution_note"]
+    got = desk.get(child)
+    assert got["state"] == "resolved" and got["resolution_code"] == "fixed"
+    assert "Mail relay restarted" in got["resolution_note"]
+    assert desk.get(done)["state"] == "canceled" and desk.get(related)["state"] == "new"
+    history = client.get(f"/api/v1/tickets/{child['id']}/history", headers=agent.headers).json
+    assert history[0]["action"] == "transition" and history[0]["changes"]["state"] == ["new", "resolved"]
+    assert history[0]["actor"] == agent.user.email
+    # without asking, nothing else moves
+    other = desk.open(title="Printer down")
+    dupe = desk.open(title="printer down too")
+    link_body = {"ticket_id": other["id"], "type": "duplicate_of"}
+    client.post(f"/api/v1/tickets/{dupe['id']}/links", json=link_body, headers=agent.headers)
+    answer = desk.move(other, "resolved", note="toner", resolution_code="fixed")
+    assert answer["resolved_linked"] is None and desk.get(dupe)["state"] == "new"
 
 
 def test_problem_resolution_without_opt_in_leaves_incidents(client, desk, agent):
@@ -212,10 +277,14 @@ def test_change_needs_window_approval_and_right_role(client, desk, manager, make
     r = client.patch(f"/api/v1/tickets/{chg['id']}", json={"planned_end": (FUTURE + timedelta(hours=3)).isoformat()},
                      headers=desk.headers)  # fmt: skip
     assert r.status_code == 409
-    chg = desk.move(chg, "implement")
-    assert chg["actual_start"]
-    assert "outcome" in desk.move(chg, "review", expect=422)["errors"]
-    chg = desk.move(chg, "review", outcome="backed_out")
+    # the window binds: not before it opens
+    early = desk.move(chg, "implement", expect=409)
+    assert "opens" in early["detail"] and early["planned_start"] == FUTURE.isoformat()
+    with time_machine.travel(FUTURE + timedelta(minutes=10)):
+        chg = desk.move(chg, "implement")
+        assert chg["actual_start"]
+        assert "outcome" in desk.move(chg, "review", expect=422)["errors"]
+        chg = desk.move(chg, "review", outcome="backed_out")
     assert chg["outcome"] == "backed_out" and chg["actual_end"]
     assert desk.move(chg, "canceled", note="x", expect=409)["allowed"] == ["closed"]
     assert desk.move(chg, "closed")["closed_at"]
