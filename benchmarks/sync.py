@@ -1,12 +1,15 @@
 """Sync throughput on PostgreSQL: bulk create and upsert, discovery reconciliation, the change feed,
 and webhook deliveries with two RQ workers to a local receiver.
 
-    .venv/bin/python benchmarks/sync.py [--cis 100000] [--discovery 50000] [--deliveries 5000] [--only bulk,...]
+    .venv/bin/python benchmarks/sync.py [--cis 100000] [--discovery 50000] [--deliveries 5000]
+        [--rel-cis 100000] [--relationships 400000] [--only bulk,discovery,feed,webhooks,relationships]
 
 A scratch database is created and migrated; everything goes through the HTTP API (in-process test
 client: routing, auth, JSON in and out) except discovery, which runs the reconciliation service as
 its job would. Targets (issue 6): bulk create >= 2,000 CIs/s, reconciliation >= 1,000 items/s,
-feed >= 10,000 changes/s, webhooks >= 200 deliveries/s.
+feed >= 10,000 changes/s, webhooks >= 200 deliveries/s. Relationships (POST /relationships/bulk,
+batches of 1,000, onto --rel-cis CIs loaded first): >= 5,000/s and flat as the table grows, so the
+rate is printed for every 50,000.
 """
 
 from __future__ import annotations
@@ -82,6 +85,49 @@ def bench_bulk(client, headers, count: int) -> None:
         response = client.post("/api/v1/cis/bulk", headers=headers, json=body)
         assert all(r["status"] == "unchanged" for r in response.json), response.json[:2]
     report("bulk upsert, nothing changed", count, time.perf_counter() - started, None, "CIs")
+
+
+def bench_relationships(client, headers, ci_count: int, count: int) -> None:
+    """Load ``ci_count`` CIs, then ``count`` relationships between them (each CI depends on a few
+    others), 1,000 a request; the rate for every 50,000, which must stay flat as the table grows."""
+    ids: list[int] = []
+    started = time.perf_counter()
+    for start in range(0, ci_count, PAGE):
+        body = [
+            item(i, external_id={"source": "relbench", "id": f"ci-{i}"}, serial_number=f"RB{i:08d}")
+            for i in range(start, min(start + PAGE, ci_count))
+        ]
+        response = client.post("/api/v1/cis/bulk", headers=headers, json=body)
+        assert response.status_code == 200, response.json
+        ids += [r["id"] for r in response.json]
+    report("CIs for the relationship load", ci_count, time.perf_counter() - started, None, "CIs")
+    offsets = [1, 7, 31, 101, 331, 1009, 3001, 9001]
+    assert count <= ci_count * len(offsets), "more relationships than distinct pairs"
+
+    def relationship(k: int) -> dict:
+        source, offset = k % ci_count, offsets[k // ci_count]
+        return {"source_id": ids[source], "type": "depends_on", "target_id": ids[(source + offset) % ci_count]}
+
+    step, started = 50_000, time.perf_counter()
+    window, window_start = time.perf_counter(), 0
+    for start in range(0, count, PAGE):
+        body = [relationship(k) for k in range(start, min(start + PAGE, count))]
+        response = client.post("/api/v1/relationships/bulk", headers=headers, json=body)
+        assert response.status_code == 200, response.json
+        assert all(r["status"] == "created" for r in response.json), response.json[:2]
+        done = start + len(body)
+        if done % step == 0 or done == count:
+            now = time.perf_counter()
+            report(f"  relationships {window_start:,}-{done:,}", done - window_start, now - window, 5000, "rels")
+            window, window_start = now, done
+    report("relationships (POST /relationships/bulk)", count, time.perf_counter() - started, 5000, "rels")
+    started = time.perf_counter()
+    sample = min(count, 50_000)
+    for start in range(0, sample, PAGE):
+        body = [relationship(k) for k in range(start, min(start + PAGE, sample))]
+        response = client.post("/api/v1/relationships/bulk", headers=headers, json=body)
+        assert all(r["status"] == "unchanged" and r["id"] for r in response.json), response.json[:2]
+    report("relationships sent again (all unchanged)", sample, time.perf_counter() - started, None, "rels")
 
 
 def bench_discovery(app, count: int) -> None:
@@ -201,7 +247,9 @@ def main() -> None:
     parser.add_argument("--cis", type=int, default=100_000)
     parser.add_argument("--discovery", type=int, default=50_000)
     parser.add_argument("--deliveries", type=int, default=5_000)
-    parser.add_argument("--only", default="bulk,discovery,feed,webhooks")
+    parser.add_argument("--rel-cis", type=int, default=100_000)
+    parser.add_argument("--relationships", type=int, default=400_000)
+    parser.add_argument("--only", default="bulk,discovery,feed,webhooks,relationships")
     args = parser.parse_args()
     parts = set(args.only.split(","))
 
@@ -235,6 +283,8 @@ def main() -> None:
         bench_feed(client, headers)
     if "webhooks" in parts:
         bench_webhooks(app, client, headers, args.deliveries, database_url, instance)
+    if "relationships" in parts:
+        bench_relationships(client, headers, args.rel_cis, args.relationships)
 
 
 if __name__ == "__main__":

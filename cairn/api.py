@@ -6,7 +6,7 @@ import hashlib
 from functools import wraps
 
 import marshmallow as ma
-from flask import request
+from flask import current_app, request
 from flask_smorest import Api as SmorestApi
 from flask_smorest import Blueprint as SmorestBlueprint
 from flask_smorest import abort
@@ -25,6 +25,13 @@ class Api(SmorestApi):
         # Bodies are read through the kernel's request class (the size cap holds for chunked
         # bodies too); installed with the Api so that every app serving it has it.
         request_body.install(app)
+
+    def _register_doc_blueprint(self):
+        super()._register_doc_blueprint()
+        # The docs pages' own scripts and styles, served here: the docs work offline.
+        from cairn import docs
+
+        docs.install(self._app)
 
     def handle_http_exception(self, error):
         return handle_http_exception(error)
@@ -60,8 +67,9 @@ _NOT_FOUND_LOCATIONS = {"query", "querystring", "view_args", "path"}
 
 
 class Parser(FlaskParser):
-    """webargs' parser with the kernel's JSON reading (limits, once per request) and ids past the
-    database range in the path or query answered 404."""
+    """webargs' parser with the kernel's JSON reading (limits, once per request), ids past the
+    database range in the path or query answered 404, and unknown query parameters answered 422
+    naming them, as unknown body fields are (a misspelt filter must not silently return everything)."""
 
     def _raw_load_json(self, req):
         if not is_json_request(req):
@@ -76,6 +84,63 @@ class Parser(FlaskParser):
             abort(404, message=f"No object has id {message.shown} ({field}).", messages=error.messages)
         super().handle_error(error, req, schema, error_status_code=error_status_code, error_headers=error_headers)
 
+    def reject_unknown_query(self, req) -> None:
+        """422 naming every query parameter the view behind ``req`` does not declare. Run before the
+        view (``Blueprint`` installs it), so views that parse no query string are covered too."""
+        if not req.args:
+            return
+        accepted = declared_query_parameters(req.endpoint, req.method)
+        if accepted is None:
+            return
+        unknown = sorted(set(req.args) - accepted)
+        if not unknown:
+            return
+        takes = ", ".join(sorted(accepted)) or "no query parameters"
+        shown = [_shorten(name) for name in unknown[:20]]
+        abort(
+            422,
+            message=f"Unknown query parameter{'s' if len(unknown) > 1 else ''}: {', '.join(shown)}.",
+            errors={name: [f"{UNKNOWN_QUERY_PARAMETER}; this endpoint takes: {takes}."] for name in shown},
+        )
+
+
+UNKNOWN_QUERY_PARAMETER = "Unknown query parameter"
+_QUERY_LOCATIONS = ("query", "querystring")
+_declared: dict[tuple[str, str], frozenset[str] | None] = {}
+
+
+def _shorten(name: str) -> str:
+    return name if len(name) <= 40 else name[:40] + "…"
+
+
+def declared_query_parameters(endpoint: str | None, method: str) -> frozenset[str] | None:
+    """The query parameters the view method behind ``endpoint`` declares: the fields of its query
+    schemas (by the name a client sends) and ``page``/``page_size`` when it is paginated. None when
+    it is no view of a kernel Blueprint, or one of its query schemas takes any (``unknown =
+    INCLUDE``: it validates the rest itself, as a report's own parameters are)."""
+    key = (endpoint or "", method)
+    if key in _declared:
+        return _declared[key]
+    view = current_app.view_functions.get(endpoint) if endpoint else None
+    view_class = getattr(view, "view_class", None)
+    name = "get" if method in ("GET", "HEAD") else method.lower()
+    handler = getattr(view_class, name, None) if view_class is not None else view
+    doc = getattr(handler, "_apidoc", None)
+    names: set[str] | None = None
+    if handler is not None and doc is not None:
+        names = set()
+        schemas = [p["schema"] for p in doc.get("arguments", {}).get("parameters", []) if p["in"] in _QUERY_LOCATIONS]
+        if "pagination" in doc:
+            schemas.append(doc["pagination"]["parameters"]["schema"])
+        for schema in schemas:
+            schema = schema() if isinstance(schema, type) else schema
+            if schema.unknown == ma.INCLUDE:
+                names = None
+                break
+            names |= {field.data_key or field_name for field_name, field in schema.load_fields.items()}
+    _declared[key] = None if names is None else frozenset(names)
+    return _declared[key]
+
 
 class Blueprint(SmorestBlueprint):
     """Pagination defaults of API.md: page from 1, page_size 50 by default, at most 1000. A JSON
@@ -84,6 +149,11 @@ class Blueprint(SmorestBlueprint):
     DEFAULT_PAGINATION_PARAMETERS = {"page": 1, "page_size": 50, "max_page_size": 1000}
     ARGUMENTS_PARSER = Parser()
     PAGINATION_ARGUMENTS_PARSER = Parser()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Every view of every domain: unknown query parameters are 422 before the view runs.
+        self.before_request(lambda: self.ARGUMENTS_PARSER.reject_unknown_query(request))
 
     def arguments(self, schema, *, location="json", required=True, **kwargs):
         decorate = super().arguments(schema, location=location, required=required, **kwargs)

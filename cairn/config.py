@@ -81,10 +81,20 @@ class Config:
         self.OPENAPI_VERSION = "3.1.0"
         self.OPENAPI_URL_PREFIX = "/api/v1"
         self.OPENAPI_JSON_PATH = "openapi.json"
+        # The docs pages load their assets from this process (cairn/docs.py), so they work offline.
+        # Relative to the pages (/api/v1/docs, /api/v1/redoc), so a proxy's path prefix is kept.
         self.OPENAPI_SWAGGER_UI_PATH = "docs"
-        self.OPENAPI_SWAGGER_UI_URL = env.get("CAIRN_SWAGGER_UI_URL", "https://cdn.jsdelivr.net/npm/swagger-ui-dist/")
+        self.OPENAPI_SWAGGER_UI_URL = env.get("CAIRN_SWAGGER_UI_URL") or "docs/static/"
+        self.OPENAPI_REDOC_PATH = "redoc"
+        self.OPENAPI_REDOC_URL = env.get("CAIRN_REDOC_URL") or "docs/static/redoc/redoc.standalone.js"
         self.API_SPEC_OPTIONS = {
-            "info": {"description": "Cairn: CMDB and ITSM ticketing. See API.md for the contract."},
+            "info": {
+                "description": (
+                    "Cairn: CMDB and ITSM ticketing. Try every operation at /api/v1/docs (Swagger UI) or read "
+                    "them at /api/v1/redoc (ReDoc); this document is /api/v1/openapi.json. Send a bearer token "
+                    "(`cairn tokens create EMAIL`); the README says how to run Cairn and get one."
+                )
+            },
             "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
             "security": [{"bearerAuth": []}],
         }

@@ -12,8 +12,11 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     "disposed": (),
 }
 
-# Statuses in which a CI takes part in the running estate (impact, licence consumption).
-ACTIVE_STATUSES = ("deployed", "in_maintenance")
+# A CI in an inactive status has left the estate: it is held by no one (moving there closes its
+# assignment), takes no part in impact answers (it can neither fail nor be taken down), and its
+# installations consume no licence. Every other status is active, planned and in stock included.
+INACTIVE_STATUSES = ("retired", "disposed")
+ACTIVE_STATUSES = tuple(s for s in STATUSES if s not in INACTIVE_STATUSES)
 CRITICALITIES = ("low", "medium", "high", "critical")
 
 
@@ -23,3 +26,7 @@ def allowed_moves(current: str) -> tuple[str, ...]:
 
 def can_move(current: str, target: str) -> bool:
     return current == target or target in allowed_moves(current)
+
+
+def is_active(status: str | None) -> bool:
+    return status not in INACTIVE_STATUSES

@@ -117,8 +117,12 @@ class CIQuerySchema(Schema):
     vendor = Text(200)
     serial_number = Text(200)
     asset_tag = Text(100)
-    warranty_expires_before = ma.fields.Date()
-    q = Text(200, metadata={"description": "in name, asset tag, serial number, host name"})
+    warranty_expires_before = ma.fields.Date(metadata={"description": "warranty ends before this day"})
+    warranty_expires_after = ma.fields.Date(metadata={"description": "warranty ends after this day"})
+    q = Text(
+        200,
+        metadata={"description": "in name, asset tag, serial number, host name, and the holder's name and e-mail"},
+    )
     format = OneOf(("json", "csv"), metadata={"description": "csv streams every match (no paging)"})
     sort = DelimitedList(
         OneOf([*SORTABLE, *(f"-{s}" for s in SORTABLE)]),

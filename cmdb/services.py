@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import marshmallow as ma
-from sqlalchemy import Select, and_, func, insert, inspect, or_, select, text, union
+from sqlalchemy import Select, and_, func, insert, inspect, or_, select, text, type_coerce, union
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import aliased, joinedload, selectinload
 
 from cairn.audit.mixin import jsonable, record_rows, reserve_ids
+from cairn.audit.models import ChangeLog
 from cairn.auth.models import Team, User
 from cairn.auth.roles import REQUESTER
 from cairn.db import MAX_ID, db, utcnow
@@ -99,14 +102,21 @@ def search_cis(filters: dict[str, Any], viewer: User | None = None) -> Select:
         stmt = stmt.where(ci.location_id.in_(location_and_descendants(filters["location_id"])))
     if filters.get("warranty_expires_before") is not None:
         stmt = stmt.where(ci.warranty_expires < filters["warranty_expires_before"])
+    if filters.get("warranty_expires_after") is not None:
+        stmt = stmt.where(ci.warranty_expires > filters["warranty_expires_after"])
     if filters.get("q"):
         like = "%" + filters["q"].lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        # The holder by name or e-mail: a subquery over users, not a join (the CI rows stay one per CI).
+        holders = select(User.id).where(
+            or_(func.lower(User.name).like(like, escape="\\"), func.lower(User.email).like(like, escape="\\"))
+        )
         stmt = stmt.where(
             or_(
                 func.lower(ci.name).like(like, escape="\\"),
                 func.lower(ci.asset_tag).like(like, escape="\\"),
                 func.lower(ci.serial_number).like(like, escape="\\"),
                 func.lower(ci.attributes["hostname"].as_string()).like(like, escape="\\"),
+                ci.assigned_to_id.in_(holders),
             )
         )
     order = []
@@ -114,6 +124,41 @@ def search_cis(filters: dict[str, Any], viewer: User | None = None) -> Select:
         column = getattr(ci, key.lstrip("-"))
         order.append(column.desc() if key.startswith("-") else column.asc())
     return stmt.order_by(*order, ci.id)
+
+
+def statuses_at(ci_ids: list[int], moment: datetime) -> dict[int, str]:
+    """Each CI's lifecycle status at ``moment``: for a CI whose status moved since, the "before" of
+    the first such move in the change log; for the others, the current status."""
+    ci_ids = list(ci_ids)
+    if not ci_ids:
+        return {}
+    statuses = dict(
+        db.session.execute(
+            select(ConfigurationItem.id, ConfigurationItem.status).where(ConfigurationItem.id.in_(ci_ids))
+        )
+        .tuples()
+        .all()
+    )
+    if db.session.get_bind().dialect.name == "postgresql":
+        moved = type_coerce(ChangeLog.changes, JSONB).has_key("status")  # noqa: W601 - the JSONB ? operator
+    else:
+        moved = func.json_type(ChangeLog.changes, "$.status").is_not(None)
+    later = db.session.execute(
+        select(ChangeLog.object_id, ChangeLog.changes)
+        .where(
+            ChangeLog.object_type == "ci",
+            ChangeLog.action == "update",
+            ChangeLog.object_id.in_(ci_ids),
+            ChangeLog.at > moment,
+            moved,
+        )
+        .order_by(ChangeLog.id.desc())
+    ).tuples()
+    for ci_id, changes in later:  # newest first: the earliest move after the moment is applied last
+        before = (changes.get("status") or [None])[0]
+        if before:
+            statuses[ci_id] = before
+    return statuses
 
 
 def assignments_of(ci: ConfigurationItem) -> list[CIAssignment]:
@@ -165,7 +210,7 @@ def _update(ci: ConfigurationItem, data: dict[str, Any]) -> bool:
     if external_ids is not None:
         changed = _set_external_ids(ci, external_ids, replace=True) or changed
     if ci.assigned_to_id != previous_holder:
-        _close_assignment(ci)
+        _close_assignment(ci, "" if lifecycle.is_active(ci.status) else f"returned: the CI was {ci.status}")
         if ci.assigned_to_id is not None:
             _open_assignment(ci, ci.assigned_to_id)
     return changed
@@ -249,6 +294,7 @@ def _apply(ci: ConfigurationItem, data: dict, attributes: dict | None, *, creati
         from cmdb.assets.services import require_wipe_record  # the retirement rule lives with the asset records
 
         require_wipe_record(ci)
+    _release_if_inactive(ci, data, creating=creating)
     _check_references(data, errors)
     new_class = data.get("ci_class", ci.ci_class)
     if attributes is not None or new_class != ci.ci_class:
@@ -267,6 +313,21 @@ def _apply(ci: ConfigurationItem, data: dict, attributes: dict | None, *, creati
     for key, value in data.items():
         setattr(ci, key, value)
     _check_unique(ci)
+
+
+def _release_if_inactive(ci: ConfigurationItem | None, data: dict, *, creating: bool) -> None:
+    """A CI in an inactive status (retired, disposed) is held by no one: moving there releases its
+    holder (``_update`` then closes the assignment); assigning one is 409."""
+    status = data.get("status", "planned" if creating else ci.status)
+    if lifecycle.is_active(status):
+        return
+    if data.get("assigned_to_id") is not None:
+        raise Conflict(
+            f"A {status} CI is held by no one: leave assigned_to_id empty, or move the CI to in_stock first.",
+            status_now=status,
+        )
+    if not creating and ci.assigned_to_id is not None:
+        data["assigned_to_id"] = None
 
 
 def _check_references(data: dict, errors: dict) -> None:
@@ -313,12 +374,14 @@ def _open_assignment(ci: ConfigurationItem, user_id: int) -> None:
     db.session.add(CIAssignment(ci_id=ci.id, user_id=user_id, assigned_from=utcnow()))
 
 
-def _close_assignment(ci: ConfigurationItem) -> None:
+def _close_assignment(ci: ConfigurationItem, note: str = "") -> None:
     current = db.session.scalar(
         select(CIAssignment).where(and_(CIAssignment.ci_id == ci.id, CIAssignment.assigned_until.is_(None)))
     )
     if current is not None:
         current.assigned_until = utcnow()
+        if note:
+            current.note = (f"{current.note}; {note}" if current.note else note)[:1000]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -584,6 +647,7 @@ def _bulk_new_row(item: BulkItem, refs: dict[str, set[int]], tags: dict, serials
         errors["attributes"] = exc.messages
     if errors:
         raise Invalid("Some fields are invalid.", errors=errors)
+    _release_if_inactive(None, data, creating=True)
     data["vendor"] = (data.get("vendor") or "").strip()
     # A placeholder key for a CI without an id yet: unique per item, never equal to a real id.
     _claim_unique(-1 - item.index, data.get("asset_tag"), data["vendor"], data.get("serial_number"), tags, serials)

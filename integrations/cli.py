@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 
 import click
 from flask.cli import with_appcontext
@@ -16,18 +17,39 @@ from cairn.uow import checkpoint
 @click.option("--seed", default=42, show_default=True, help="Random seed, for a repeatable estate.")
 @with_appcontext
 def seed_demo_command(if_empty, seed):
-    """Fill the database with a realistic demo estate and print an admin token."""
-    from integrations.demo import estate_exists, seed_demo
+    """Fill an empty database with a realistic demo estate and print an admin token. On a database
+    that holds the demo already it says so and exits 1 (with --if-empty: 0, nothing done)."""
+    from cairn.db import db
+    from cairn.errors import DomainError
+    from integrations.demo import estate_exists, loaded_demo, seed_demo
 
     if if_empty and estate_exists():
         click.echo("demo: the CMDB already holds CIs; nothing seeded (cairn tokens create admin@example.com)")
         return
+    where = db.engine.url.render_as_string(hide_password=True)
+    marker = loaded_demo()
+    if marker is not None:
+        _fail(
+            f"demo: {where} holds the demo estate already ({marker.name} is CI {marker.id}); nothing loaded. "
+            "To load it afresh, use an empty database (delete the SQLite file, or set DATABASE_URL)."
+        )
     with acting_as(Actor("cli:seed-demo")):
-        estate = seed_demo(seed)
+        try:
+            estate = seed_demo(seed)
+        except DomainError as exc:
+            _fail(f"demo: not loaded into {where}, nothing changed: {exc.detail} Load it into an empty database.")
         checkpoint()
     click.echo(f"demo: {estate.count} CIs, {len(estate.users)} users, {len(estate.teams)} teams created")
     click.echo("demo: admin@example.com token (shown once):")
     click.echo(estate.admin_token)
+
+
+def _fail(message: str):
+    from cairn.db import db
+
+    db.session.rollback()
+    click.echo(message, err=True)
+    sys.exit(1)
 
 
 # Modules with a ``register(app)`` that adds their commands.

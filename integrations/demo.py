@@ -80,6 +80,19 @@ def estate_exists() -> bool:
     return (db.session.scalar(select(func.count()).select_from(ConfigurationItem)) or 0) > 0
 
 
+# The first CI the seed makes; finding it means the demo estate was loaded here before.
+MARKER = {"vendor": "APC", "serial_number": "UPS00001"}
+
+
+def loaded_demo() -> ConfigurationItem | None:
+    """The CI that shows the demo estate is already in this database, or None."""
+    return db.session.scalar(
+        select(ConfigurationItem).where(
+            ConfigurationItem.vendor == MARKER["vendor"], ConfigurationItem.serial_number == MARKER["serial_number"]
+        )
+    )
+
+
 def seed_demo(seed: int = 42) -> DemoEstate:
     """Create the demo estate; returns what was made. The caller commits."""
     rng = random.Random(seed)

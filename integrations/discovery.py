@@ -408,24 +408,15 @@ def _software(source: str, plans: list[Planned], index: Index, counts: Counter, 
     pairs = {(index.software[key], device) for key, device in installs if key in index.software}
     if not pairs:
         return
-    devices = sorted({device for _, device in pairs})
-    existing = set()
-    for start in range(0, len(devices), 1000):
-        existing.update(
-            db.session.execute(
-                select(Relationship.source_id, Relationship.target_id).where(
-                    Relationship.type == "installed_on",
-                    Relationship.valid_to.is_(None),
-                    Relationship.target_id.in_(devices[start : start + 1000]),
-                )
-            ).tuples()
-        )
-    new = sorted(pairs - existing)
-    if new:
-        relations_services.bulk_create_relationships(
-            [{"source_id": s, "target_id": t, "type": "installed_on", "note": f"seen by {source}"} for s, t in new]
-        )
-        counts["installations_created"] += len(new)
+    outcomes = relations_services.ensure_relationships(
+        [
+            {"source_id": s, "target_id": t, "type": "installed_on", "note": f"seen by {source}"}
+            for s, t in sorted(pairs)
+        ]
+    )
+    made = sum(1 for _, created in outcomes if created)
+    if made:
+        counts["installations_created"] += made
     _record_seen(source, {s for s, _ in pairs}, now)
 
 

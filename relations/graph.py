@@ -1,9 +1,13 @@
 """The per-process dependency graph, kept in step with the database through the change log.
 
-Edges point from the dependent to what it depends on (``u -> v``: u needs v), whatever the
-relationship type's own direction; each edge's data dict maps relationship id -> type name (two
-CIs may be linked by several types). Node data holds what an impact answer shows (name, class,
-criticality, owning team; ``min_up`` for clusters), so an answer needs no query per CI.
+Edges of ``G`` point from the dependent to what it depends on (``u -> v``: u needs v), whatever
+the relationship type's own direction; each edge's data dict maps relationship id -> type name (two
+CIs may be linked by several types). Relationships of types whose impact is ``none`` (an
+installation) carry no failure: they live apart in ``passive`` (source -> target as recorded), so
+the impact walk never sees them while neighbourhoods and paths still show them. Node data (in
+``G``, also for CIs only linked by passive relationships) holds what an impact answer shows (name,
+class, criticality, owning team; ``min_up`` for clusters; ``status`` for the CIs in an inactive
+status, which are also in ``inactive``), so an answer needs no query per CI.
 
 Consistency across processes: every transaction that changes the graph bumps the one-row
 ``graph_state`` (version + random stamp) before it writes its change-log rows. Before answering,
@@ -26,12 +30,14 @@ from datetime import datetime
 
 import networkx as nx
 from sqlalchemy import case, select, update
+from sqlalchemy.exc import IntegrityError
 
 from cairn.audit.models import ChangeLog
 from cairn.db import db, utcnow
+from cmdb.lifecycle import is_active
 from cmdb.models import ConfigurationItem
 from relations.models import GraphState, Relationship, RelationshipType
-from relations.types import BUILTIN_TYPES, MEMBER_OF, SOURCE_DEPENDS_ON_TARGET
+from relations.types import BUILTIN_TYPES, IMPACT_DIRECTIONS, MEMBER_OF, SOURCE_DEPENDS_ON_TARGET
 
 log = logging.getLogger("cairn.relations.graph")
 
@@ -42,6 +48,12 @@ MAX_INCREMENT_ROWS = 20_000
 _CHUNK = 500
 
 
+def status_change_matters(before: str | None, after: str | None) -> bool:
+    """A status change the graph must follow: into, out of or between inactive statuses (a move
+    between two active ones, deployed -> in_stock, changes nothing the graph holds)."""
+    return before != after and not (is_active(before) and is_active(after))
+
+
 def is_graph_change(object_type: str, action: str, changes: dict | None) -> bool:
     """Whether a change-log row changes the graph. The writer side bumps the graph version for at
     least these changes (see ``relations.services``), which is what makes the reader's watermark safe."""
@@ -50,6 +62,9 @@ def is_graph_change(object_type: str, action: str, changes: dict | None) -> bool
     if object_type != "ci" or action != "update" or not changes:
         return False
     if any(key in changes for key in GRAPH_CI_FIELDS):
+        return True
+    status = changes.get("status")
+    if status and status_change_matters(*(list(status) + [None, None])[:2]):
         return True
     attributes = changes.get("attributes")
     if attributes:
@@ -76,15 +91,24 @@ class TypeInfo:
         """True when the source depends on the target (the edge runs source -> target)."""
         return self.impact == SOURCE_DEPENDS_ON_TARGET
 
+    @property
+    def propagates(self) -> bool:
+        """False for types whose impact is ``none``: recorded and shown, never followed by impact."""
+        return self.impact in IMPACT_DIRECTIONS
+
 
 def load_types(session=None) -> dict[str, TypeInfo]:
     """The relationship types, seeding the built-in ones into an empty table."""
     session = session or db.session
     rows = list(session.scalars(select(RelationshipType).order_by(RelationshipType.id)))
     if not rows:
-        for spec in BUILTIN_TYPES:
-            session.add(RelationshipType(**spec))
-        session.flush()
+        try:
+            with session.begin_nested():
+                for spec in BUILTIN_TYPES:
+                    session.add(RelationshipType(**spec))
+                session.flush()
+        except IntegrityError:
+            pass  # another transaction seeded them meanwhile: theirs are read below
         rows = list(session.scalars(select(RelationshipType).order_by(RelationshipType.id)))
     return {
         r.name: TypeInfo(
@@ -118,12 +142,19 @@ def read_version(session) -> tuple[int, int]:
 # The graph
 
 
-def _node_data(name, ci_class, criticality, owner_team_id, attributes=None) -> dict:
+def _node_data(name, ci_class, criticality, owner_team_id, attributes=None, status=None) -> dict:
     data = {"name": name, "ci_class": ci_class, "criticality": criticality, "owner_team_id": owner_team_id}
     if ci_class == "cluster":
         min_up = (attributes or {}).get("min_members_up")
         data["min_up"] = min_up if isinstance(min_up, int) and min_up > 0 else 1
+    if not is_active(status):
+        data["status"] = status  # only inactive CIs carry it: a move between active statuses is no graph change
     return data
+
+
+def _split_types(types: dict[str, TypeInfo]) -> tuple[set[str], set[str]]:
+    """(types whose edges run source -> target, types that carry no impact)."""
+    return {n for n, t in types.items() if t.forward}, {n for n, t in types.items() if not t.propagates}
 
 
 class LiveGraph:
@@ -132,9 +163,13 @@ class LiveGraph:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.G = nx.DiGraph()
+        # Relationships of impact-less types, source -> target (their ends' node data is in G).
+        self.passive = nx.DiGraph()
         self.types: dict[str, TypeInfo] = {}
         # Clusters: nodes with at least one member_of edge to a member.
         self.member_targets: set[int] = set()
+        # CIs in an inactive status (retired, disposed): never impacted, never counted as members.
+        self.inactive: set[int] = set()
         self.version = -1
         self.stamp = 0
         self.watermark = 0  # change-log id up to which every graph change is applied
@@ -162,8 +197,9 @@ class LiveGraph:
         return data.get("min_up", 1) if data else 1
 
     def members_total(self, cluster: int) -> int:
-        succ = self.G._succ.get(cluster, {})
-        return sum(1 for ed in succ.values() if MEMBER_OF in ed.values())
+        """The cluster's active members (a retired member neither counts nor can fail)."""
+        succ, inactive = self.G._succ.get(cluster, {}), self.inactive
+        return sum(1 for m, ed in succ.items() if MEMBER_OF in ed.values() and m not in inactive)
 
     # -- keeping it fresh
     def ensure_fresh(self, session) -> None:
@@ -228,9 +264,9 @@ class LiveGraph:
             select(ChangeLog.id, ChangeLog.at).order_by(ChangeLog.id.desc()).limit(1)
         ).first()
         types = load_types(session)
-        forward = {name for name, t in types.items() if t.forward}
+        forward, passive_types = _split_types(types)
         canonical = {name: name for name in types}  # one string object per type, not one per edge
-        G = nx.DiGraph()
+        G, P = nx.DiGraph(), nx.DiGraph()
         succ, pred, node = G._succ, G._pred, G._node
         member_targets: set[int] = set()
         gc_was_enabled = gc.isenabled()
@@ -245,6 +281,9 @@ class LiveGraph:
             )
             for rel_id, source, target, type_name in result:
                 type_name = canonical.get(type_name, type_name)
+                if type_name in passive_types:
+                    _add_passive(P, G, rel_id, source, target, type_name)
+                    continue
                 u, v = (source, target) if type_name in forward else (target, source)
                 su = succ.get(u)
                 if su is None:
@@ -269,7 +308,8 @@ class LiveGraph:
                 gc.enable()
         # The graph is long-lived: keep the collector from walking its ~1M objects again and again.
         gc.freeze()
-        self.G, self.types, self.member_targets = G, types, member_targets
+        self.G, self.passive, self.types, self.member_targets = G, P, types, member_targets
+        self.inactive = {n for n, data in G._node.items() if "status" in data}
         self.version, self.stamp = version, stamp
         self.watermark, self.watermark_at = (watermark_row[0], watermark_row[1]) if watermark_row else (0, None)
         self.built = True
@@ -286,7 +326,7 @@ class LiveGraph:
         ci = ConfigurationItem
         out: dict[int, dict] = {}
         wanted = list(ids)
-        columns = (ci.id, ci.name, ci.ci_class, ci.criticality, ci.owner_team_id)
+        columns = (ci.id, ci.name, ci.ci_class, ci.criticality, ci.owner_team_id, ci.status)
         if len(wanted) > 5 * _CHUNK:
             # Most of the estate: one scan beats thousands of IN lists.
             wanted_set = set(wanted)
@@ -297,8 +337,8 @@ class LiveGraph:
             ))  # fmt: skip
         intern = sys.intern
         clusters = []
-        for cid, name, ci_class, criticality, team in rows:
-            out[cid] = _node_data(name, intern(ci_class), intern(criticality), team)
+        for cid, name, ci_class, criticality, team, status in rows:
+            out[cid] = _node_data(name, intern(ci_class), intern(criticality), team, status=intern(status))
             if ci_class == "cluster":
                 clusters.append(cid)
         for i in range(0, len(clusters), _CHUNK):
@@ -311,8 +351,8 @@ class LiveGraph:
 
     def _apply(self, session, rel_ids: set[int], ci_ids: set[int]) -> None:
         """Make the named relationships and CIs match their current rows."""
-        G = self.G
-        forward = {name for name, t in self.types.items() if t.forward}
+        G, P = self.G, self.passive
+        forward, passive_types = _split_types(self.types)
         touched: set[int] = set()
         rel_list = list(rel_ids)
         for i in range(0, len(rel_list), _CHUNK):
@@ -324,9 +364,18 @@ class LiveGraph:
             ):  # fmt: skip
                 if type_name not in self.types:
                     self.types = load_types(session)
-                    forward = {name for name, t in self.types.items() if t.forward}
+                    forward, passive_types = _split_types(self.types)
+                touched.update((source, target))
+                if type_name in passive_types:
+                    if valid_to is None:
+                        _add_passive(P, G, rel_id, source, target, type_name)
+                    elif P.has_edge(source, target):
+                        data = P._succ[source][target]
+                        data.pop(rel_id, None)
+                        if not data:
+                            P.remove_edge(source, target)
+                    continue
                 u, v = (source, target) if type_name in forward else (target, source)
-                touched.update((u, v))
                 if valid_to is None:
                     if G.has_edge(u, v):
                         G._succ[u][v][rel_id] = type_name
@@ -348,10 +397,28 @@ class LiveGraph:
             for cid, data in self._load_nodes(session, reload).items():
                 G._node[cid].clear()
                 G._node[cid].update(data)
+                if "status" in data:
+                    self.inactive.add(cid)
+                else:
+                    self.inactive.discard(cid)
         for n in touched:
-            if n in G and not G._succ[n] and not G._pred[n]:
+            if n in P and not P._succ[n] and not P._pred[n]:
+                P.remove_node(n)
+            if n in G and not G._succ[n] and not G._pred[n] and n not in P:
                 G.remove_node(n)
                 self.member_targets.discard(n)
+                self.inactive.discard(n)
+
+
+def _add_passive(P: nx.DiGraph, G: nx.DiGraph, rel_id: int, source: int, target: int, type_name: str) -> None:
+    """Record an impact-less relationship in ``P``; its ends become (maybe edgeless) nodes of ``G``,
+    where every node's data lives."""
+    if not P.has_edge(source, target):
+        P.add_edge(source, target)
+    P._succ[source][target][rel_id] = type_name
+    for n in (source, target):
+        if n not in G._node:
+            G._succ[n], G._pred[n], G._node[n] = {}, {}, {}
 
 
 # One graph per database URL in this process (tests and tools may open more than one app).
@@ -391,5 +458,7 @@ def graph_stats() -> dict:
         "version": graph.version,
         "nodes": graph.G.number_of_nodes(),
         "edges": graph.G.number_of_edges(),
+        "passive_edges": graph.passive.number_of_edges(),
+        "inactive": len(graph.inactive),
         **graph.stats,
     }

@@ -2,14 +2,19 @@
 
 Works on any *adjacency*: the live graph (``relations.graph.LiveGraph``) or the graph as it was at
 some moment (``AsOfGraph``, read from the database level by level). Both offer ``pred``/``succ``
-(node -> {neighbour: {relationship id: type}}), ``member_targets`` (clusters), ``members_total``,
-``min_up``, ``node`` and ``prefetch``.
+(node -> {neighbour: {relationship id: type}}, relationships of impact-less types left out),
+``member_targets`` (clusters), ``inactive`` (CIs retired or disposed), ``members_total``, ``min_up``,
+``node`` and ``prefetch``.
 
 Semantics, for a set of failing roots:
 - a CI that depends on a down CI is down;
 - a cluster (the dependent end of ``member_of`` edges) whose member goes down is down only when
   fewer than ``min_members_up`` members remain up, otherwise degraded;
-- a CI that depends on a degraded CI is degraded (down wins when both apply).
+- a CI that depends on a degraded CI is degraded (down wins when both apply);
+- an inactive CI (retired, disposed) has left the estate: it is neither down nor degraded, the walk
+  does not go through it, and it counts as no cluster member; the walk notes where it met one
+  (``Propagation.inactive``), for answers that show them apart. A failing root is walked from
+  whatever its status: the caller asked what its failure would do.
 Every impacted CI carries the hop depth and the path from a failing root that explains its state.
 """
 
@@ -18,8 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, true
 
+from cmdb.lifecycle import is_active
 from cmdb.models import ConfigurationItem
 from relations.models import Relationship
 from relations.types import MEMBER_OF
@@ -60,6 +66,8 @@ class Propagation:
     par_down: dict[int, int | None]
     depth_deg: dict[int, int]
     par_deg: dict[int, tuple[int, int]]
+    # Inactive CIs the walk met and did not enter: node -> (the node it came from, depth).
+    inactive: dict[int, tuple[int, int]] = field(default_factory=dict)
 
     def depth(self, n: int) -> int:
         return self.depth_down[n] if self.state[n] == DOWN else self.depth_deg[n]
@@ -79,6 +87,9 @@ class Propagation:
             out.append(n)
         out.reverse()
         return out
+
+    def inactive_path(self, n: int) -> list[int]:
+        return [*self.path(self.inactive[n][0]), n]
 
 
 def _member_only(ed: dict, allowed) -> bool | None:
@@ -106,6 +117,7 @@ def propagate(adj, roots, *, max_depth=None, allowed=None, direction="impact") -
     par_deg: dict[int, tuple[int, int]] = {}
     down_members: dict[int, int] = {}
     member_targets = adj.member_targets
+    inactive, met_inactive = adj.inactive, {}
     down_frontier, deg_frontier = list(state), []
     d = 0
     while (down_frontier or deg_frontier) and (max_depth is None or d < max_depth):
@@ -120,10 +132,16 @@ def propagate(adj, roots, *, max_depth=None, allowed=None, direction="impact") -
                 if ps == DOWN:
                     continue
                 if allowed is None and not (p in member_targets if impact else n_is_cluster):
+                    if p in inactive:
+                        met_inactive.setdefault(p, (n, d))
+                        continue
                     ns = DOWN
                 else:
                     only = _member_only(ed, allowed)
                     if only is None:
+                        continue
+                    if p in inactive:
+                        met_inactive.setdefault(p, (n, d))
                         continue
                     if not only:
                         ns = DOWN
@@ -150,24 +168,29 @@ def propagate(adj, roots, *, max_depth=None, allowed=None, direction="impact") -
                     continue
                 if allowed is not None and _member_only(ed, allowed) is None:
                     continue
+                if p in inactive:
+                    met_inactive.setdefault(p, (n, d))
+                    continue
                 state[p] = DEGRADED
                 depth_deg[p] = d
                 par_deg[p] = (n, DEGRADED)
                 next_deg.append(p)
         down_frontier, deg_frontier = next_down, next_deg
-    return Propagation(state, depth_down, par_down, depth_deg, par_deg)
+    for root in roots:
+        met_inactive.pop(root, None)
+    return Propagation(state, depth_down, par_down, depth_deg, par_deg, met_inactive)
 
 
 def takes_down(adj, failing: int, victim: int, within: set[int]) -> bool:
     """Whether ``failing`` going down alone takes ``victim`` down (only nodes in ``within`` count)."""
-    pred, member_targets = adj.pred, adj.member_targets
+    pred, member_targets, inactive = adj.pred, adj.member_targets, adj.inactive
     down = {failing}
     lost: dict[int, int] = {}
     stack = [failing]
     while stack:
         n = stack.pop()
         for p, ed in pred.get(n, _EMPTY).items():
-            if p in down or p not in within:
+            if p in down or p not in within or p in inactive:
                 continue
             if p in member_targets and _member_only(ed, None):
                 c = lost[p] = lost.get(p, 0) + 1
@@ -187,13 +210,13 @@ def single_points_of_failure(adj, service: int) -> list[int]:
     that survives losing a member) breaks the chain, so the CIs reached only through one are
     checked by simulating their failure inside the closure.
     """
-    succ, member_targets = adj.succ, adj.member_targets
+    succ, member_targets, inactive = adj.succ, adj.member_targets, adj.inactive
     closure = {service}
     stack = [service]
     while stack:
         n = stack.pop()
         for p in succ.get(n, _EMPTY):
-            if p not in closure:
+            if p not in closure and p not in inactive:
                 closure.add(p)
                 stack.append(p)
     hard = {service}
@@ -202,7 +225,7 @@ def single_points_of_failure(adj, service: int) -> list[int]:
         n = stack.pop()
         redundant_cluster = n in member_targets and adj.members_total(n) - 1 >= adj.min_up(n)
         for p, ed in succ.get(n, _EMPTY).items():
-            if p in hard:
+            if p in hard or p in inactive:
                 continue
             if redundant_cluster and _member_only(ed, None):
                 continue
@@ -216,17 +239,21 @@ def single_points_of_failure(adj, service: int) -> list[int]:
 
 
 class AsOfGraph:
-    """The relationships valid at ``as_of``, read from the database a BFS level at a time."""
+    """The relationships valid at ``as_of``, read from the database a BFS level at a time, and the
+    CIs' lifecycle status at that moment (names, classes and criticality are today's)."""
 
     def __init__(self, session, as_of: datetime, types: dict):
         self.session = session
         self.as_of = as_of
         self.forward = {name for name, t in types.items() if t.forward}
+        self.passive = {name for name, t in types.items() if not t.propagates}
         self.pred: dict[int, dict] = {}
         self.succ: dict[int, dict] = {}
         self.member_targets: set[int] = set()
+        self.inactive: set[int] = set()
         self._loaded: set[int] = set()
         self._nodes: dict[int, dict] = {}
+        self._statuses: dict[int, str] = {}
 
     def _valid(self):
         r = Relationship
@@ -243,7 +270,9 @@ class AsOfGraph:
                 self.succ.setdefault(n, {})
             rows = self.session.execute(
                 select(r.id, r.source_id, r.target_id, r.type).where(
-                    or_(r.source_id.in_(chunk), r.target_id.in_(chunk)), self._valid()
+                    or_(r.source_id.in_(chunk), r.target_id.in_(chunk)),
+                    self._valid(),
+                    r.type.not_in(self.passive) if self.passive else true(),
                 )
             )
             for rel_id, source, target, type_name in rows:
@@ -256,10 +285,22 @@ class AsOfGraph:
                 ed[rel_id] = type_name
                 if type_name == MEMBER_OF:
                     self.member_targets.add(u)
+            self._load_statuses([n for c in chunk for n in (*self.succ[c], *self.pred[c])])
+
+    def _load_statuses(self, ids) -> None:
+        """The status at ``as_of`` of CIs met so far; the inactive ones go into ``inactive``."""
+        from cmdb.services import statuses_at
+
+        wanted = [n for n in set(ids) if n not in self._statuses]
+        for i in range(0, len(wanted), _CHUNK):
+            found = statuses_at(wanted[i : i + _CHUNK], self.as_of)
+            self._statuses.update(found)
+            self.inactive.update(n for n, status in found.items() if not is_active(status))
 
     def members_total(self, cluster: int) -> int:
         self.prefetch([cluster])
-        return sum(1 for ed in self.succ[cluster].values() if MEMBER_OF in ed.values())
+        inactive = self.inactive
+        return sum(1 for m, ed in self.succ[cluster].items() if MEMBER_OF in ed.values() and m not in inactive)
 
     def min_up(self, cluster: int) -> int:
         data = self.node(cluster)
@@ -270,13 +311,15 @@ class AsOfGraph:
 
         ci = ConfigurationItem
         wanted = [n for n in ids if n not in self._nodes]
+        self._load_statuses(wanted)
         for i in range(0, len(wanted), _CHUNK):
-            for cid, name, ci_class, criticality, team, attributes in self.session.execute(
-                select(ci.id, ci.name, ci.ci_class, ci.criticality, ci.owner_team_id, ci.attributes).where(
+            for cid, name, ci_class, criticality, team, attributes, status in self.session.execute(
+                select(ci.id, ci.name, ci.ci_class, ci.criticality, ci.owner_team_id, ci.attributes, ci.status).where(
                     ci.id.in_(wanted[i : i + _CHUNK])
                 )
             ):
-                self._nodes[cid] = _node_data(name, ci_class, criticality, team, attributes)
+                status = self._statuses.get(cid, status)
+                self._nodes[cid] = _node_data(name, ci_class, criticality, team, attributes, status)
 
     def node(self, n) -> dict | None:
         if n not in self._nodes:

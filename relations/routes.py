@@ -93,6 +93,7 @@ def _impact_kwargs(args) -> dict:
         "as_of": args.get("as_of"),
         "relationship_types": args.get("relationship_types") or None,
         "ci_classes": args.get("ci_classes") or None,
+        "include_inactive": bool(args.get("include_inactive")),
     }
 
 

@@ -3,7 +3,7 @@ from webargs.fields import DelimitedList
 
 from cairn.api import Id, OneOf, QueryId, Schema, Text
 from cmdb.classes import REGISTRY
-from relations.types import IMPACT_DIRECTIONS
+from relations.types import IMPACT_KINDS
 
 MAX_DEPTH = 50  # the same bound as relations.services.MAX_DEPTH
 
@@ -12,7 +12,10 @@ class RelationshipTypeSchema(Schema):
     name = ma.fields.String()
     label = ma.fields.String()
     reverse_label = ma.fields.String()
-    impact = OneOf(IMPACT_DIRECTIONS)
+    impact = OneOf(
+        IMPACT_KINDS,
+        metadata={"description": "which end fails when the other does; none: recorded and shown, never propagated"},
+    )
     source_classes = ma.fields.List(ma.fields.String(), metadata={"description": "empty: any class"})
     target_classes = ma.fields.List(ma.fields.String(), metadata={"description": "empty: any class"})
     description = ma.fields.String()
@@ -61,6 +64,10 @@ class _ImpactParams(Schema):
     )
     relationship_types = DelimitedList(Text(40), validate=ma.validate.Length(max=20))
     ci_classes = DelimitedList(OneOf(REGISTRY), validate=ma.validate.Length(max=50))
+    include_inactive = ma.fields.Boolean(
+        load_default=False,
+        metadata={"description": "also list, under `inactive`, the retired and disposed CIs the walk met"},
+    )
 
 
 class ImpactQuerySchema(_ImpactParams):
@@ -88,6 +95,16 @@ class ImpactItemSchema(Schema):
     path = ma.fields.List(ma.fields.Integer(), metadata={"description": "from a failing root to this CI"})
 
 
+class InactiveCISchema(ImpactCISchema):
+    status = ma.fields.String()
+
+
+class InactiveItemSchema(Schema):
+    ci = ma.fields.Nested(InactiveCISchema)
+    depth = ma.fields.Integer()
+    path = ma.fields.List(ma.fields.Integer(), metadata={"description": "from a failing root to this CI"})
+
+
 class ImpactSchema(Schema):
     """Documents the answer; the view writes the JSON itself (thousands of items)."""
 
@@ -100,6 +117,10 @@ class ImpactSchema(Schema):
     business_services = ma.fields.List(ma.fields.Integer())
     owner_team_ids = ma.fields.List(ma.fields.Integer())
     graph_version = ma.fields.Integer()
+    inactive = ma.fields.List(
+        ma.fields.Nested(InactiveItemSchema),
+        metadata={"description": "with include_inactive: retired and disposed CIs met, neither down nor degraded"},
+    )
 
 
 class PathQuerySchema(Schema):

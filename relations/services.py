@@ -8,18 +8,32 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask_sqlalchemy.session import Session as FlaskSession
-from sqlalchemy import event, insert, inspect, or_, select, tuple_
+from sqlalchemy import (
+    Integer,
+    String,
+    bindparam,
+    column,
+    event,
+    func,
+    inspect,
+    literal,
+    null,
+    or_,
+    select,
+    values,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import selectinload
 
-from cairn.audit.context import current_actor, current_request_id
-from cairn.audit.mixin import record
-from cairn.audit.models import ChangeLog, ChangeLogCI
-from cairn.db import MAX_ID, db, utcnow
+from cairn.audit.mixin import record, record_rows
+from cairn.db import MAX_ID, db, id_in, utcnow
 from cairn.errors import Conflict, Invalid, NotFound
 from cmdb.classes import REGISTRY
 from cmdb.models import ConfigurationItem
 from relations import graph as graph_module
-from relations.graph import GRAPH_CI_FIELDS, TypeInfo, bump_version, live_graph, load_types
+from relations.graph import GRAPH_CI_FIELDS, TypeInfo, bump_version, live_graph, load_types, status_change_matters
 from relations.impact import (
     DOWN,
     STATE_NAMES,
@@ -36,6 +50,8 @@ __all__ = [
     "ImpactedCI",
     "create_relationship",
     "bulk_create_relationships",
+    "ensure_relationships",
+    "open_relationship_ids",
     "delete_relationship",
     "dependencies",
     "enrich",
@@ -165,130 +181,197 @@ def delete_relationship(rel: Relationship) -> None:
     record(db.session, rel, "delete", {"valid_to": [None, now.isoformat()]})
 
 
+# ---------------------------------------------------------------------------------------------
+# Many relationships at once (bulk API, imports, discovery, benchmarks). The one open relationship
+# per (source, target, type) is the unique partial index uq_relationship_open: rows are inserted
+# with ON CONFLICT DO NOTHING on it, so existence is checked by the index itself, never by a plan
+# the driver may have cached while the table was small (a row-value IN list, or one planned on an
+# empty table, scans every relationship of every batch). Ids of relationships that existed already
+# are looked up by one probe of that index per key.
+
+
 def bulk_create_relationships(items: Iterable[dict[str, Any]], *, chunk: int = 5000) -> int:
-    """Insert many relationships at once (imports, discovery, benchmarks) with the same rules as
-    ``create_relationship`` checked in bulk, one change-log row each, and one graph version bump.
-    Raises Invalid naming the first bad item's index; returns how many were created."""
+    """Insert many relationships at once with the same rules as ``create_relationship`` checked in
+    bulk, one change-log row each, and one graph version bump. Raises Invalid naming the first bad
+    item's index, or Conflict naming the first that exists already (then nothing is written);
+    returns how many were created."""
+    with db.session.begin_nested():
+        outcomes = _bulk_insert(list(items), chunk=chunk, existing_is_conflict=True)
+    return len(outcomes)
+
+
+def ensure_relationships(
+    items: Iterable[dict[str, Any]], *, chunk: int = 5000, ci_classes: dict[int, str] | None = None
+) -> list[tuple[int, bool]]:
+    """Create the relationships among ``items`` that are not open already (the same rules as
+    ``bulk_create_relationships``; an item repeated in ``items`` counts once): per item, the
+    relationship's id and whether this call created it. Safe against a concurrent writer of the
+    same relationship (the index decides, the loser finds the winner's row). ``ci_classes``: the
+    class of every CI the items name, when the caller has just read them (saves reading them again)."""
+    return _bulk_insert(list(items), chunk=chunk, existing_is_conflict=False, ci_classes=ci_classes)
+
+
+def open_relationship_ids(keys: Iterable[tuple[int, int, str]]) -> dict[tuple[int, int, str], int]:
+    """The open relationships among ``keys`` (source_id, target_id, type) -> id, each found through
+    the unique index on open relationships (one probe per key, never a scan of the table)."""
+    keys = list(dict.fromkeys(keys))
+    found: dict[tuple[int, int, str], int] = {}
+    if not keys:
+        return found
+    postgresql = db.session.get_bind().dialect.name == "postgresql"
+    r = Relationship
+    for start in range(0, len(keys), 1000):
+        part = keys[start : start + 1000]
+        if postgresql:
+            arrays = (
+                bindparam("s", [k[0] for k in part], type_=ARRAY(Integer)),
+                bindparam("t", [k[1] for k in part], type_=ARRAY(Integer)),
+                bindparam("ty", [k[2] for k in part], type_=ARRAY(String)),
+            )
+            batch = func.unnest(*arrays).table_valued("s", "t", "ty").render_derived("k")
+        else:
+            keys_table = values(column("s", Integer), column("t", Integer), column("ty", String), name="k")
+            batch = keys_table.data(part).cte("k")  # WITH k(s, t, ty) AS (VALUES ...): SQLite's form
+        # One probe of the index per key, as a correlated subquery: a join would let the planner
+        # prefer reading every open relationship once a batch is large (a merge join over all of
+        # them, slower as the table grows), whatever the index.
+        probe = (
+            select(r.id)
+            .where(r.source_id == batch.c.s, r.target_id == batch.c.t, r.type == batch.c.ty, r.valid_to.is_(None))
+            .scalar_subquery()
+        )
+        rows = db.session.execute(select(batch.c.s, batch.c.t, batch.c.ty, probe)).tuples()
+        found.update({(s, t, ty): rel_id for s, t, ty, rel_id in rows if rel_id is not None})
+    return found
+
+
+def _bulk_insert(
+    items: list[dict[str, Any]], *, chunk: int, existing_is_conflict: bool, ci_classes: dict[int, str] | None = None
+) -> list[tuple[int, bool]]:
     types = _types()
-    items = list(items)
     connection = db.session.connection()
     db.session.flush()
-    bump_version(connection)
-    now = utcnow()
-    actor, request_id = current_actor(), current_request_id()
-    table = Relationship.__table__
-    created = 0
+    bump_version(connection)  # before the change-log rows (see relations.graph)
+    outcomes: list[tuple[int, bool]] = []
     for start in range(0, len(items), chunk):
         batch = items[start : start + chunk]
-        ids = {i["source_id"] for i in batch} | {i["target_id"] for i in batch}
-        classes = dict(
-            list(
-                db.session.execute(
-                    select(ConfigurationItem.id, ConfigurationItem.ci_class).where(ConfigurationItem.id.in_(ids))
-                ).tuples()
+        _check_batch(batch, start, types, duplicates_allowed=not existing_is_conflict, ci_classes=ci_classes)
+        outcomes += _insert_batch(connection, batch, start, existing_is_conflict)
+    return outcomes
+
+
+def _check_batch(
+    batch: list[dict], start: int, types: dict[str, TypeInfo], *, duplicates_allowed: bool, ci_classes: dict | None
+) -> None:
+    """The rules of ``create_relationship`` for a batch, with one query: Invalid naming the first bad item."""
+    ids = {i["source_id"] for i in batch} | {i["target_id"] for i in batch}
+    classes = ci_classes if ci_classes is not None and ids <= ci_classes.keys() else _classes_of(ids)
+    if not duplicates_allowed and len({(i["source_id"], i["target_id"], i["type"]) for i in batch}) != len(batch):
+        raise Invalid("The same relationship appears twice in the batch.", errors={"items": ["duplicate"]})
+    for offset, item in enumerate(batch):
+        info = types.get(item["type"])
+        problem = None
+        if info is None:
+            problem = {"type": [f"Unknown relationship type {item['type']!r}."]}
+        elif item["source_id"] not in classes or item["target_id"] not in classes:
+            problem = {"source_id": ["Unknown CI."]}
+        elif item["source_id"] == item["target_id"]:
+            problem = {"target_id": ["A CI cannot be related to itself."]}
+        else:
+            problem = _check_classes_of(info, classes[item["source_id"]], classes[item["target_id"]])
+        if problem:
+            raise Invalid(f"Item {start + offset} is invalid.", errors=problem, index=start + offset)
+
+
+def _classes_of(ids) -> dict[int, str]:
+    return dict(
+        db.session.execute(
+            select(ConfigurationItem.id, ConfigurationItem.ci_class).where(
+                id_in(ConfigurationItem.id, [i for i in ids if 0 < i <= MAX_ID])
             )
-        )
-        keys = {(i["source_id"], i["target_id"], i["type"]) for i in batch}
-        if len(keys) != len(batch):
-            raise Invalid("The same relationship appears twice in the batch.", errors={"items": ["duplicate"]})
-        existing = set(
-            db.session.execute(
-                select(Relationship.source_id, Relationship.target_id, Relationship.type).where(
-                    Relationship.valid_to.is_(None),
-                    tuple_(Relationship.source_id, Relationship.target_id, Relationship.type).in_(list(keys)),
-                )
-            ).tuples()
-        ) if len(keys) <= 1000 else _existing_open(keys)  # fmt: skip
-        for offset, item in enumerate(batch):
-            info = types.get(item["type"])
-            problem = None
-            if info is None:
-                problem = {"type": [f"Unknown relationship type {item['type']!r}."]}
-            elif item["source_id"] not in classes or item["target_id"] not in classes:
-                problem = {"source_id": ["Unknown CI."]}
-            elif item["source_id"] == item["target_id"]:
-                problem = {"target_id": ["A CI cannot be related to itself."]}
-            elif (item["source_id"], item["target_id"], item["type"]) in existing:
-                raise Conflict(f"Item {start + offset} exists already.", index=start + offset)
-            else:
-                src_ok = not info.source_classes or classes[item["source_id"]] in info.source_classes
-                dst_ok = not info.target_classes or classes[item["target_id"]] in info.target_classes
-                if not (src_ok and dst_ok):
-                    problem = {"type": [f"{info.name} is not allowed between these classes."]}
-            if problem:
-                raise Invalid(f"Item {start + offset} is invalid.", errors=problem, index=start + offset)
-        rows = [
-            {
-                "source_id": i["source_id"],
-                "target_id": i["target_id"],
-                "type": i["type"],
-                "note": i.get("note") or "",
-                "valid_from": now,
-                "valid_to": None,
-                "version": 1,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for i in batch
-        ]
-        rel_ids = list(
-            connection.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).scalars()
-        )
-        log_rows = [
-            {
-                "txid": 0,
-                "at": now,
-                "actor": actor.label,
-                "actor_id": actor.user_id,
-                "request_id": request_id,
-                "object_type": "relationship",
-                "object_id": rel_id,
-                "action": "create",
-                "summary": f"relationship CI {i['source_id']} {i['type']} CI {i['target_id']} added (bulk)",
-                "changes": {
-                    "source_id": [None, i["source_id"]],
-                    "target_id": [None, i["target_id"]],
-                    "type": [None, i["type"]],
-                },
-            }
-            for rel_id, i in zip(rel_ids, batch, strict=True)
-        ]
-        if connection.dialect.name == "postgresql":
-            from sqlalchemy import literal_column
-
-            txid = connection.scalar(select(literal_column("pg_current_xact_id()::text::bigint")))
-            for row in log_rows:
-                row["txid"] = txid
-        change_ids = list(
-            connection.execute(
-                insert(ChangeLog).returning(ChangeLog.id, sort_by_parameter_order=True), log_rows
-            ).scalars()
-        )
-        connection.execute(
-            insert(ChangeLogCI),
-            [
-                {"change_id": cid, "ci_id": ci}
-                for cid, i in zip(change_ids, batch, strict=True)
-                for ci in (i["source_id"], i["target_id"])
-            ],
-        )
-        created += len(rows)
-    return created
+        ).all()
+    )
 
 
-def _existing_open(keys) -> set:
-    sources = {k[0] for k in keys}
-    found = set()
-    source_list = list(sources)
-    for i in range(0, len(source_list), 1000):
-        found.update(
-            db.session.execute(
-                select(Relationship.source_id, Relationship.target_id, Relationship.type).where(
-                    Relationship.valid_to.is_(None), Relationship.source_id.in_(source_list[i : i + 1000])
-                )
-            ).tuples()
+def _check_classes_of(info: TypeInfo, source_class: str, target_class: str) -> dict | None:
+    src_ok = not info.source_classes or source_class in info.source_classes
+    dst_ok = not info.target_classes or target_class in info.target_classes
+    return None if src_ok and dst_ok else {"type": [f"{info.name} is not allowed between these classes."]}
+
+
+def _insert_new(connection, keys: list[tuple[int, int, str]], notes: list[str], now):
+    """INSERT .. ON CONFLICT DO NOTHING on the open-relationship index; the rows inserted, as (id,
+    source_id, target_id, type). PostgreSQL: from four arrays (one short statement, not thousands
+    of placeholders for the driver to parse); SQLite: one VALUES row per relationship."""
+    table = Relationship.__table__
+    columns = (table.c.source_id, table.c.target_id, table.c.type, table.c.note, table.c.valid_from,
+               table.c.valid_to, table.c.version, table.c.created_at, table.c.updated_at)  # fmt: skip
+    conflict = {
+        "index_elements": [table.c.source_id, table.c.target_id, table.c.type],
+        "index_where": table.c.valid_to.is_(None),
+    }
+    returning = (table.c.id, table.c.source_id, table.c.target_id, table.c.type)
+    if connection.dialect.name == "postgresql":
+        k = (
+            func.unnest(
+                bindparam("s", [key[0] for key in keys], type_=ARRAY(Integer)),
+                bindparam("t", [key[1] for key in keys], type_=ARRAY(Integer)),
+                bindparam("ty", [key[2] for key in keys], type_=ARRAY(String)),
+                bindparam("note", notes, type_=ARRAY(String)),
+            )
+            .table_valued("s", "t", "ty", "note")
+            .render_derived("k")
         )
-    return found & set(keys)
+        stamp = literal(now, type_=table.c.valid_from.type)
+        rows = select(k.c.s, k.c.t, k.c.ty, k.c.note, stamp, null(), literal(1), stamp, stamp)
+        statement = pg_insert(table).from_select(columns, rows).on_conflict_do_nothing(**conflict)
+        return list(connection.execute(statement.returning(*returning)))
+    rows = [
+        {"source_id": s, "target_id": t, "type": ty, "note": note, "valid_from": now, "valid_to": None, "version": 1,
+         "created_at": now, "updated_at": now}
+        for (s, t, ty), note in zip(keys, notes, strict=True)
+    ]  # fmt: skip
+    statement = sqlite_insert(table).on_conflict_do_nothing(**conflict).returning(*returning)
+    return list(connection.execute(statement, rows))
+
+
+def _insert_batch(connection, batch: list[dict], start: int, existing_is_conflict: bool) -> list[tuple[int, bool]]:
+    """Insert the batch's new relationships (ON CONFLICT DO NOTHING on the open-relationship index),
+    record them in the change log; per item (id, created)."""
+    now = utcnow()
+    keys = [(i["source_id"], i["target_id"], i["type"]) for i in batch]
+    first = {}
+    for item, key in zip(batch, keys, strict=True):
+        first.setdefault(key, item)
+    ordered = sorted(first)  # one order for every writer: concurrent batches can't deadlock
+    notes = [first[key].get("note") or "" for key in ordered]
+    created = {(s, t, ty): rel_id for rel_id, s, t, ty in _insert_new(connection, ordered, notes, now)}
+    if existing_is_conflict and len(created) < len(ordered):
+        index = next(start + n for n, key in enumerate(keys) if key not in created)
+        raise Conflict(f"Item {index} exists already.", index=index)
+    record_rows(
+        db.session,
+        [
+            (
+                "relationship",
+                rel_id,
+                "create",
+                {"source_id": [None, s], "target_id": [None, t], "type": [None, ty]},
+                f"relationship CI {s} {ty} CI {t} added (bulk)",
+                {s, t},
+            )
+            for (s, t, ty), rel_id in sorted(created.items(), key=lambda kv: kv[1])
+        ],
+    )
+    existing = open_relationship_ids(key for key in first if key not in created)
+    outcomes, seen = [], set()
+    for key in keys:
+        if key in created and key not in seen:
+            outcomes.append((created[key], True))
+        else:
+            outcomes.append((created.get(key) or existing[key], False))
+        seen.add(key)
+    return outcomes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -300,6 +383,11 @@ def _ci_graph_change(ci: ConfigurationItem) -> bool:
     state = inspect(ci)
     for key in GRAPH_CI_FIELDS:
         if state.attrs[key].history.has_changes():
+            return True
+    status = state.attrs["status"].history
+    if status.has_changes():
+        before = status.deleted[0] if status.deleted else None
+        if status_change_matters(before, ci.status):
             return True
     history = state.attrs["attributes"].history
     if history.has_changes():
@@ -433,6 +521,7 @@ def impact(
     relationship_types: list[str] | None = None,
     ci_classes: list[str] | None = None,
     direction: str = "impact",
+    include_inactive: bool = False,
     _field: str | None = None,
 ) -> ImpactResult:
     """What goes down (or degraded) when the CIs ``ci_ids`` fail together; with
@@ -440,20 +529,22 @@ def impact(
 
     ``max_depth`` bounds the hops; ``relationship_types`` follows only those types;
     ``ci_classes`` keeps only impacted CIs of those classes in the answer (the walk still passes
-    through the others); ``as_of`` answers from the relationships valid at that moment (CI names
-    and classes are today's). Unknown CIs: NotFound; bad parameters: Invalid.
+    through the others); ``as_of`` answers from the relationships valid at that moment and the
+    CIs' statuses then (names and classes are today's). Relationships whose type has impact
+    ``none`` are never followed. Retired and disposed CIs are never impacted (see
+    ``relations.impact``); ``include_inactive`` lists the ones the walk met under
+    ``extras["inactive"]``. Unknown CIs: NotFound; bad parameters: Invalid.
     """
     allowed, classes = _validate(max_depth, as_of, relationship_types, ci_classes, direction)
     if as_of is None:
         with live_graph() as graph:
             roots, teams = _roots(ci_ids, graph, _field)
-            result = _answer(graph, roots, teams, max_depth, allowed, classes, direction, graph.version)
-        return result
+            return _answer(graph, roots, teams, max_depth, allowed, classes, direction, graph.version, include_inactive)
     as_of = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
     version = graph_module.read_version(db.session)[0]
     adj = AsOfGraph(db.session, as_of, _types())
     roots, teams = _roots(ci_ids, adj, _field)
-    result = _answer(adj, roots, teams, max_depth, allowed, classes, direction, version)
+    result = _answer(adj, roots, teams, max_depth, allowed, classes, direction, version, include_inactive)
     result.extras["as_of"] = as_of.isoformat()
     return result
 
@@ -466,12 +557,12 @@ def dependencies(ci_id: int | list[int], **kwargs) -> ImpactResult:
     return impact(ci_id if isinstance(ci_id, list) else [ci_id], **kwargs)
 
 
-def _answer(adj, roots, teams, max_depth, allowed, classes, direction, version) -> ImpactResult:
+def _answer(adj, roots, teams, max_depth, allowed, classes, direction, version, include_inactive) -> ImpactResult:
     prop = propagate(adj, roots, max_depth=max_depth, allowed=allowed, direction=direction)
     root_set = set(roots)
     reached = [n for n in prop.state if n not in root_set]
     if isinstance(adj, AsOfGraph):
-        adj.load_nodes(reached)
+        adj.load_nodes(reached + (list(prop.inactive) if include_inactive else []))
     node = adj.node
     impacted: list[ImpactedCI] = []
     services, owner_teams = [], {t for t in teams.values() if t is not None}
@@ -502,14 +593,30 @@ def _answer(adj, roots, teams, max_depth, allowed, classes, direction, version) 
         if team is not None:
             owner_teams.add(team)
     impacted.sort(key=lambda i: (i.depth, i.ci_id))
+    extras: dict[str, Any] = {"direction": direction}
+    if include_inactive:
+        extras["inactive"] = _inactive_items(prop, node, classes)
     return ImpactResult(
         roots=roots,
         impacted=impacted,
         business_services=sorted(services),
         owner_team_ids=sorted(owner_teams),
         graph_version=version,
-        extras={"direction": direction},
+        extras=extras,
     )
+
+
+def _inactive_items(prop, node, classes) -> list[dict]:
+    """The retired and disposed CIs the walk met (and did not go through), as the answer shows them."""
+    items = []
+    for n, (_, depth) in prop.inactive.items():
+        data = node(n)
+        if data is None or (classes is not None and data["ci_class"] not in classes):
+            continue
+        ci = {"id": n, **_ci_ref(data), "status": data.get("status")}
+        items.append({"ci": ci, "depth": depth, "path": prop.inactive_path(n)})
+    items.sort(key=lambda i: (i["depth"], i["ci"]["id"]))
+    return items
 
 
 def impact_document(result: ImpactResult, *, single_root: bool) -> dict:
@@ -546,7 +653,8 @@ def impact_document(result: ImpactResult, *, single_root: bool) -> dict:
 
 def shortest_path(from_id: int, to_id: int, *, directed: bool = True) -> dict:
     """The shortest chain by which ``from_id`` depends on ``to_id`` (with ``directed=False``: any
-    chain of relationships between them): ``{path, relationships}``; NotFound when there is none."""
+    chain of relationships between them, impact-less ones included): ``{path, relationships}``;
+    NotFound when there is none."""
     import networkx as nx
 
     with live_graph() as graph:
@@ -555,19 +663,65 @@ def shortest_path(from_id: int, to_id: int, *, directed: bool = True) -> dict:
                 _require_ci(ci_id)
         if from_id == to_id:
             return {"path": [from_id], "relationships": []}
-        G = graph.G
-        try:
-            if directed:
+        G, P = graph.G, graph.passive
+        nodes = None
+        if not directed:
+            nodes = _undirected_path(graph, from_id, to_id)
+        else:
+            try:
                 nodes = nx.bidirectional_shortest_path(G, from_id, to_id)
-            else:
-                nodes = nx.bidirectional_shortest_path(G.to_undirected(as_view=True), from_id, to_id)
-        except (nx.NetworkXNoPath, nx.NodeNotFound):
+            except (nx.NetworkXNoPath, nx.NodeNotFound):
+                pass
+        if nodes is None:
             raise NotFound(f"No chain of relationships leads from CI {from_id} to CI {to_id}.")
         rels = []
         for u, v in zip(nodes, nodes[1:], strict=False):
-            data = G._succ[u].get(v) or G._succ[v][u]
+            data = next(
+                d for d in (G._succ.get(u, {}).get(v), G._succ.get(v, {}).get(u), P._succ.get(u, {}).get(v),
+                            P._succ.get(v, {}).get(u)) if d
+            )  # fmt: skip
             rels.append(min(data))
         return {"path": nodes, "relationships": rels, "graph_version": graph.version}
+
+
+def _neighbours(graph, n: int):
+    """Every CI linked to ``n`` by a current relationship, either way, of any type."""
+    for adjacency in (graph.G._succ, graph.G._pred, graph.passive._succ, graph.passive._pred):
+        yield from adjacency.get(n, ())
+
+
+def _undirected_path(graph, a: int, b: int) -> list[int] | None:
+    """A shortest chain of relationships between ``a`` and ``b`` ignoring direction and impact:
+    breadth-first from both ends, a level at a time, the smaller frontier first."""
+    parents = ({a: None}, {b: None})
+    frontiers = ([a], [b])
+    while frontiers[0] and frontiers[1]:
+        side = 0 if len(frontiers[0]) <= len(frontiers[1]) else 1
+        mine, theirs = parents[side], parents[1 - side]
+        nxt = []
+        for n in frontiers[side]:
+            for m in _neighbours(graph, n):
+                if m in mine:
+                    continue
+                mine[m] = n
+                if m in theirs:
+                    return _join(parents, m)
+                nxt.append(m)
+        frontiers = (nxt, frontiers[1]) if side == 0 else (frontiers[0], nxt)
+    return None
+
+
+def _join(parents, meeting: int) -> list[int]:
+    left, n = [], meeting
+    while n is not None:
+        left.append(n)
+        n = parents[0][n]
+    left.reverse()
+    n = parents[1][meeting]
+    while n is not None:
+        left.append(n)
+        n = parents[1][n]
+    return left
 
 
 def _require_ci(ci_id: int) -> None:
@@ -626,14 +780,14 @@ def neighbourhood(ci: ConfigurationItem, depth: int = 2, max_nodes: int = 500) -
     """The CIs within ``depth`` relationships of ``ci`` (either way) and the relationships between
     them, for visualisers. Stops at ``max_nodes`` and says so."""
     with live_graph() as graph:
-        G, types = graph.G, graph.types
+        G, P, types = graph.G, graph.passive, graph.types
         nodes = {ci.id: 0}
         truncated = False
         frontier = [ci.id] if ci.id in G else []
         for d in range(1, depth + 1):
             nxt = []
             for n in frontier:
-                for m in (*G._succ[n], *G._pred[n]):
+                for m in _neighbours(graph, n):
                     if m not in nodes:
                         if len(nodes) >= max_nodes:
                             truncated = True
@@ -647,14 +801,16 @@ def neighbourhood(ci: ConfigurationItem, depth: int = 2, max_nodes: int = 500) -
             node_list.append({"id": n, "depth": d, **_ci_ref(data)})
         edges = []
         for u in nodes:
-            if u not in G:
-                continue
-            for v, data in G._succ[u].items():
+            for v, data, recorded in (
+                *((v, data, False) for v, data in G._succ.get(u, {}).items()),
+                *((v, data, True) for v, data in P._succ.get(u, {}).items()),
+            ):
                 if v not in nodes:
                     continue
                 for rel_id, type_name in data.items():
                     info = types.get(type_name)
-                    source, target = (u, v) if info is None or info.forward else (v, u)
+                    # G's edges run dependent -> dependency; passive ones as recorded.
+                    source, target = (u, v) if recorded or info is None or info.forward else (v, u)
                     edges.append(
                         {
                             "id": rel_id,

@@ -1,14 +1,23 @@
 """The built-in relationship types: which way impact flows and which CI classes may stand at each end.
 
-The migration seeds the same rows (it must not import this module); types live in the
+The migrations seed the same rows (they must not import this module); types live in the
 ``relationship_type`` table, so an operator can add one without a release.
+
+``impact`` is one of:
+- ``source_depends_on_target``: the source fails when the target does (an app runs on a VM);
+- ``target_depends_on_source``: the other way round (a rack contains a server);
+- ``none``: a fact worth recording that carries no failure: kept, listed, exported and drawn
+  like any other relationship, never followed by impact or dependency answers. A software
+  product installed on a thousand laptops is not down when one laptop breaks.
 """
 
 from __future__ import annotations
 
 SOURCE_DEPENDS_ON_TARGET = "source_depends_on_target"
 TARGET_DEPENDS_ON_SOURCE = "target_depends_on_source"
+NO_IMPACT = "none"
 IMPACT_DIRECTIONS = (SOURCE_DEPENDS_ON_TARGET, TARGET_DEPENDS_ON_SOURCE)
+IMPACT_KINDS = (*IMPACT_DIRECTIONS, NO_IMPACT)
 
 # member_of is the one type with redundancy semantics: a cluster is down only when fewer than its
 # `min_members_up` members remain up; otherwise it is degraded.
@@ -59,7 +68,8 @@ BUILTIN_TYPES: list[dict] = [
         "name": "installed_on",
         "label": "Installed on",
         "reverse_label": "Has installed",
-        "impact": SOURCE_DEPENDS_ON_TARGET,
+        # An installation (licence counting); an instance that really runs on a host is runs_on.
+        "impact": NO_IMPACT,
         "source_classes": ["software"],
         "target_classes": _DEVICES,
     },

@@ -13,6 +13,7 @@ from cairn.auth.models import ApiToken, Team, User
 from cairn.auth.roles import ADMIN, ADMINS, EVERYONE, STAFF_READERS
 from cairn.auth.schemas import (
     NewTokenSchema,
+    TeamQuerySchema,
     TeamSchema,
     TeamUpdateSchema,
     TokenSchema,
@@ -24,6 +25,11 @@ from cairn.db import get_or_404
 from cairn.pagination import paginate_select
 
 blp = Blueprint("auth", __name__, description="Users, teams and API tokens")
+
+
+def _contains(text: str, *columns):
+    """Any of ``columns`` contains ``text``, in any case (% and _ in it are plain characters)."""
+    return or_(*(func.lower(column).contains(text.lower(), autoescape=True) for column in columns))
 
 
 @blp.route("/me")
@@ -47,8 +53,7 @@ class Users(MethodView):
         if "role" in args:
             stmt = stmt.where(User.role == args["role"])
         if args.get("q"):
-            like = f"%{args['q'].lower()}%"
-            stmt = stmt.where(or_(func.lower(User.email).like(like), func.lower(User.name).like(like)))
+            stmt = stmt.where(_contains(args["q"], User.email, User.name))
         return paginate_select(stmt, pagination_parameters)
 
     @requires(*ADMINS)
@@ -91,11 +96,15 @@ class UserById(MethodView):
 @blp.route("/teams")
 class Teams(MethodView):
     @requires(*EVERYONE)
+    @blp.arguments(TeamQuerySchema, location="query")
     @blp.response(200, TeamSchema(many=True))
     @blp.paginate()
-    def get(self, pagination_parameters):
+    def get(self, args, pagination_parameters):
         """List teams."""
-        return paginate_select(select(Team).order_by(Team.name), pagination_parameters)
+        stmt = select(Team).order_by(Team.name, Team.id)
+        if args.get("q"):
+            stmt = stmt.where(_contains(args["q"], Team.name, Team.email))
+        return paginate_select(stmt, pagination_parameters)
 
     @requires(*ADMINS)
     @blp.arguments(TeamSchema)

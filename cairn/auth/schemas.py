@@ -32,7 +32,11 @@ class UserUpdateSchema(Schema):
 
 class UserQuerySchema(Schema):
     role = OneOf(ALL_ROLES)
-    q = Text(200)
+    q = Text(200, metadata={"description": "in name and e-mail, any case"})
+
+
+class TeamQuerySchema(Schema):
+    q = Text(200, metadata={"description": "in name and e-mail, any case"})
 
 
 class UserRefSchema(Schema):

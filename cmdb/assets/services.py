@@ -12,7 +12,7 @@ from sqlalchemy import Select, and_, func, or_, select
 from cairn.auth.models import Team, User
 from cairn.db import MAX_ID, db, utcnow
 from cairn.errors import Conflict, Invalid, NotFound
-from cmdb import classes
+from cmdb import classes, lifecycle
 from cmdb.assets import depreciation
 from cmdb.assets.depreciation import Policy
 from cmdb.assets.models import (
@@ -30,7 +30,7 @@ from cmdb.assets.models import (
 from cmdb.models import ConfigurationItem, Location
 from cmdb.services import get_ci, update_ci
 
-RETIRED_STATUSES = ("retired", "disposed")
+RETIRED_STATUSES = lifecycle.INACTIVE_STATUSES  # out of the estate: no licence seats, no reminders
 # Classes a person can walk up to and scan; virtual and logical CIs are never physically audited.
 NOT_PHYSICAL = {"virtual_machine", "cluster"}
 PHYSICAL_CLASSES = tuple(

@@ -17,7 +17,7 @@ from decimal import Decimal
 import marshmallow as ma
 from sqlalchemy import and_, case, distinct, func, or_, select
 
-from cairn.api import Schema
+from cairn.api import QueryId, Schema
 from cairn.db import db, utcnow
 from cmdb.assets.models import Licence
 from cmdb.assets.services import RETIRED_STATUSES
@@ -33,6 +33,7 @@ CENT = Decimal("0.01")
 class ComplianceParams(Schema):
     as_of = ma.fields.Date(metadata={"description": "licence terms and installations on this day (default today)"})
     status = ma.fields.String(validate=ma.validate.OneOf(["compliant", "over_licensed", "under_licensed"]))
+    software_id = QueryId(metadata={"description": "one software product (its CI id)"})
 
 
 def open_installs(as_of: date | None = None):
@@ -45,11 +46,14 @@ def open_installs(as_of: date | None = None):
     return stmt.where(r.valid_from < moment, or_(r.valid_to.is_(None), r.valid_to >= moment))
 
 
-def consumption(as_of: date | None = None) -> dict[int, dict[str, int]]:
+def consumption(as_of: date | None = None, software_id: int | None = None) -> dict[int, dict[str, int]]:
     """software_id -> consumption in every unit, in one grouped query. For a past day, the devices'
     status and holder are those of that day (replayed from the change log), so a device retired since
     still consumed then and one retired then did not; ``cpu_cores`` is the current attribute."""
-    installs = open_installs(as_of).subquery()
+    installs = open_installs(as_of)
+    if software_id is not None:
+        installs = installs.where(Relationship.source_id == software_id)
+    installs = installs.subquery()
     device = ConfigurationItem
     cores = func.coalesce(device.attributes["cpu_cores"].as_integer(), 1)
     status, holder = device.status, device.assigned_to_id
@@ -83,7 +87,7 @@ def consumption(as_of: date | None = None) -> dict[int, dict[str, int]]:
     return out
 
 
-def entitlements(as_of: date) -> dict[tuple[int, str], dict]:
+def entitlements(as_of: date, software_id: int | None = None) -> dict[tuple[int, str], dict]:
     """(software_id, model) -> quantity, cost and whether a site licence covers it."""
     licence = Licence
     stmt = (
@@ -98,6 +102,8 @@ def entitlements(as_of: date) -> dict[tuple[int, str], dict]:
         .where(licence.start_date <= as_of, or_(licence.end_date.is_(None), licence.end_date >= as_of))
         .group_by(licence.software_id, licence.model)
     )
+    if software_id is not None:
+        stmt = stmt.where(licence.software_id == software_id)
     return {
         (row.software_id, row.model): {
             "quantity": int(row.quantity or 0),
@@ -113,8 +119,8 @@ def compliance(params: dict) -> list[dict]:
     """Per software product (and licence model): entitled, consumed, status, shortfall, surplus, and
     what it costs: money wasted on the surplus, the cost to true up the shortfall."""
     as_of = params.get("as_of") or utcnow().date()
-    used = consumption(as_of)
-    entitled = entitlements(as_of)
+    used = consumption(as_of, params.get("software_id"))
+    entitled = entitlements(as_of, params.get("software_id"))
     product_ids = set(used) | {sid for sid, _ in entitled}
     if not product_ids:
         return []

@@ -33,6 +33,11 @@ class ReportQuerySchema(Schema):
     format = OneOf(("json", "csv", "xlsx"), load_default="json")
 
 
+class ChartQuerySchema(Schema):
+    class Meta:
+        unknown = ma.INCLUDE  # the report's own parameters, validated by its schema
+
+
 def _info(report: registry.Report) -> dict:
     return {
         "name": report.name,
@@ -112,8 +117,9 @@ def _chart(name: str, ext: str):
 @blp.route("/reports/<string:name>.svg")
 class ReportSVG(MethodView):
     @requires(*ASSET_READERS)
+    @blp.arguments(ChartQuerySchema, location="query")
     @blp.response(200, content_type="image/svg+xml")
-    def get(self, name):
+    def get(self, _query, name):
         """The report as an SVG chart (1000x600, with its title and date)."""
         return _chart(name, "svg")
 
@@ -121,7 +127,8 @@ class ReportSVG(MethodView):
 @blp.route("/reports/<string:name>.png")
 class ReportPNG(MethodView):
     @requires(*ASSET_READERS)
+    @blp.arguments(ChartQuerySchema, location="query")
     @blp.response(200, content_type="image/png")
-    def get(self, name):
+    def get(self, _query, name):
         """The report as a PNG chart (1000x600, with its title and date)."""
         return _chart(name, "png")

@@ -10,14 +10,13 @@ import marshmallow as ma
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from cairn.db import MAX_ID, db
-from cairn.errors import DomainError
+from cairn.db import MAX_ID, db, id_in
+from cairn.errors import Conflict, DomainError
 from cmdb import services as cmdb_services
 from cmdb.models import ConfigurationItem
 from integrations.sync.schemas import NOT_AN_OBJECT
 from relations import services as relations_services
 from relations.graph import load_types
-from relations.models import Relationship
 
 MAX_ITEMS = 1000
 
@@ -86,7 +85,7 @@ def bulk_relationships(raw_items: list, schema: ma.Schema, *, dry_run: bool = Fa
     classes = dict(
         db.session.execute(
             select(ConfigurationItem.id, ConfigurationItem.ci_class).where(
-                ConfigurationItem.id.in_([i for i in ids if 0 < i <= MAX_ID])
+                id_in(ConfigurationItem.id, [i for i in ids if 0 < i <= MAX_ID])
             )
         ).all()
     )
@@ -101,28 +100,13 @@ def bulk_relationships(raw_items: list, schema: ma.Schema, *, dry_run: bool = Fa
             results[index] = ItemResult(index, "error", errors=errors)
         else:
             candidates.append((index, item))
-    existing = _open_relationships({(i["source_id"], i["target_id"], i["type"]) for _, i in candidates})
-    fresh: list[tuple[int, dict]] = []
-    claimed: set[tuple] = set()
-    for index, item in candidates:
-        key = (item["source_id"], item["target_id"], item["type"])
-        if key in existing:
-            results[index] = ItemResult(index, "unchanged", existing[key])
-        elif key in claimed:
-            results[index] = ItemResult(index, "unchanged")  # the same relationship earlier in this request
-        else:
-            claimed.add(key)
-            fresh.append((index, item))
     outer = db.session.begin_nested() if dry_run else None
-    _create(fresh, results)
-    created_ids = _open_relationships(claimed) if not dry_run else {}
-    by_index = dict(candidates)
-    for index, result in results.items():
-        if result.status in ("created", "unchanged") and result.id is None and not dry_run:
-            item = by_index[index]
-            result.id = created_ids.get((item["source_id"], item["target_id"], item["type"]))
+    _create(candidates, results, classes)
     if outer is not None:
         outer.rollback()
+        for result in results.values():
+            if result.status == "created":
+                result.id = None  # rolled back: nothing was made
     return [results[i] for i in range(len(raw_items))]
 
 
@@ -160,38 +144,29 @@ def _check_item(item: dict, types: dict, classes: dict) -> dict:
     return errors
 
 
-def _open_relationships(keys: set[tuple]) -> dict[tuple, int]:
-    """Open relationships among ``keys`` (source, target, type) -> id; by source id, which an index
-    leads with (a row-value IN list would scan the table on PostgreSQL)."""
-    found: dict[tuple, int] = {}
-    sources = sorted({key[0] for key in keys})
-    for start in range(0, len(sources), 1000):
-        rows = db.session.execute(
-            select(Relationship.source_id, Relationship.target_id, Relationship.type, Relationship.id).where(
-                Relationship.valid_to.is_(None), Relationship.source_id.in_(sources[start : start + 1000])
-            )
-        ).tuples()
-        found.update({(s, t, ty): rel_id for s, t, ty, rel_id in rows if (s, t, ty) in keys})
-    return found
-
-
-def _create(fresh: list[tuple[int, dict]], results: dict[int, ItemResult]) -> None:
-    """All at once through relations' bulk service; should that fail, one savepoint per item."""
-    if not fresh:
+def _create(candidates: list[tuple[int, dict]], results: dict[int, ItemResult], classes: dict[int, str]) -> None:
+    """All at once through relations' bulk service (a relationship that is open already, or named
+    twice in the request, is ``unchanged``); should that fail, one savepoint per item."""
+    if not candidates:
         return
     try:
         with db.session.begin_nested():
-            relations_services.bulk_create_relationships([item for _, item in fresh])
-        for index, _ in fresh:
-            results[index] = ItemResult(index, "created")
+            outcomes = relations_services.ensure_relationships([item for _, item in candidates], ci_classes=classes)
+        for (index, _), (rel_id, created) in zip(candidates, outcomes, strict=True):
+            results[index] = ItemResult(index, "created" if created else "unchanged", rel_id)
         return
     except (DomainError, SQLAlchemyError):
         pass
-    for index, item in fresh:
+    made: dict[tuple, int] = {}
+    for index, item in candidates:
+        key = (item["source_id"], item["target_id"], item["type"])
         try:
             with db.session.begin_nested():
                 rel = relations_services.create_relationship(item)
+            made[key] = rel.id
             results[index] = ItemResult(index, "created", rel.id)
+        except Conflict as exc:
+            results[index] = ItemResult(index, "unchanged", made.get(key) or exc.extra.get("conflicting_id"))
         except DomainError as exc:
             results[index] = ItemResult(index, "error", errors=exc.errors or {"_item": [exc.detail]})
         except SQLAlchemyError:

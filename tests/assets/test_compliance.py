@@ -136,3 +136,21 @@ def test_as_of_uses_the_device_status_of_that_day(client, manager, assets):
     assert (then["consumed"], then["status"], then["shortfall"]) == (2, "under_licensed", 1)
     now = _by_product(client, manager)[("Photoshop", "per_device")]
     assert (now["consumed"], now["status"]) == (1, "compliant")
+
+
+def test_one_product_by_software_id(client, manager, assets):
+    laptops = [assets.device("laptop") for _ in range(3)]
+    office, slack = assets.software("Office"), assets.software("Slack")
+    assets.licence(office, "per_device", 2)
+    for laptop in laptops:
+        assets.install(office, laptop)
+        assets.install(slack, laptop)
+    rows = _by_product(client, manager, software_id=office.id)
+    assert list(rows) == [("Office", "per_device")]
+    assert (rows[("Office", "per_device")]["consumed"], rows[("Office", "per_device")]["shortfall"]) == (3, 1)
+    assert list(_by_product(client, manager, software_id=slack.id)) == [("Slack", None)]
+    assert _by_product(client, manager, software_id=999_999) == {}
+    bad = client.get("/api/v1/reports/licence-compliance?software_id=abc", headers=manager)
+    assert bad.status_code == 422 and "software_id" in bad.json["errors"]
+    chart = client.get(f"/api/v1/reports/licence-compliance.svg?software_id={office.id}", headers=manager)
+    assert chart.status_code == 200 and b"Office" in chart.data and b"Slack" not in chart.data

@@ -11,7 +11,16 @@ from cairn.auth.models import ApiToken
 from cairn.auth.roles import ALL_ROLES
 from cairn.db import utcnow
 
-PUBLIC_PATHS = {"/healthz", "/readyz", "/api/v1/openapi.json", "/api/v1/docs"}
+PUBLIC_PATHS = {
+    "/healthz",
+    "/readyz",
+    "/",  # redirects to the docs
+    "/api/v1/openapi.json",
+    "/api/v1/docs",
+    "/api/v1/redoc",
+    "/api/v1/docs/static/<path:filename>",
+    "/api/v1/docs/static/redoc/<path:filename>",
+}
 
 
 def _concrete(rule) -> str:

@@ -15,8 +15,9 @@ def test_relationship_types_are_data_with_direction_and_classes(client, make):
     r = client.get("/api/v1/relationship-types", headers=make.headers("requester"))
     assert r.status_code == 200
     types = {t["name"]: t for t in r.json}
-    for name in ("depends_on", "runs_on", "hosted_on", "installed_on", "uses", "connected_to"):
+    for name in ("depends_on", "runs_on", "hosted_on", "uses", "connected_to"):
         assert types[name]["impact"] == "source_depends_on_target"
+    assert types["installed_on"]["impact"] == "none"  # recorded and shown, never propagated
     assert types["contains"]["impact"] == "target_depends_on_source"
     assert types["member_of"]["impact"] == "target_depends_on_source"
     assert types["runs_on"]["label"] == "Runs on" and types["runs_on"]["reverse_label"] == "Runs"
