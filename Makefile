@@ -51,6 +51,7 @@ test-postgresql: install services
 ## Everything CI runs: services, lint, import layers, the suite on SQLite and on PostgreSQL.
 test: install services lint test-sqlite test-postgresql
 
+## An RQ worker on every queue the app uses (needs REDIS_URL).
 worker: install
 	$(BIN)/cairn worker
 

@@ -59,6 +59,9 @@ def create_app(config: Config | dict | None = None) -> Flask:
 
     register_commands(app)
     register_integration_commands(app)
+    from cairn.uow import wrap_commands
+
+    wrap_commands(app.cli)
     return app
 
 

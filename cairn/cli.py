@@ -155,7 +155,9 @@ def run_command(host, port):
 
     app = current_app._get_current_object()
     start_embedded_runner(app)
-    app.run(host=host, port=port, use_reloader=False, threaded=True)
+    from werkzeug.serving import run_simple
+
+    run_simple(host, port, app, use_reloader=False, threaded=True)
 
 
 def register_commands(app) -> None:

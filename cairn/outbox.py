@@ -36,9 +36,14 @@ from cairn.jobs import lease
 log = logging.getLogger("cairn.outbox")
 RUN_JOB = "cairn.outbox.run"
 LEASE_SECONDS = 60
-# How long a pass keeps looking for changes held back behind an older, still open transaction.
-HELD_BACK_WAIT_SECONDS = 5.0
+# A pass that finds changes held back behind an older, still open transaction looks again for this
+# long in place, then asks for a run a second later (up to HELD_BACK_RERUNS times in a row; the
+# periodic sweep covers a transaction left open longer). Under steady load the next commit's nudge
+# comes first anyway; this is for the last writes of a burst.
+HELD_BACK_WAIT_SECONDS = 0.25
 HELD_BACK_POLL_SECONDS = 0.05
+HELD_BACK_RERUN_SECONDS = 1.0
+HELD_BACK_RERUNS = 30
 
 
 @dataclass
@@ -141,11 +146,34 @@ def nudge(name: str) -> None:
         _wake(name)
 
 
+def nudge_later(name: str, held_back_round: int) -> None:
+    """Ask for a pass of ``name`` in about a second (changes it saw were held back)."""
+    if current_app.config.get("REDIS_URL"):
+        from datetime import timedelta as _timedelta
+
+        from redis.exceptions import RedisError
+
+        from cairn.jobs import queue
+
+        try:
+            queue().enqueue_in(
+                _timedelta(seconds=HELD_BACK_RERUN_SECONDS), "cairn.jobs.execute", RUN_JOB, name, held_back_round
+            )
+        except RedisError:
+            log.warning("could not schedule a rerun of %s; the sweep will", name)
+    elif _wake is not None:
+        import threading
+
+        timer = threading.Timer(HELD_BACK_RERUN_SECONDS, _wake, args=(name,))
+        timer.daemon = True
+        timer.start()
+
+
 # ---------------------------------------------------------------------------------------------
 # Running
 
 
-def run(name: str, *, wait_for_held_back: float = HELD_BACK_WAIT_SECONDS) -> dict[str, int]:
+def run(name: str, held_back_round: int = 0, *, wait_for_held_back: float = HELD_BACK_WAIT_SECONDS) -> dict[str, int]:
     """Run consumer ``name`` under its lease until it is caught up; returns counts. When another
     process holds the lease, ask it for one more pass and return (it will see our changes)."""
     from cairn.uow import checkpoint
@@ -162,20 +190,23 @@ def run(name: str, *, wait_for_held_back: float = HELD_BACK_WAIT_SECONDS) -> dic
     deadline = time.monotonic() + wait_for_held_back
     try:
         while True:
-            lease.start_pass(lease_name, token)
             while True:
                 result = consumer.run_pass()
-                checkpoint()
                 created += result.created
                 if not result.more:
                     break
+                checkpoint()
                 lease.renew(lease_name, token, LEASE_SECONDS)
             queued += consumer.queue_due()
             checkpoint()
             if result.held_back and time.monotonic() < deadline:
                 time.sleep(HELD_BACK_POLL_SECONDS)
                 continue
-            if not lease.release(lease_name, token):
+            rerun = lease.release(lease_name, token)
+            token = None
+            if not rerun:
+                if result.held_back and held_back_round < HELD_BACK_RERUNS:
+                    nudge_later(name, held_back_round + 1)
                 break
             token = lease.acquire(lease_name, LEASE_SECONDS)
             if token is None:  # someone else took it after we let go: it runs the pass

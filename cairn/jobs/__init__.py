@@ -59,8 +59,7 @@ def enqueue_now(dotted_name: str, *args, job_id: str | None = None, queue_name: 
     after-commit work). Returns the RQ job, or None when the job ran inline or Redis could not be
     reached (then it is logged, never raised: the database is the source of truth and each domain's
     sweeper re-queues what is left undone). ``job_id`` makes a second enqueue of the same work a
-    no-op while the first still waits in the queue (one already started does not count: the new
-    input may have come after it read)."""
+    no-op while the first still waits in the queue (see ``_dedupe`` for one already started)."""
     if not current_app.config.get("REDIS_URL"):
         execute(dotted_name, *args)
         return None
@@ -69,13 +68,9 @@ def enqueue_now(dotted_name: str, *args, job_id: str | None = None, queue_name: 
 
         q = queue(queue_name)
         if job_id is not None:
-            existing = q.fetch_job(job_id)
-            if existing is not None:
-                status = existing.get_status(refresh=True)
-                if status in WAITING:
-                    return existing
-                if status in PENDING:  # started: queue one more run under a fresh id
-                    job_id = f"{job_id}-{uuid.uuid4().hex[:12]}"
+            waiting, job_id = _dedupe(q, job_id)
+            if waiting is not None:
+                return waiting
         return q.enqueue(
             "cairn.jobs.execute",
             dotted_name,
@@ -87,6 +82,24 @@ def enqueue_now(dotted_name: str, *args, job_id: str | None = None, queue_name: 
         # The database holds the work; the domain's sweeper queues it again once Redis is back.
         log.warning("Redis unavailable: %s%r not queued now; its sweeper will pick it up", dotted_name, args)
         return None
+
+
+def _dedupe(q, job_id: str):
+    """(the job already waiting under ``job_id``, or None; the id to queue a new one under).
+
+    A keyed job waits in the queue at most once. When it has started, its input may have come
+    after it read, so one more run is queued under ``<id>-again`` (also at most once); only when
+    both are running does a nudge get a job of its own, and that lasts milliseconds."""
+    for candidate in (job_id, f"{job_id}-again"):
+        existing = q.fetch_job(candidate)
+        if existing is None:
+            return None, candidate
+        status = existing.get_status(refresh=True)
+        if status in WAITING:
+            return existing, candidate
+        if status not in PENDING:  # finished, failed, stopped: the id is free again
+            return None, candidate
+    return None, f"{job_id}-{uuid.uuid4().hex[:12]}"
 
 
 def execute(dotted_name: str, *args):

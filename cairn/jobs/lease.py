@@ -20,13 +20,14 @@ from cairn.uow import checkpoint
 
 def acquire(name: str, seconds: float) -> str | None:
     """Take the lease ``name`` for ``seconds`` if it is free or expired; returns the holder token
-    (pass it to ``renew`` and ``release``), or None when another holder has it."""
+    (pass it to ``renew`` and ``release``), or None when another holder has it. Taking it clears
+    the requests for another pass: the new holder's first pass covers them."""
     token = uuid.uuid4().hex
     now = utcnow()
     taken = db.session.execute(
         update(Lease)
         .where(Lease.name == name, or_(Lease.expires_at.is_(None), Lease.expires_at <= now))
-        .values(owner=token, expires_at=now + timedelta(seconds=seconds))
+        .values(owner=token, expires_at=now + timedelta(seconds=seconds), rerun=False)
         .execution_options(synchronize_session=False)
     ).rowcount
     if not taken:
@@ -53,17 +54,6 @@ def renew(name: str, token: str, seconds: float) -> bool:
     ).rowcount
     checkpoint()
     return bool(kept)
-
-
-def start_pass(name: str, token: str) -> None:
-    """The holder starts a pass: requests for another one made before now are covered by it."""
-    db.session.execute(
-        update(Lease)
-        .where(Lease.name == name, Lease.owner == token)
-        .values(rerun=False)
-        .execution_options(synchronize_session=False)
-    )
-    checkpoint()
 
 
 def request_rerun(name: str) -> None:

@@ -105,39 +105,50 @@ def _team_addresses(team_id: int | None) -> list[str]:
 
 
 def _notifications(change: ChangeLog):
-    """(event, recipient, body) for one ticket change."""
+    """(event, recipient, body) for one ticket change. An event describes the change it records, not
+    the ticket as it is today: who is told, and what, come from the values the change-log row
+    recorded (or, for a value the row does not carry, the value the ticket had at that moment)."""
     ticket = db.session.get(Ticket, change.object_id) if 0 < change.object_id <= MAX_ID else None
     if ticket is None:
         return
     changes = change.changes or {}
-    requester = _users(ticket.requester_id)
+
+    def then(key):
+        return _value_then(change, ticket, key)
+
     out: list[tuple[str, str, str]] = []
     if change.action == "create":
+        description = then("description") or ""
+        assignee_id, team_id = then("assignee_id"), then("team_id")
         out += [
-            ("created", u.email, f"Your ticket {ticket.number} was opened.\n\n{ticket.description}") for u in requester
+            ("created", u.email, f"Your ticket {ticket.number} was opened.\n\n{description}")
+            for u in _users(then("requester_id"))
         ]
-        if ticket.assignee_id:
-            out += [("assigned", u.email, _assigned_text(ticket)) for u in _users(ticket.assignee_id)]
-        if ticket.team_id:
-            out += [("assigned", a, _assigned_text(ticket)) for a in _team_addresses(ticket.team_id)]
+        text = _assigned_text(ticket, assignee_id, team_id, description)
+        out += [("assigned", u.email, text) for u in _users(assignee_id)]
+        out += [("assigned", a, text) for a in _team_addresses(team_id)]
     elif change.action == "comment":
         internal = (changes.get("internal") or [None, True])[1]
         comment_id = (changes.get("comment_id") or [None, None])[1]
         comment = db.session.get(TicketComment, comment_id) if comment_id else None
         if not internal and comment is not None:
             text = f"{comment.author_label} wrote on {ticket.number}:\n\n{comment.body}"
-            out += [("commented", u.email, text) for u in requester if u.id != comment.author_id]
+            out += [("commented", u.email, text) for u in _users(then("requester_id")) if u.id != comment.author_id]
     elif change.action == "transition":
         if (changes.get("state") or [None, None])[1] == "resolved":
-            note = ticket.resolution_note or ""
-            out += [("resolved", u.email, f"{ticket.number} was resolved.\n\n{note}") for u in requester]
+            note = then("resolution_note") or ""
+            out += [
+                ("resolved", u.email, f"{ticket.number} was resolved.\n\n{note}") for u in _users(then("requester_id"))
+            ]
     elif change.action == "update":
         new_assignee = (changes.get("assignee_id") or [None, None])[1]
-        if new_assignee:
-            out += [("assigned", u.email, _assigned_text(ticket)) for u in _users(new_assignee)]
         new_team = (changes.get("team_id") or [None, None])[1]
-        if new_team:
-            out += [("assigned", a, _assigned_text(ticket)) for a in _team_addresses(new_team)]
+        if new_assignee or new_team:
+            text = _assigned_text(ticket, then("assignee_id"), then("team_id"), then("description") or "")
+            if new_assignee:
+                out += [("assigned", u.email, text) for u in _users(new_assignee)]
+            if new_team:
+                out += [("assigned", a, text) for a in _team_addresses(new_team)]
     actor = db.session.get(User, change.actor_id) if change.actor_id else None
     seen = set()
     for event, recipient, body in out:
@@ -150,9 +161,31 @@ def _notifications(change: ChangeLog):
         yield event, recipient, body
 
 
-def _assigned_text(ticket: Ticket) -> str:
-    who = ticket.assignee.email if ticket.assignee else (ticket.team.name if ticket.team else "you")
-    return f"{ticket.number} is assigned to {who}.\n\n{ticket.description}"
+def _value_then(change: ChangeLog, ticket: Ticket, key: str):
+    """``key`` of the ticket as ``change`` left it: what the row recorded; for a creation, None when
+    it recorded nothing (its snapshot leaves empty columns out); otherwise the value before the next
+    recorded change of ``key``, or today's value when it has not changed since."""
+    recorded = (change.changes or {}).get(key)
+    if recorded is not None:
+        return recorded[1]
+    if change.action == "create":
+        return None
+    later = db.session.scalars(
+        select(ChangeLog.changes)
+        .where(ChangeLog.object_type == "ticket", ChangeLog.object_id == change.object_id, ChangeLog.id > change.id)
+        .order_by(ChangeLog.id)
+    )
+    for changes in later:
+        if changes and key in changes:
+            return changes[key][0]
+    return getattr(ticket, key)
+
+
+def _assigned_text(ticket: Ticket, assignee_id: int | None, team_id: int | None, description: str) -> str:
+    assignee = db.session.get(User, assignee_id) if assignee_id else None
+    team = db.session.get(Team, team_id) if team_id else None
+    who = assignee.email if assignee else (team.name if team else "you")
+    return f"{ticket.number} is assigned to {who}.\n\n{description}"
 
 
 def _skip_reason(recipient: str, ticket_id: int) -> str | None:

@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from cairn.audit.models import ChangeLog
 from cairn.audit.services import Cursor, feed
@@ -47,8 +47,6 @@ EVENT_NAMES = tuple(EVENTS.values())
 # Seconds to wait after the 1st, 2nd, ... failed attempt; after the last one the delivery has failed.
 RETRY_SCHEDULE = (60, 300, 1800, 7200, 21600, 86400)
 JITTER = 0.2
-# A queued delivery is not queued again by the sweep for this long (it is in Redis, or lost with it).
-LEASE = timedelta(minutes=5)
 BATCH = 100
 OPERATORS = ("eq", "ne", "in", "not_in", "contains")
 
@@ -350,27 +348,47 @@ def body_of(delivery: WebhookDelivery, timestamp: int) -> bytes:
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False, default=str).encode()
 
 
+# Outcomes are committed after this many deliveries (and at the end): a worker killed mid-batch
+# sends at most this many again (receivers dedupe by delivery id, X-Cairn-Delivery).
+COMMIT_EVERY = 10
+
+
 def deliver(delivery_ids: list[int]) -> dict[str, int]:
-    """Send these deliveries (those still pending and due), committing after each; returns counts."""
+    """Send these deliveries (those still pending; ones being sent elsewhere are skipped) in id
+    order, committing the outcomes every few; returns counts."""
     sender = transport.Sender(timeout_seconds(), allow_private())
     counts = {"delivered": 0, "retrying": 0, "failed": 0, "skipped": 0}
     secrets_cache: dict[int, str] = {}
     try:
-        for delivery_id in delivery_ids:
-            outcome = _deliver_one(delivery_id, sender, secrets_cache)
-            checkpoint()  # each delivery is recorded on its own: a crash never re-sends the ones before
-            counts[outcome] += 1
+        rows = db.session.scalars(
+            select(WebhookDelivery)
+            .where(WebhookDelivery.id.in_(delivery_ids))
+            .order_by(WebhookDelivery.id)
+            .with_for_update(of=WebhookDelivery, skip_locked=True)
+        ).all()
+        counts["skipped"] = len(set(delivery_ids)) - len(rows)
+        for done, delivery in enumerate(rows, 1):
+            counts[_deliver_one(delivery, sender, secrets_cache)] += 1
+            if done % COMMIT_EVERY == 0:
+                db.session.flush()
+                checkpoint()
+                if done < len(rows):  # the rest stays ours: lock it again (the commit let it go), fresh
+                    db.session.scalars(
+                        select(WebhookDelivery)
+                        .where(WebhookDelivery.id.in_([r.id for r in rows[done:]]))
+                        .with_for_update(of=WebhookDelivery)
+                        .execution_options(populate_existing=True)
+                    ).all()
+        db.session.flush()
+        checkpoint()
     finally:
         sender.close()
     return counts
 
 
-def _deliver_one(delivery_id: int, sender: transport.Sender, secrets_cache: dict) -> str:
-    delivery = db.session.get(
-        WebhookDelivery, delivery_id, with_for_update={"of": WebhookDelivery, "skip_locked": True}
-    )
+def _deliver_one(delivery: WebhookDelivery, sender: transport.Sender, secrets_cache: dict) -> str:
     now = utcnow()
-    if delivery is None or delivery.status != "pending":
+    if delivery.status != "pending":
         return "skipped"
     hook = db.session.get(Webhook, delivery.webhook_id)
     if hook is None or not hook.active:
@@ -437,39 +455,72 @@ def due_deliveries(limit: int = 5000) -> list[tuple[int, int]]:
 
 
 def queue_due(limit: int = 5000) -> int:
-    """Queue a delivery job per batch of due deliveries; each gets a lease so the next sweep doesn't
-    queue it again while it waits in Redis. Redis down: the lease is taken back, nothing is lost."""
+    """Queue one sender job per subscription that has deliveries due (new, retries, ones whose job
+    was lost); returns how many due deliveries have a sender job queued (or ran, inline). A sender
+    job already waiting for the same subscription is not queued twice (job id); one that is
+    running gets one more run."""
     from cairn.jobs import enqueue_now  # the deliveries are committed: queue them now
 
-    due = due_deliveries(limit)
-    if not due:
-        return 0
-    by_hook: dict[int, list[int]] = {}
-    for hook_id, delivery_id in due:
-        by_hook.setdefault(hook_id, []).append(delivery_id)
+    counts: dict[int, int] = {}
+    for hook_id, _delivery_id in due_deliveries(limit):
+        counts[hook_id] = counts.get(hook_id, 0) + 1
     uses_redis = bool(current_app.config.get("REDIS_URL"))
     queued = 0
-    for ids in by_hook.values():
-        for start in range(0, len(ids), BATCH):
-            batch = ids[start : start + BATCH]
-            if uses_redis:
-                _lease(batch, utcnow() + LEASE)
-                checkpoint()  # leased before the job exists, so a fast worker finds it leased
-            job = enqueue_now("integrations.webhooks.tasks.deliver", *batch)
-            if uses_redis and job is None:
-                _lease(batch, utcnow())
-                checkpoint()
-                return queued
-            queued += len(batch)
+    for hook_id, count in counts.items():
+        job = enqueue_now(DELIVER_JOB, hook_id, job_id=f"cairn-webhook-{hook_id}")
+        if job is not None or not uses_redis:
+            queued += count
     return queued
 
 
-def _lease(ids: list[int], until) -> None:
-    db.session.execute(
-        update(WebhookDelivery)
-        .where(WebhookDelivery.id.in_(ids), WebhookDelivery.status == "pending")
-        .values(next_attempt_at=until)
-    )
+DELIVER_JOB = "integrations.webhooks.tasks.deliver_due"
+SENDER_LEASE_SECONDS = 120
+
+
+def deliver_due(hook_id: int) -> dict[str, int]:
+    """Send a subscription's due deliveries in change order, one sender at a time (a lease per
+    subscription), so a receiver sees each object's events in the order they happened. A failed
+    delivery waits for its retry; later ones go on (the body's cursor tells the order)."""
+    from cairn.jobs import lease
+
+    lease_name = f"webhook:{hook_id}"
+    token = lease.acquire(lease_name, SENDER_LEASE_SECONDS)
+    if token is None:
+        lease.request_rerun(lease_name)  # the running sender makes one more pass
+        return {"deferred": 1}
+    counts = {"delivered": 0, "retrying": 0, "failed": 0, "skipped": 0}
+    try:
+        while True:
+            while True:
+                ids = list(
+                    db.session.scalars(
+                        select(WebhookDelivery.id)
+                        .where(
+                            WebhookDelivery.webhook_id == hook_id,
+                            WebhookDelivery.status == "pending",
+                            WebhookDelivery.next_attempt_at <= utcnow(),
+                        )
+                        .order_by(WebhookDelivery.id)
+                        .limit(BATCH)
+                    )
+                )
+                if not ids:
+                    break
+                outcomes = deliver(ids)
+                for outcome, count in outcomes.items():
+                    counts[outcome] += count
+                if outcomes["skipped"] == len(ids):  # disabled meanwhile, or being sent by hand
+                    break
+                lease.renew(lease_name, token, SENDER_LEASE_SECONDS)
+            if not lease.release(lease_name, token):
+                return counts
+            token = lease.acquire(lease_name, SENDER_LEASE_SECONDS)
+            if token is None:
+                return counts
+    except BaseException:
+        db.session.rollback()
+        lease.release(lease_name, token)
+        raise
 
 
 def sweep() -> dict[str, int]:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import socket
-import threading
-from email import message_from_bytes, policy
 
 import pytest
+
+from tests.peers import SmtpSink, free_port
 
 MAIL_CONFIG = {
     "CAIRN_MAIL_ADDRESS": "helpdesk@cairn.test",
@@ -48,39 +48,6 @@ def post_mail(client, integration_headers):
         return response.get_json()
 
     return post
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class SmtpSink:
-    """A real SMTP server (aiosmtpd) that keeps what it receives."""
-
-    def __init__(self):
-        from aiosmtpd.controller import Controller
-
-        self.messages: list = []
-        self.envelopes: list = []
-        self.arrived = threading.Condition()
-        self.port = free_port()
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
-
-    async def handle_DATA(self, server, session, envelope):
-        with self.arrived:
-            self.envelopes.append(envelope)
-            self.messages.append(
-                message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
-            )
-            self.arrived.notify_all()
-        return "250 OK"
-
-    def wait_for(self, count: int, timeout: float = 10.0):
-        with self.arrived:
-            self.arrived.wait_for(lambda: len(self.messages) >= count, timeout=timeout)
-        return self.messages
 
 
 @pytest.fixture

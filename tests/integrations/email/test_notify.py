@@ -62,6 +62,7 @@ def test_notifications_end_to_end(app, committed_db, committed_make, smtp_sink):
     gate = committed_make.headers("integration")
     admin = committed_make.headers("admin")
     agent = committed_make.user("agent", email="agent@example.com")
+    agent_id = agent.id  # read now: the dispatcher's steps expire what the session holds
     agent_headers = committed_make.headers(user=agent)
 
     def post(raw):
@@ -119,7 +120,7 @@ def test_notifications_end_to_end(app, committed_db, committed_make, smtp_sink):
     assert first["Message-ID"] in second["References"]
 
     # 4. Assignment reaches the assignee; resolution reaches the requester.
-    assert client.patch(url, json={"assignee_id": agent.id}, headers=admin).status_code == 200
+    assert client.patch(url, json={"assignee_id": agent_id}, headers=admin).status_code == 200
     dispatch()
     assigned = smtp_sink.wait_for(3)[2]
     assert assigned["To"] == "agent@example.com" and "assigned to agent@example.com" in text(assigned)
@@ -205,3 +206,33 @@ def test_smtp_down_keeps_notifications_queued_then_retries(app, committed_db, co
     committed_db.session.expire_all()
     assert committed_db.session.get(OutboundEmail, row.id).status == "sent"
     assert notify.queue_due() == 0
+
+
+def test_an_event_notifies_who_it_names_then_not_who_the_ticket_names_now(app, committed_db, committed_make):
+    """A ticket opened without a team and then given one: the team hears of it once (the update),
+    not also from the creation, which read the ticket as it is now instead of what it recorded."""
+    from integrations.email.models import OutboundEmail
+    from tickets.models import Ticket
+
+    client = app.test_client()
+    admin = committed_make.headers("admin")
+    member = committed_make.user("agent", email="member@example.com")
+    team = committed_make.team(members=[member])
+    requester = committed_make.user("requester", email="req@example.com")
+    other = committed_make.user("requester", email="other@example.com")
+    created = client.post(
+        "/api/v1/tickets", json={"kind": "incident", "title": "Printer on fire", "requester_id": requester.id},
+        headers=admin,
+    )  # fmt: skip
+    assert created.status_code == 201, created.get_json()
+    url = f"/api/v1/tickets/{created.get_json()['id']}"
+    assert client.patch(url, json={"team_id": team.id}, headers=admin).status_code == 200
+    assert client.patch(url, json={"requester_id": other.id}, headers=admin).status_code == 200
+    dispatch()
+    committed_db.session.remove()
+    rows = committed_db.session.scalars(select(OutboundEmail).order_by(OutboundEmail.id)).all()
+    sent = [(o.event, o.recipient) for o in rows]
+    assert sent.count(("assigned", "member@example.com")) == 1, sent
+    # the creation confirmation went to who requested it then
+    assert ("created", "req@example.com") in sent and ("created", "other@example.com") not in sent, sent
+    assert committed_db.session.scalar(select(Ticket)).requester_id == other.id

@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import redis
 from sqlalchemy import select, update
 
 from cairn.db import utcnow
@@ -177,7 +178,9 @@ def test_committed_while_redis_is_down_delivered_once_it_is_back(
         assert receiver.requests == []
         app.config["REDIS_URL"] = redis_url
         assert services.sweep() == {"dispatched": 0, "queued": 1}
-        assert services.sweep() == {"dispatched": 0, "queued": 0}, "queued once: leased while it waits in Redis"
+        assert services.sweep() == {"dispatched": 0, "queued": 1}, "still due: its sender job waits in Redis"
+        waiting = redis.Redis.from_url(redis_url).llen(f"rq:queue:{queue_name}")
+        assert waiting == 1, "one sender job per subscription, not one per sweep"
     finally:
         app.config["REDIS_URL"], _ = previous
     env = {

@@ -1,0 +1,244 @@
+"""Background work as the README deploys it: gunicorn with two workers, separate `cairn worker`
+processes, one `cairn scheduler`, a real Redis, on the suite's database (SQLite or PostgreSQL).
+Inline jobs hide the races between a request's commit and a worker's read; these tests do not."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from tests.deploy.topology import Deployment, free_port, wait_until
+from tests.peers import Receiver, SmtpSink
+
+MESSAGES = 500
+
+
+def _backend(database_url: str) -> str:
+    return "postgresql" if database_url.startswith("postgresql") else "sqlite"
+
+
+@pytest.fixture
+def deployment(database_url, instance_dir, committed_db, tmp_path):
+    made: list[Deployment] = []
+
+    def make(**kwargs) -> Deployment:
+        d = Deployment(database_url, instance_dir, tmp_path, **kwargs)
+        made.append(d)
+        return d
+
+    yield make
+    for d in made:
+        d.close()
+
+
+def raw_mail(run: str, i: int) -> bytes:
+    return (
+        f"From: Person {i % 50} <person{i % 50}@example.com>\r\nTo: incidents@cairn.test\r\n"
+        f"Subject: Printer {i} is jammed\r\nMessage-ID: <{run}-{i}@example.com>\r\n"
+        f"Date: Tue, 01 Dec 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n"
+        f"Content-Type: text/plain; charset=utf-8\r\n\r\nMessage number {i}.\r\n"
+    ).encode()
+
+
+def _mail_counts(db) -> dict[str, int]:
+    from integrations.email.models import InboundEmail
+
+    with db.engine.connect() as conn:
+        return dict(conn.execute(select(InboundEmail.status, func.count()).group_by(InboundEmail.status)).all())
+
+
+def _assert_no_doubles(db, expected_messages: int) -> None:
+    from integrations.email.models import InboundEmail
+    from tickets.models import Ticket
+
+    with db.engine.connect() as conn:
+        rows = conn.execute(select(InboundEmail.status, InboundEmail.outcome, InboundEmail.ticket_id)).all()
+        tickets = conn.execute(select(func.count()).select_from(Ticket)).scalar()
+    assert len(rows) == expected_messages, "every message stored once"
+    assert {status for status, _, _ in rows} <= {"processed", "ignored"}, _mail_counts(db)
+    new_tickets = [ticket for _, outcome, ticket in rows if outcome == "new_ticket"]
+    assert len(new_tickets) == len(set(new_tickets)) == tickets, "one ticket per new message, none doubled"
+
+
+def _post_all(url: str, headers: dict, run: str, count: int, on_progress=None) -> list[int]:
+    statuses: list[int] = [0] * count
+    done = [0]
+    lock = threading.Lock()
+
+    def post(i: int) -> None:
+        with httpx.Client(timeout=30) as client:
+            response = client.post(
+                f"{url}/api/v1/inbound-email",
+                content=raw_mail(run, i),
+                headers={**headers, "Content-Type": "message/rfc822"},
+            )
+        statuses[i] = response.status_code
+        with lock:
+            done[0] += 1
+            if on_progress is not None:
+                on_progress(done[0])
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(post, range(count)))
+    return statuses
+
+
+MAIL_ENV = {"CAIRN_MAIL_RATE_LIMIT": 100000, "CAIRN_MAIL_REQUEUE_SECONDS": 2, "CAIRN_MAIL_ADDRESS": "desk@cairn.test"}
+
+
+def test_mail_is_processed_on_arrival_by_separate_workers(deployment, committed_db, committed_make, database_url):
+    backend = _backend(database_url)
+    d = deployment(**MAIL_ENV)
+    d.start_redis()
+    d.start_web(workers=2)
+    for _ in range(2 if backend == "postgresql" else 1):
+        d.start_worker()
+    d.start_scheduler()
+    headers = committed_make.headers("integration")
+    statuses = _post_all(d.url, headers, uuid.uuid4().hex[:8], MESSAGES)
+    last_post = time.monotonic()
+    assert statuses == [202] * MESSAGES
+    wait_until(
+        lambda: _mail_counts(committed_db).get("queued", 0) == 0, 10, message=f"no mail left queued ({d.log_dir})"
+    )
+    assert time.monotonic() - last_post <= 10
+    _assert_no_doubles(committed_db, MESSAGES)
+
+
+def test_mail_survives_a_killed_worker_and_a_redis_outage(deployment, committed_db, committed_make, database_url):
+    backend = _backend(database_url)
+    d = deployment(**MAIL_ENV)
+    d.start_redis()
+    d.start_web(workers=2)
+    for _ in range(2 if backend == "postgresql" else 1):
+        d.start_worker()
+    d.start_scheduler()
+    headers = committed_make.headers("integration")
+    events: dict[str, float] = {}
+
+    def faults(posted: int) -> None:
+        if posted == 100 and "killed" not in events:
+            events["killed"] = time.monotonic()
+            d.kill_worker(0)
+            d.start_worker()
+        if posted == 250 and "redis_down" not in events:
+            events["redis_down"] = time.monotonic()
+            d.stop_redis()
+            threading.Timer(10, lambda: (d.start_redis(), events.setdefault("redis_up", time.monotonic()))).start()
+
+    statuses = _post_all(d.url, headers, uuid.uuid4().hex[:8], MESSAGES, faults)
+    assert statuses == [202] * MESSAGES, "mail is accepted (stored) while Redis is down"
+    wait_until(lambda: "redis_up" in events, 20, message="Redis back")
+    d.restart_dead()  # as a supervisor would
+    time.sleep(2.5)  # past CAIRN_MAIL_REQUEUE_SECONDS: mail whose job died with a worker is due again
+
+    def swept() -> bool:
+        if _mail_counts(committed_db).get("queued", 0) == 0:
+            return True
+        result = d.cli("mail", "sweep")
+        assert result.returncode == 0, result.stderr[-2000:]
+        time.sleep(1)
+        return False
+
+    wait_until(swept, 60, interval=0.5, message=f"the sweep to catch up ({d.log_dir})")
+    _assert_no_doubles(committed_db, MESSAGES)
+
+
+def test_every_write_is_delivered_once_in_order_per_object(deployment, committed_db, committed_make, database_url):
+    from cairn.audit.models import ChangeLog
+
+    receiver = Receiver()
+    receiver.secret = "deploy-secret-deploy-secret"
+    d = deployment(CAIRN_WEBHOOK_ALLOW_PRIVATE="true")
+    d.start_redis()
+    d.start_web(workers=2)
+    for _ in range(2 if _backend(database_url) == "postgresql" else 1):
+        d.start_worker()
+    d.start_scheduler()
+    headers = committed_make.headers("integration")
+    try:
+        with httpx.Client(base_url=d.url, headers=headers, timeout=30) as client:
+            hook = client.post(
+                "/api/v1/webhooks", json={"url": receiver.url, "events": ["ci.*"], "secret": receiver.secret}
+            )
+            assert hook.status_code == 201, hook.text
+
+        def writer(n: int) -> None:
+            with httpx.Client(base_url=d.url, headers=headers, timeout=30) as client:
+                for k in range(25):
+                    created = client.post("/api/v1/cis", json={"name": f"w{n}-{k}", "ci_class": "server"})
+                    assert created.status_code == 201, created.text
+                    for step in range(4):
+                        patched = client.patch(
+                            f"/api/v1/cis/{created.json()['id']}", json={"description": f"step {step}"}
+                        )
+                        assert patched.status_code == 200, patched.text
+
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(writer, range(4)))  # 4 x 25 x (1 + 4) = 500 writes
+
+        with committed_db.engine.connect() as conn:
+            changes = conn.execute(
+                select(ChangeLog.txid, ChangeLog.id, ChangeLog.object_id).where(ChangeLog.object_type == "ci")
+            ).all()
+        assert len(changes) == 500
+        wait_until(lambda: len(receiver.requests) >= 500, 30, message=f"500 deliveries ({d.log_dir})")
+        time.sleep(1)  # anything doubled would arrive now
+        bodies = [r["json"] for r in receiver.requests]
+        assert all(r["signature_ok"] for r in receiver.requests)
+        assert len(bodies) == 500 and len({b["id"] for b in bodies}) == 500, "each delivery once"
+        assert {b["data"]["cursor"] for b in bodies} == {f"{t}.{i}" for t, i, _ in changes}, "every change"
+        by_object: dict[int, list[tuple[int, int]]] = {}
+        for body in bodies:
+            txid, change_id = (int(x) for x in body["data"]["cursor"].split("."))
+            by_object.setdefault(body["data"]["object_id"], []).append((txid, change_id))
+        assert all(seen == sorted(seen) for seen in by_object.values()), "in order per object"
+    finally:
+        receiver.close()
+
+
+def test_without_redis_the_serving_process_delivers_webhooks_and_notifications(
+    deployment, committed_db, committed_make
+):
+    receiver = Receiver()
+    sink = SmtpSink()
+    sink.controller.start()
+    try:
+        d = deployment(
+            redis=False,
+            CAIRN_WEBHOOK_ALLOW_PRIVATE="true",
+            CAIRN_MAIL_SMTP_HOST="127.0.0.1",
+            CAIRN_MAIL_SMTP_PORT=sink.port,
+            CAIRN_MAIL_ADDRESS="desk@cairn.test",
+        )
+        port = free_port()
+        d.url = f"http://127.0.0.1:{port}"
+        from tests.deploy.topology import BIN
+
+        d.start_web(command=[str(BIN / "cairn"), "run", "--port", str(port)])
+        headers = committed_make.headers("integration")
+        with httpx.Client(base_url=d.url, headers=headers, timeout=30) as client:
+            assert (
+                client.post("/api/v1/webhooks", json={"url": receiver.url, "events": ["ci.created"]}).status_code == 201
+            )
+            assert client.post("/api/v1/cis", json={"name": "no-redis", "ci_class": "server"}).status_code == 201
+            mail = client.post(
+                "/api/v1/inbound-email",
+                content=raw_mail("no-redis", 1),
+                headers={"Content-Type": "message/rfc822"},
+            )
+            assert mail.status_code == 202
+        wait_until(lambda: receiver.requests, 15, message="the webhook delivery")
+        assert receiver.requests[0]["json"]["data"]["object"]["name"] == "no-redis"
+        messages = sink.wait_for(1, timeout=15)
+        assert messages and messages[0]["To"] == "person1@example.com"
+        assert "Printer 1 is jammed" in messages[0]["Subject"]
+    finally:
+        sink.controller.stop()
+        receiver.close()
