@@ -30,8 +30,17 @@ def resolve(dotted_name: str) -> Callable:
     return getattr(importlib.import_module(module_name), attr)
 
 
+_connections: dict[str, Redis] = {}
+
+
 def redis_connection(url: str | None = None) -> Redis:
-    return Redis.from_url(url or current_app.config["REDIS_URL"])
+    """One client (and connection pool) per URL per process: a new one per call cost a TCP
+    connection per enqueue. redis-py's pool notices a fork and starts afresh in the child."""
+    url = url or current_app.config["REDIS_URL"]
+    client = _connections.get(url)
+    if client is None:
+        client = _connections[url] = Redis.from_url(url, socket_connect_timeout=2, health_check_interval=30)
+    return client
 
 
 def queue(name: str | None = None):
