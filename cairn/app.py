@@ -80,6 +80,9 @@ EVENT_PIPELINE = (
     # outbox consumers of the change log (cairn/outbox.py): signed webhooks, mail notifications
     "integrations.webhooks.services.install",
     "integrations.email.notify.install",
+    # durable jobs (cairn/jobs/durable.py), swept when lost and resumed: mail, imports, discovery
+    "integrations.email.intake.install",
+    "integrations.sync.tasks.install",
 )
 
 

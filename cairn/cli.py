@@ -144,6 +144,17 @@ def scheduler_command():
         pass
 
 
+@click.command("sweep")
+@with_appcontext
+@click.option("--kind", default=None, help="Only this durable kind (mail, import, discovery).")
+def sweep_command(kind):
+    """Queue again the durable jobs whose job was lost (what the scheduler does every minute)."""
+    from cairn.jobs.durable import sweep
+
+    for name, count in sweep(kind).items():
+        click.echo(f"{name}: {count} queued again")
+
+
 @click.command("run")
 @click.option("--host", "-h", default="127.0.0.1", show_default=True)
 @click.option("--port", "-p", default=5000, show_default=True, type=int)
@@ -166,6 +177,7 @@ def register_commands(app) -> None:
     app.cli.add_command(worker_command)
     app.cli.add_command(scheduler_command)
     app.cli.add_command(run_command)
+    app.cli.add_command(sweep_command)
 
 
 def _create_app():

@@ -21,7 +21,7 @@ from cairn import request_body
 from cairn.audit.context import current_actor
 from cairn.db import MAX_ID, db, utcnow
 from cairn.errors import Invalid
-from cairn.jobs import enqueue
+from cairn.jobs import durable
 from cairn.safe_output import csv_value, csv_writer
 from cairn.uow import checkpoint
 from cmdb.classes import REGISTRY
@@ -180,15 +180,24 @@ def import_cis(
     dry_run: bool = False,
     progress: Callable[[int], None] | None = None,
     commit: bool = True,
+    resume: ImportProgress | None = None,
 ) -> ImportReport:
     """Import CIs from CSV text: with an ``external_id`` column rows upsert by ``source``'s id,
-    without one they create CIs. Commits after each page unless ``dry_run`` or ``commit=False``."""
+    without one they create CIs. Commits after each page unless ``dry_run`` or ``commit=False``;
+    ``resume`` starts after the rows already committed and records each page's end with it."""
     header, rows = _rows(text)
     _check_header(
         header, {*CI_COLUMNS, *attribute_columns()}, {"name", "ci_class"} if "external_id" not in header else set()
     )
     return _import(
-        rows, lambda row: _ci_body(header, row, source), sync_services.bulk_cis, _ci_schema, dry_run, progress, commit
+        rows,
+        lambda row: _ci_body(header, row, source),
+        sync_services.bulk_cis,
+        _ci_schema,
+        dry_run,
+        progress,
+        commit,
+        resume,
     )
 
 
@@ -199,6 +208,7 @@ def import_relationships(
     dry_run: bool = False,
     progress: Callable[[int], None] | None = None,
     commit: bool = True,
+    resume: ImportProgress | None = None,
 ) -> ImportReport:
     """Import relationships from CSV text; ends by ``source_id``/``target_id`` or by external ids."""
     header, rows = _rows(text)
@@ -211,12 +221,24 @@ def import_relationships(
         dry_run,
         progress,
         commit,
+        resume,
     )
 
 
-def _import(rows, to_body, bulk, schema, dry_run, progress, commit) -> ImportReport:
-    report = ImportReport()
-    for start in range(0, len(rows), PAGE):
+@dataclass
+class ImportProgress:
+    """Where a resumable import is: ``position`` rows committed, with ``report`` so far; ``on_page``
+    records a page's end in the same transaction as the page's rows (a job's position column)."""
+
+    position: int = 0
+    report: ImportReport = field(default_factory=ImportReport)
+    on_page: Callable[[int, ImportReport], None] | None = None
+
+
+def _import(rows, to_body, bulk, schema, dry_run, progress, commit, resume=None) -> ImportReport:
+    resume = resume or ImportProgress()
+    report = resume.report
+    for start in range(resume.position, len(rows), PAGE):
         page = rows[start : start + PAGE]
         results = bulk([to_body(row) for row in page], schema, dry_run=dry_run)
         for result in results:
@@ -224,8 +246,10 @@ def _import(rows, to_body, bulk, schema, dry_run, progress, commit) -> ImportRep
             if result.status == "error":
                 # Row numbers as a spreadsheet shows them: the header is row 1.
                 report.errors.append({"row": start + result.index + 2, "status": "error", "errors": result.errors})
-        if commit and not dry_run:
-            checkpoint()  # an import commits page by page
+        if resume.on_page is not None:
+            resume.on_page(start + len(page), report)
+        if commit:
+            checkpoint()  # an import commits page by page, its position with it (a dry run: its heartbeat)
         if progress is not None:
             progress(len(page))
     report.counts["rows"] = len(rows)
@@ -256,34 +280,60 @@ def check_file(kind: str, text: str) -> int:
 
 
 def start_import(kind: str, data: bytes, *, source: str | None, dry_run: bool) -> SyncJob:
-    """Check the file now (422 for a wrong encoding, structure or header) and store it for the job."""
+    """Check the file now (422 for a wrong encoding, structure or header) and store it for the job,
+    queued once this commits."""
     text = decode(data)
     check_file(kind, text)
     job = SyncJob(kind=kind, source=source or "", dry_run=dry_run, actor=current_actor().label, payload_text=text)
     db.session.add(job)
     db.session.flush()
-    enqueue("integrations.sync.tasks.run_import", job.id)
+    durable.queue_row(job, IMPORT_JOB, job_id=f"cairn-import-{job.id}")
     return job
 
 
+IMPORT_JOB = "integrations.sync.tasks.run_import"
+IMPORT_KINDS = ("import_cis", "import_relationships")
+
+
 def run_import_job(job_id: int) -> None:
-    """RQ job: run a stored import; per-row errors land in the job's results."""
-    job = db.session.get(SyncJob, job_id, with_for_update={"of": SyncJob}) if 0 < job_id <= MAX_ID else None
-    if job is None or job.status != "queued":
+    """RQ job: run a stored import, committing page by page with its position; a run whose worker
+    died is picked up again by the durable sweep and resumes after the last committed page. Per-row
+    errors land in the job's results."""
+    job = durable.claim(SyncJob, job_id) if 0 < job_id <= MAX_ID else None
+    if job is None or job.kind not in IMPORT_KINDS:
         return
-    job.status, job.started_at = "running", utcnow()
-    checkpoint()
+    if job.started_at is None:
+        job.started_at = utcnow()
+    checkpoint()  # claimed: the heartbeat tells the sweep this run is alive
+
+    def on_page(position: int, report: ImportReport) -> None:
+        job.position, job.heartbeat_at = position, utcnow()
+        job.counts = dict(report.counts)
+        job.results = report.errors[:10_000]
+
+    previous = ImportReport(Counter(job.counts or {}), list(job.results or []))
+    previous.counts.pop("rows", None)
+    resume = ImportProgress(0 if job.dry_run else job.position, previous, on_page)
     run = import_cis if job.kind == "import_cis" else import_relationships
     try:
-        report = run(job.payload_text or "", source=job.source or None, dry_run=job.dry_run)
+        report = run(job.payload_text or "", source=job.source or None, dry_run=job.dry_run, resume=resume)
     except Exception as exc:  # noqa: BLE001 - recorded on the job, which is what the client polls
         db.session.rollback()
         job = db.session.get(SyncJob, job_id)
         job.status, job.error, job.finished_at = "failed", f"{getattr(exc, 'detail', exc)}"[:2000], utcnow()
         return
-    job = db.session.get(SyncJob, job_id)
     job.counts, job.results = dict(report.counts), report.errors[:10_000]
     job.status, job.finished_at, job.payload_text = "done", utcnow(), None
+
+
+def stale_import_ids() -> list[int]:
+    return durable.stale_ids(SyncJob, SyncJob.kind.in_(IMPORT_KINDS))
+
+
+def requeue_import(job_id: int) -> None:
+    job = db.session.get(SyncJob, job_id)
+    if job is not None:
+        durable.queue_row(job, IMPORT_JOB, job_id=f"cairn-import-{job.id}")
 
 
 def export_cis(filters: dict):

@@ -29,7 +29,7 @@ from cairn.audit.context import current_actor
 from cairn.config import setting
 from cairn.db import MAX_ID, db, utcnow
 from cairn.errors import Invalid, NotFound
-from cairn.jobs import enqueue
+from cairn.jobs import durable
 from cairn.uow import checkpoint
 from cmdb import classes
 from cmdb import services as cmdb_services
@@ -237,9 +237,11 @@ def _as_update(fields: dict[str, Any]) -> dict:
     return update
 
 
-def reconcile(source: str, raw_items: list, *, dry_run: bool = False) -> dict:
+def reconcile(source: str, raw_items: list, *, dry_run: bool = False, on_page=None) -> dict:
     """Reconcile discovered items from ``source``; returns ``{counts, results}``. ``dry_run`` says
-    what would be created, updated and left ambiguous, and writes nothing."""
+    what would be created, updated and left ambiguous, and writes nothing. ``on_page(done)`` is
+    called after each page (a job commits its progress there: reconciling is idempotent, so a run
+    that starts again from the first item after a crash doubles nothing)."""
     outer = db.session.begin_nested() if dry_run else None
     try:
         counts: Counter = Counter(items=len(raw_items))
@@ -250,6 +252,8 @@ def reconcile(source: str, raw_items: list, *, dry_run: bool = False) -> dict:
         for start in range(0, len(raw_items), PAGE):
             plans = _reconcile_page(source, raw_items, start, index, order, manual, counts, results, dry_run)
             pending_links.extend((p, p.ci_id) for p in plans if p.ci_id and p.item.get("relationships"))
+            if on_page is not None and not dry_run:
+                on_page(start + PAGE)
         _relationships(pending_links, index, counts, results, dry_run)
     finally:
         if outer is not None:
@@ -484,26 +488,35 @@ def start_run(source: str, items: list, *, dry_run: bool) -> SyncJob:
     else:
         job.payload = {"items": items}
         db.session.flush()
-        enqueue("integrations.sync.tasks.run_discovery", job.id)
+        durable.queue_row(job, DISCOVERY_JOB, job_id=f"cairn-discovery-{job.id}")
     return job
 
 
-def _run(job: SyncJob, items: list) -> None:
-    job.started_at = utcnow()
-    outcome = reconcile(job.source, items, dry_run=job.dry_run)
+DISCOVERY_JOB = "integrations.sync.tasks.run_discovery"
+
+
+def _run(job: SyncJob, items: list, on_page=None) -> None:
+    job.started_at = job.started_at or utcnow()
+    outcome = reconcile(job.source, items, dry_run=job.dry_run, on_page=on_page)
     job.counts, job.results = outcome["counts"], outcome["results"]
     job.status, job.finished_at, job.payload = "done", utcnow(), None
 
 
 def run_job(job_id: int) -> None:
-    """RQ job: reconcile a stored discovery payload (marks the run failed on error)."""
-    job = db.session.get(SyncJob, job_id, with_for_update={"of": SyncJob})
-    if job is None or job.status != "queued":
+    """RQ job: reconcile a stored discovery payload, committing page by page with a heartbeat (marks
+    the run failed on error). A run whose worker died is picked up again by the durable sweep and
+    starts again from the first item (reconciling is idempotent)."""
+    job = durable.claim(SyncJob, job_id) if 0 < job_id <= MAX_ID else None
+    if job is None or job.kind != "discovery":
         return
-    job.status = "running"
     checkpoint()
+
+    def on_page(done: int) -> None:
+        job.position, job.heartbeat_at = done, utcnow()
+        checkpoint()
+
     try:
-        _run(job, (job.payload or {}).get("items") or [])
+        _run(job, (job.payload or {}).get("items") or [], on_page)
         checkpoint()
     except Exception as exc:
         db.session.rollback()
@@ -511,6 +524,16 @@ def run_job(job_id: int) -> None:
         job.status, job.error, job.finished_at = "failed", f"{type(exc).__name__}: {exc}"[:2000], utcnow()
         checkpoint()
         log.exception("discovery run %s failed", job_id)
+
+
+def stale_run_ids() -> list[int]:
+    return durable.stale_ids(SyncJob, SyncJob.kind == "discovery")
+
+
+def requeue_run(job_id: int) -> None:
+    job = db.session.get(SyncJob, job_id)
+    if job is not None:
+        durable.queue_row(job, DISCOVERY_JOB, job_id=f"cairn-discovery-{job.id}")
 
 
 def get_job(job_id: int, kind: str | tuple[str, ...]) -> SyncJob:

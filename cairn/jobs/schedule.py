@@ -6,6 +6,6 @@ PERIODIC_JOBS: list[tuple[str, int]] = [
     ("cairn.outbox.sweep", 30),
     ("tickets.tasks.mark_sla_breaches", 60),
     ("cmdb.assets.tasks.asset_reminders", 3600),
-    ("integrations.email.tasks.sweep_inbound", 60),
+    ("cairn.jobs.durable.sweep", 60),
     ("integrations.email.tasks.poll_imap", 60),
 ]

@@ -14,15 +14,15 @@ import logging
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import undefer
 
 from cairn.audit.context import Actor, acting_as
 from cairn.db import MAX_ID, db, utcnow
 from cairn.errors import Conflict, DomainError, NotFound
-from cairn.jobs import enqueue_now
-from cairn.uow import after_commit, checkpoint
+from cairn.jobs import durable
+from cairn.uow import checkpoint
 from integrations.email import rules, settings
 from integrations.email.models import InboundEmail
 from integrations.email.parse import ParsedMail, message_key, parse_message, strip_quoted
@@ -112,30 +112,15 @@ def accept(raw: bytes, **kwargs) -> tuple[InboundEmail, bool]:
 
 def queue_processing(row: InboundEmail) -> None:
     """Mark the row queued now, in the transaction that stores it, and queue the job once that
-    commits: nothing updates the row after the commit, so a fast worker never finds it locked.
-    When the job could not be queued (Redis down), the mark is taken back for the sweeper."""
-    row.enqueued_at = utcnow()
-    db.session.flush()
-    after_commit(_enqueue_processing, row.id)
+    commits (a durable job: see cairn/jobs/durable.py)."""
+    durable.queue_row(row, PROCESS_JOB, job_id=f"cairn-mail-{row.id}")
 
 
-def _enqueue_processing(email_id: int) -> None:
-    job = enqueue_now(PROCESS_JOB, email_id, job_id=f"cairn-mail-{email_id}")
-    if job is None and current_app.config.get("REDIS_URL"):
-        db.session.execute(
-            update(InboundEmail)
-            .where(InboundEmail.id == email_id, InboundEmail.status == "queued")
-            .values(enqueued_at=None)
-        )
-        checkpoint()
-
-
-def sweep(limit: int = 500) -> int:
-    """Queue stored mail that was never queued (Redis was down) or whose job got lost. Queuing one
-    twice is harmless: the job id dedupes pending jobs and processing skips what is not queued."""
-    now = utcnow()
-    stale = now - timedelta(seconds=settings.get_int("CAIRN_MAIL_REQUEUE_SECONDS"))
-    ids = list(
+def stale_ids(limit: int = 500) -> list[int]:
+    """Stored mail never put in the queue (Redis was down), or queued long ago and still not
+    processed (its job was lost, or died with its worker: processing is one transaction)."""
+    stale = utcnow() - timedelta(seconds=settings.get_int("CAIRN_MAIL_REQUEUE_SECONDS"))
+    return list(
         db.session.scalars(
             select(InboundEmail.id)
             .where(
@@ -146,11 +131,24 @@ def sweep(limit: int = 500) -> int:
             .limit(limit)
         )
     )
-    for email_id in ids:
-        row = db.session.get(InboundEmail, email_id)
-        if row is not None and row.status == "queued":
-            queue_processing(row)
-    return len(ids)
+
+
+def requeue(email_id: int) -> None:
+    row = db.session.get(InboundEmail, email_id)
+    if row is not None and row.status == "queued":
+        queue_processing(row)
+
+
+def sweep() -> int:
+    """Queue stored mail whose job was lost (`cairn mail sweep`; the durable sweep does it every
+    minute). Queuing one twice is harmless: the job id dedupes waiting jobs and processing skips
+    what is not queued."""
+    return durable.sweep(only="mail").get("mail", 0)
+
+
+def install() -> None:
+    """Event pipeline: inbound mail is a durable job."""
+    durable.register(durable.DurableKind("mail", stale_ids, requeue))
 
 
 def get_inbound(email_id: int) -> InboundEmail:

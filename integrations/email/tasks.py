@@ -14,7 +14,8 @@ def process_inbound(email_id: int) -> str | None:
 
 
 def sweep_inbound() -> int:
-    """Periodic: queue stored mail that was not queued (Redis was down) or whose job was lost."""
+    """Queue stored mail that was not queued (Redis was down) or whose job was lost (the durable
+    sweep, cairn.jobs.durable.sweep, does it for every kind every minute)."""
     return intake.sweep()
 
 

@@ -31,6 +31,11 @@ class SyncJob(TimestampedModel):
     error: Mapped[str] = mapped_column(String(2000), default="")
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # Durable job bookkeeping (cairn/jobs/durable.py): when it was put in the queue, the run's
+    # heartbeat (a stopped one means its worker died), and how many input rows are committed.
+    enqueued_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    position: Mapped[int] = mapped_column(default=0)
 
     __table_args__ = (Index("ix_sync_job_kind_status", "kind", "status"),)
 

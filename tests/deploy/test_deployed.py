@@ -242,3 +242,51 @@ def test_without_redis_the_serving_process_delivers_webhooks_and_notifications(
     finally:
         sink.controller.stop()
         receiver.close()
+
+
+def test_an_import_whose_worker_is_killed_resumes_without_doubles(
+    deployment, committed_db, committed_make, database_url
+):
+    """Issue: 60,000 rows, worker killed at 5,500, the job stayed 'running' for ever and posting
+    again doubled the CIs. Now: chunks are committed with the job's position; the durable sweep
+    queues a job whose heartbeat stopped, and the next worker resumes after the last chunk."""
+    from cmdb.models import ConfigurationItem
+    from integrations.sync.models import SyncJob
+
+    rows = 10_000
+    d = deployment(CAIRN_JOB_HEARTBEAT_SECONDS=3, CAIRN_JOB_REQUEUE_SECONDS=3)
+    d.start_redis()
+    d.start_web(workers=2)
+    d.start_worker()
+    headers = committed_make.headers("integration")
+    body = "name,ci_class\n" + "".join(f"imported-{i:05d},server\n" for i in range(rows))
+    response = httpx.post(
+        f"{d.url}/api/v1/imports/cis", content=body, headers={**headers, "Content-Type": "text/csv"}, timeout=60
+    )
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+
+    def job_row():
+        with committed_db.engine.connect() as conn:
+            return conn.execute(select(SyncJob.status, SyncJob.position).where(SyncJob.id == job_id)).one()
+
+    def imported() -> int:
+        with committed_db.engine.connect() as conn:
+            return conn.execute(select(func.count()).where(ConfigurationItem.name.like("imported-%"))).scalar()
+
+    wait_until(lambda: job_row().position >= 1000, 60, interval=0.02, message="the first chunks committed")
+    d.kill_worker(0)
+    status, position = job_row()
+    assert status == "running" and 0 < position < rows, "killed mid-way"
+    assert imported() == position, "each chunk committed together with the position"
+    d.start_worker()
+    time.sleep(3.5)  # past CAIRN_JOB_HEARTBEAT_SECONDS: the dead run's heartbeat has stopped
+    swept = d.cli("sweep", "--kind", "import")
+    assert swept.returncode == 0 and "import: 1 queued again" in swept.stdout, swept.stdout + swept.stderr
+    wait_until(lambda: job_row().status == "done", 120, message=f"the import resumed ({d.log_dir})")
+    with committed_db.engine.connect() as conn:
+        names = conn.execute(select(ConfigurationItem.name).where(ConfigurationItem.name.like("imported-%"))).scalars()
+        names = list(names)
+        counts = conn.execute(select(SyncJob.counts).where(SyncJob.id == job_id)).scalar()
+    assert len(names) == len(set(names)) == rows, "every row in, none doubled"
+    assert counts["rows"] == rows and counts["created"] == rows
