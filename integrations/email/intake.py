@@ -19,13 +19,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import undefer
 
 from cairn.audit.context import Actor, acting_as
+from cairn.audit.mixin import record
 from cairn.db import MAX_ID, db, utcnow
 from cairn.errors import Conflict, DomainError, NotFound
 from cairn.jobs import durable
 from cairn.uow import checkpoint
 from integrations.email import rules, settings
 from integrations.email.models import InboundEmail
-from integrations.email.parse import ParsedMail, message_key, parse_message, strip_quoted
+from integrations.email.parse import ParsedMail, content_fingerprint, message_key, parse_message, strip_quoted
 from integrations.email.threading import clean_subject, find_thread
 from tickets import services as tickets
 from tickets.workflow import CLOSED_STATES
@@ -59,6 +60,7 @@ def store(
     envelope_to: list[str] | None = None,
 ) -> tuple[InboundEmail, bool]:
     """Store the raw message (not committed); returns (row, created). A known one is returned as is."""
+    reused_from = None
     if len(raw) > max_bytes():
         raise TooLarge(f"message of {len(raw)} bytes is over the limit of {max_bytes()} bytes")
     if not raw.strip():
@@ -66,6 +68,16 @@ def store(
     mailbox = (mailbox or "default")[:255]
     key, message_id = message_key(raw)
     existing = _existing(mailbox, key)
+    if existing is not None and message_id is not None:
+        # A re-delivery only when the content agrees too: some mailers reuse Message-IDs.
+        fingerprint = content_fingerprint(raw)
+        if content_fingerprint(_raw_of(existing)) != fingerprint:
+            first = existing
+            key = f"{key[:200]}#{fingerprint[:16]}"
+            existing = _existing(mailbox, key)
+            if existing is None:
+                log.warning("mail: Message-ID %s reused by different content (first: mail %s)", message_id, first.id)
+                reused_from = first
     if existing is not None:
         return existing, False
     row = InboundEmail(
@@ -90,7 +102,19 @@ def store(
         if existing is None:
             raise
         return existing, False
+    if reused_from is not None:
+        record(
+            db.session,
+            row,
+            "message_id_reused",
+            {"message_id": [None, message_id], "first_email_id": [None, reused_from.id]},
+            f"inbound e-mail {row.id}: Message-ID reused by different content (first: {reused_from.id})",
+        )
     return row, True
+
+
+def _raw_of(row: InboundEmail) -> bytes:
+    return db.session.scalar(select(InboundEmail.raw).where(InboundEmail.id == row.id)) or b""
 
 
 def _existing(mailbox: str, key: str) -> InboundEmail | None:

@@ -99,6 +99,16 @@ def message_key(raw: bytes) -> tuple[str, str | None]:
     return "sha256:" + _sha(header_block(raw)), None
 
 
+def content_fingerprint(raw: bytes) -> str:
+    """What makes two deliveries the same message whatever path they took (relays add Received and
+    other trace headers): the sender, subject and date headers as sent, and the body bytes."""
+    headers = BytesHeaderParser(policy=policy.compat32).parsebytes(header_block(raw)[: 256 * 1024])
+    parts = [" ".join((_raw_header(headers, name) or "").split()).lower() for name in ("From", "Subject", "Date")]
+    end = next((i + len(sep) for sep in (b"\r\n\r\n", b"\n\n") if (i := raw.find(sep)) != -1), len(raw))
+    body = raw[end:].replace(b"\r\n", b"\n").rstrip()
+    return _sha("\x00".join(parts).encode("utf-8", "surrogateescape") + b"\x00" + body)
+
+
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -16,6 +16,26 @@ def mail(
     ).encode()
 
 
+def test_a_reused_message_id_with_other_content_is_a_new_message(post_mail, client, admin, db):
+    """Some mailers reuse Message-IDs: a re-delivery is the same id AND the same content (sender,
+    subject, date, body); a different message under a reused id is processed, and that is recorded."""
+    from cairn.audit.models import ChangeLog
+    from tickets.models import Ticket
+
+    first = post_mail(mail(7, subject="VPN down", body="No VPN."))
+    relayed = post_mail(mail(7, subject="VPN down", body="No VPN.", extra="Received: from relay-2\r\n"))
+    other = post_mail(mail(7, subject="Monitor flickers", body="Since this morning."))
+    other_again = post_mail(mail(7, subject="Monitor flickers", body="Since this morning."))
+    assert relayed["id"] == first["id"], "a re-delivery is stored once"
+    assert other["id"] != first["id"] and other["status"] == "processed"
+    assert other_again["id"] == other["id"], "the second message's own re-delivery is one message too"
+    titles = set(db.session.scalars(select(Ticket.title)))
+    assert titles == {"VPN down", "Monitor flickers"}
+    event = db.session.scalar(select(ChangeLog).where(ChangeLog.action == "message_id_reused"))
+    assert event is not None and event.object_id == other["id"]
+    assert event.changes["first_email_id"] == [None, first["id"]]
+
+
 def test_roles_on_every_endpoint(client, make):
     raw = mail()
     for role in ("requester", "agent", "auditor", "change_manager"):
