@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from cairn.audit.models import ChangeLog
 from cairn.audit.services import Cursor, feed
 from cairn.auth.models import Team, User
-from cairn.db import MAX_ID, db, utcnow
+from cairn.db import MAX_ID, db, id_in, utcnow
 from cairn.jobs.models import OutboxCursor
 from cairn.outbox import Consumer, PassResult, held_back, retry_at
 from cairn.uow import checkpoint
@@ -40,6 +40,7 @@ BACKFILL = timedelta(hours=1)
 RETRY_SCHEDULE = (60, 300, 1800, 7200)
 SEND_LEASE = timedelta(minutes=5)
 SEND_JOB = "integrations.email.tasks.send_notification"
+SEND_BATCH = 25
 REPLY_MARKER = "##- Please type your reply above this line -##"
 
 
@@ -69,6 +70,9 @@ def dispatch_pass(limit: int = 500) -> PassResult:
     changes, next_cursor = feed(
         after, limit=limit, object_types=["ticket"], actions=WATCHED_ACTIONS, since=cursor.started_at
     )
+    ticket_ids = {c.object_id for c in changes if 0 < c.object_id <= MAX_ID}
+    if ticket_ids:  # one query for the page's tickets; the per-change reads then hit the session
+        db.session.scalars(select(Ticket).where(id_in(Ticket.id, ticket_ids))).all()
     created = 0
     for change in changes:
         for event, recipient, body in _notifications(change):
@@ -189,6 +193,8 @@ def _assigned_text(ticket: Ticket, assignee_id: int | None, team_id: int | None,
 
 
 def _skip_reason(recipient: str, ticket_id: int) -> str | None:
+    if not settings.get("CAIRN_MAIL_SMTP_HOST"):
+        return "CAIRN_MAIL_SMTP_HOST is not set"
     if recipient == settings.own_address() or recipient in settings.routes():
         return "Cairn's own address"
     if rules.NOISE_SENDERS.match(recipient) or rules.NOREPLY_SENDERS.match(recipient):
@@ -233,8 +239,9 @@ def _record(change: ChangeLog, event: str, recipient: str, body: str) -> Outboun
 
 
 def queue_due(limit: int = 500) -> int:
-    """Queue a send job for each notification whose time has come (new, retry due, job lost); each
-    is leased for a while first, so the next sweep does not queue it again while it waits."""
+    """Queue send jobs for the notifications whose time has come (new, retry due, job lost), one
+    job per batch of SEND_BATCH; each is leased for a while first, so the next sweep does not
+    queue it again while it waits."""
     from cairn.jobs import enqueue_now  # the rows are committed: queue them now
 
     now = utcnow()
@@ -258,8 +265,9 @@ def queue_due(limit: int = 500) -> int:
         )
         checkpoint()
     queue_name = settings.get("CAIRN_MAIL_QUEUE")
-    for outbound_id in ids:
-        job = enqueue_now(SEND_JOB, outbound_id, job_id=f"cairn-mail-out-{outbound_id}", queue_name=queue_name)
+    for start in range(0, len(ids), SEND_BATCH):
+        batch = ids[start : start + SEND_BATCH]
+        job = enqueue_now(SEND_JOB, *batch, job_id=f"cairn-mail-out-{batch[0]}", queue_name=queue_name)
         if uses_redis and job is None:  # Redis went away: let the next sweep have them
             db.session.execute(
                 update(OutboundEmail)

@@ -19,8 +19,16 @@ def sweep_inbound() -> int:
     return intake.sweep()
 
 
-def send_notification(outbound_id: int) -> str | None:
-    return notify.send(outbound_id)
+def send_notification(*outbound_ids: int) -> dict[str, int]:
+    """Send these notifications, each committed on its own (a crash re-sends none before it)."""
+    from cairn.uow import checkpoint
+
+    counts: dict[str, int] = {}
+    for outbound_id in outbound_ids:
+        status = notify.send(outbound_id) or "skipped"
+        checkpoint()
+        counts[status] = counts.get(status, 0) + 1
+    return counts
 
 
 def dispatch_notifications() -> int:
