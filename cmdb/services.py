@@ -15,8 +15,8 @@ from sqlalchemy.orm import aliased, joinedload, selectinload
 from cairn.audit.mixin import jsonable, record_rows, reserve_ids
 from cairn.audit.models import ChangeLog
 from cairn.auth.models import Team, User
-from cairn.auth.roles import REQUESTER
-from cairn.db import MAX_ID, db, utcnow
+from cairn.auth.policy import restricted
+from cairn.db import MAX_ID, db, id_in, utcnow
 from cairn.errors import Conflict, DomainError, Invalid, NotFound
 from cairn.external_ids import set_external_ids
 from cmdb import classes, lifecycle
@@ -46,12 +46,42 @@ def _ci_loading(*, single: bool) -> list:
     ]
 
 
+# ---------------------------------------------------------------------------------------------
+# Who sees which CI: the one rule, for the CI endpoints and for every answer that embeds CIs
+# (impact, dependencies, graphs, a ticket's CIs, ...). See cairn.auth.policy.
+
+
+def ci_visibility(viewer: User | None):
+    """The SQL condition a CI must meet for ``viewer`` to see it, or None when it sees them all:
+    requesters see only the CIs assigned to them."""
+    if restricted(viewer):
+        return ConfigurationItem.assigned_to_id == viewer.id
+    return None
+
+
+def can_see_ci(viewer: User | None, ci: ConfigurationItem | None) -> bool:
+    """Whether ``viewer`` may see ``ci`` (the rule of ``ci_visibility``, for a loaded CI)."""
+    if ci is None:
+        return False
+    return not restricted(viewer) or ci.assigned_to_id == viewer.id
+
+
+def visible_ci_ids(viewer: User | None, ci_ids) -> set[int]:
+    """Those of ``ci_ids`` that ``viewer`` may see (one query; none for a viewer who sees all, who
+    gets the ids back as given)."""
+    ids = {i for i in ci_ids if i is not None}
+    condition = ci_visibility(viewer)
+    if condition is None or not ids:
+        return ids
+    wanted = [i for i in ids if 0 < i <= MAX_ID]
+    return set(db.session.scalars(select(ConfigurationItem.id).where(id_in(ConfigurationItem.id, wanted), condition)))
+
+
 def visible_cis(viewer: User | None) -> Select:
     """Every CI a viewer may see: requesters only the CIs assigned to them."""
     stmt = select(ConfigurationItem).options(*_ci_loading(single=False))
-    if viewer is not None and viewer.role == REQUESTER:
-        stmt = stmt.where(ConfigurationItem.assigned_to_id == viewer.id)
-    return stmt
+    condition = ci_visibility(viewer)
+    return stmt if condition is None else stmt.where(condition)
 
 
 def get_ci(ci_id: int, viewer: User | None = None, *, for_update: bool = False) -> ConfigurationItem:
@@ -65,7 +95,7 @@ def get_ci(ci_id: int, viewer: User | None = None, *, for_update: bool = False) 
         if 0 < ci_id <= MAX_ID
         else None
     )
-    if ci is None or (viewer is not None and viewer.role == REQUESTER and ci.assigned_to_id != viewer.id):
+    if ci is None or not can_see_ci(viewer, ci):
         raise NotFound(f"No CI with id {ci_id}.")
     return ci
 

@@ -35,6 +35,7 @@ def cytoscape(hood: dict) -> dict:
         "root": hood["root"],
         "depth": hood["depth"],
         "truncated": hood["truncated"],
+        "hidden_nodes": hood.get("hidden_nodes", 0),
         "graph_version": hood["graph_version"],
         "elements": {"nodes": nodes, "edges": edges},
     }
@@ -56,6 +57,8 @@ def graphml(hood: dict) -> str:
         '  <key id="elabel" for="edge" attr.name="label" attr.type="string"/>',
         f'  <graph id="{root}" edgedefault="directed">',
     ]
+    if hood.get("hidden_nodes"):
+        lines.append(f"    <!-- {int(hood['hidden_nodes'])} CIs you may not see are left out -->")
     for n in hood["nodes"]:
         lines.append(f'    <node id="n{xml_attr(n["id"])}">')
         lines.append(f'      <data key="label">{xml_text(n["name"])}</data>')
@@ -77,6 +80,8 @@ def dot(hood: dict) -> str:
     """Graphviz DOT: one node per CI (the root bold), one labelled edge per relationship. Node ids
     are ``n<id>`` (ids are integers); every string is quoted by the kernel's ``dot_string``."""
     lines = [f"digraph {dot_string('ci-' + str(hood['root']))} {{", "  rankdir=LR;", "  node [shape=box];"]
+    if hood.get("hidden_nodes"):
+        lines.append(f"  // {int(hood['hidden_nodes'])} CIs you may not see are left out")
     for n in hood["nodes"]:
         style = ", style=bold" if n["id"] == hood["root"] else ""
         label = f"{n['name']}\n{n['ci_class']}"

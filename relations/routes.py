@@ -7,9 +7,10 @@ from flask.views import MethodView
 
 from cairn.api import Blueprint, check_if_match, with_etag
 from cairn.auth.guard import current_user, requires
-from cairn.auth.roles import CMDB_WRITERS, EVERYONE, REQUESTER, STAFF_READERS
+from cairn.auth.policy import restricted
+from cairn.auth.roles import CMDB_WRITERS, EVERYONE, STAFF_READERS
 from cairn.pagination import paginate_select
-from cmdb.services import get_ci
+from cmdb.services import get_ci, visible_ci_ids
 from relations import export, services
 from relations.schemas import (
     CyclesSchema,
@@ -35,11 +36,13 @@ def _json(body, status: int = 200):
 
 
 def _check_visible(ci_ids) -> None:
-    """Requesters see only their own CIs: anyone else's is 404, as on GET /cis/{id}."""
+    """A CI the caller may not see is 404, as on GET /cis/{id} (the same answer as an unknown one)."""
     user = current_user()
-    if user is not None and user.role == REQUESTER:
+    if restricted(user):
+        visible = visible_ci_ids(user, ci_ids)
         for ci_id in ci_ids:
-            get_ci(ci_id, user)
+            if ci_id not in visible:
+                get_ci(ci_id, user)  # raises the one 404 of the CI endpoints
 
 
 @blp.route("/relationship-types")
@@ -106,7 +109,7 @@ class CIImpact(MethodView):
         """What breaks if this CI fails: every dependent CI, down or degraded, with depth and path."""
         _check_visible([ci_id])
         result = services.impact([ci_id], **_impact_kwargs(args))
-        return _json(services.impact_document(result, single_root=True))
+        return _json(services.impact_document(result, single_root=True, viewer=current_user()))
 
 
 @blp.route("/cis/<int:ci_id>/dependencies")
@@ -118,7 +121,7 @@ class CIDependencies(MethodView):
         """What this CI needs, transitively (degraded: a redundant cluster absorbs that loss)."""
         _check_visible([ci_id])
         result = services.dependencies(ci_id, **_impact_kwargs(args))
-        return _json(services.impact_document(result, single_root=True))
+        return _json(services.impact_document(result, single_root=True, viewer=current_user()))
 
 
 @blp.route("/impact")
@@ -130,7 +133,7 @@ class WhatIf(MethodView):
         """What-if: the impact of several CIs failing together."""
         _check_visible(data["ci_ids"])
         result = services.impact(data["ci_ids"], direction=data["direction"], _field="ci_ids", **_impact_kwargs(data))
-        return _json(services.impact_document(result, single_root=False))
+        return _json(services.impact_document(result, single_root=False, viewer=current_user()))
 
 
 @blp.route("/graph/path")
@@ -140,7 +143,7 @@ class GraphPath(MethodView):
     @blp.response(200, PathSchema)
     def get(self, args):
         """The shortest chain of relationships from one CI to another; 404 when there is none."""
-        return services.shortest_path(args["from_"], args["to"], directed=args["directed"])
+        return services.shortest_path(args["from_"], args["to"], directed=args["directed"], viewer=current_user())
 
 
 @blp.route("/graph/single-points-of-failure")
@@ -150,7 +153,7 @@ class SinglePointsOfFailure(MethodView):
     @blp.response(200, SPOFSchema)
     def get(self, args):
         """The CIs whose failure alone takes the service down (redundancy respected)."""
-        return services.single_points_of_failure(args["service_id"])
+        return services.single_points_of_failure(args["service_id"], current_user())
 
 
 @blp.route("/graph/cycles")
@@ -159,7 +162,7 @@ class GraphCycles(MethodView):
     @blp.response(200, CyclesSchema)
     def get(self):
         """Groups of CIs that depend on each other in a circle."""
-        return services.cycles()
+        return services.cycles(current_user())
 
 
 @blp.route("/cis/<int:ci_id>/graph")
@@ -170,7 +173,7 @@ class CIGraph(MethodView):
     def get(self, args, ci_id):
         """The CI's neighbourhood: Cytoscape.js JSON, GraphML or DOT."""
         ci = get_ci(ci_id, current_user())
-        hood = services.neighbourhood(ci, args["depth"], args["max_nodes"])
+        hood = services.neighbourhood(ci, args["depth"], args["max_nodes"], viewer=current_user())
         if args["format"] == "graphml":
             return current_app.response_class(export.graphml(hood), mimetype="application/graphml+xml")
         if args["format"] == "dot":

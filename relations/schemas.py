@@ -81,8 +81,12 @@ class ImpactRequestSchema(_ImpactParams):
     direction = OneOf(("impact", "dependencies"), load_default="impact")
 
 
+VISIBLE_HELP = "false: a CI the caller may not see (cairn.auth.policy); then it carries nothing but a null id"
+
+
 class ImpactCISchema(Schema):
-    id = ma.fields.Integer()
+    id = ma.fields.Integer(allow_none=True)
+    visible = ma.fields.Boolean(metadata={"description": VISIBLE_HELP})
     name = ma.fields.String()
     ci_class = ma.fields.String()
     criticality = ma.fields.String()
@@ -92,7 +96,10 @@ class ImpactItemSchema(Schema):
     ci = ma.fields.Nested(ImpactCISchema)
     depth = ma.fields.Integer()
     state = OneOf(("down", "degraded"))
-    path = ma.fields.List(ma.fields.Integer(), metadata={"description": "from a failing root to this CI"})
+    path = ma.fields.List(
+        ma.fields.Integer(allow_none=True),
+        metadata={"description": "from a failing root to this CI (null: a CI the caller may not see)"},
+    )
 
 
 class InactiveCISchema(ImpactCISchema):
@@ -114,9 +121,17 @@ class ImpactSchema(Schema):
     down = ma.fields.Integer()
     degraded = ma.fields.Integer()
     impacted = ma.fields.List(ma.fields.Nested(ImpactItemSchema))
-    business_services = ma.fields.List(ma.fields.Integer())
-    owner_team_ids = ma.fields.List(ma.fields.Integer())
+    business_services = ma.fields.List(ma.fields.Integer(), metadata={"description": "those the caller may see"})
+    owner_team_ids = ma.fields.List(
+        ma.fields.Integer(),
+        metadata={"description": "the teams owning the roots and the impacted CIs the caller may see"},
+    )
     graph_version = ma.fields.Integer()
+    as_of = ma.fields.DateTime(metadata={"description": "with as_of: the moment the answer describes (UTC)"})
+    open_tickets = ma.fields.List(
+        ma.fields.Dict(), metadata={"description": "the open tickets on these CIs that the caller may see"}
+    )
+    hidden_open_tickets = ma.fields.Integer(metadata={"description": "the open tickets on them it may not see"})
     inactive = ma.fields.List(
         ma.fields.Nested(InactiveItemSchema),
         metadata={"description": "with include_inactive: retired and disposed CIs met, neither down nor degraded"},
@@ -133,8 +148,10 @@ class PathQuerySchema(Schema):
 
 
 class PathSchema(Schema):
-    path = ma.fields.List(ma.fields.Integer())
-    relationships = ma.fields.List(ma.fields.Integer())
+    path = ma.fields.List(
+        ma.fields.Integer(allow_none=True), metadata={"description": "null: a CI the caller may not see"}
+    )
+    relationships = ma.fields.List(ma.fields.Integer(allow_none=True))
     graph_version = ma.fields.Integer()
 
 
@@ -143,7 +160,8 @@ class SPOFQuerySchema(Schema):
 
 
 class SPOFItemSchema(Schema):
-    id = ma.fields.Integer()
+    id = ma.fields.Integer(allow_none=True)
+    visible = ma.fields.Boolean(metadata={"description": VISIBLE_HELP})
     name = ma.fields.String()
     ci_class = ma.fields.String()
     criticality = ma.fields.String()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from inspect import signature
 from typing import Any
 
 from flask_sqlalchemy.session import Session as FlaskSession
@@ -28,10 +29,12 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import selectinload
 
 from cairn.audit.mixin import record, record_rows
+from cairn.auth.policy import hidden, restricted
 from cairn.db import MAX_ID, db, id_in, utcnow
 from cairn.errors import Conflict, Invalid, NotFound
 from cmdb.classes import REGISTRY
 from cmdb.models import ConfigurationItem
+from cmdb.services import visible_ci_ids
 from relations import graph as graph_module
 from relations.graph import GRAPH_CI_FIELDS, TypeInfo, bump_version, live_graph, load_types, status_change_matters
 from relations.impact import (
@@ -434,21 +437,33 @@ def install_hooks(session_class=FlaskSession) -> None:
 # Impact
 
 
-_enrichers: list[Callable[[ImpactResult], dict]] = []
+_enrichers: list[Callable[..., dict]] = []
 
 
-def register_impact_enricher(fn: Callable[[ImpactResult], dict]) -> None:
-    """Add ``fn(result) -> dict``, merged into every impact answer over HTTP (tickets adds the open
-    tickets on the impacted CIs). Registering the same function twice keeps one."""
+def _takes_viewer(fn: Callable) -> bool:
+    try:
+        return "viewer" in signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def register_impact_enricher(fn: Callable[..., dict]) -> None:
+    """Add ``fn(result) -> dict`` or ``fn(result, viewer=...) -> dict``, merged into every impact
+    answer over HTTP (tickets adds the open tickets on the impacted CIs). Registering the same
+    function twice keeps one. An enricher that takes ``viewer`` shows only what that viewer may see
+    (cairn.auth.policy); one that does not is left out of the answers of a restricted viewer."""
     if fn not in _enrichers:
         _enrichers.append(fn)
 
 
-def enrich(result: ImpactResult) -> dict:
-    """What the registered enrichers add to an answer, merged in registration order."""
+def enrich(result: ImpactResult, viewer=None) -> dict:
+    """What the registered enrichers add to an answer for ``viewer``, merged in registration order."""
     extra: dict = {}
     for fn in _enrichers:
-        extra.update(fn(result) or {})
+        if _takes_viewer(fn):
+            extra.update(fn(result, viewer=viewer) or {})
+        elif not restricted(viewer):
+            extra.update(fn(result) or {})
     return extra
 
 
@@ -619,42 +634,106 @@ def _inactive_items(prop, node, classes) -> list[dict]:
     return items
 
 
-def impact_document(result: ImpactResult, *, single_root: bool) -> dict:
-    """The JSON body of an impact answer, built without a schema per item (thousands of items)."""
+def impact_document(result: ImpactResult, *, single_root: bool, viewer=None) -> dict:
+    """The JSON body of an impact answer, built without a schema per item (thousands of items), as
+    ``viewer`` may see it: an impacted CI it may not see is ``{id: null, visible: false}`` (its
+    depth and state stay, so the counts stay true), a path names it as null, and the business
+    services and owning teams are those of the CIs it may see."""
+    visible = None
+    if restricted(viewer):
+        named = set(result.roots) | {n for i in result.impacted for n in i.path}
+        named |= {n for item in result.extras.get("inactive", ()) for n in item["path"]}
+        visible = visible_ci_ids(viewer, named)
     body: dict[str, Any] = {}
     if single_root:
-        body["root"] = result.roots[0]
-    body["roots"] = result.roots
+        body["root"] = _shown(result.roots[0], visible)
+    body["roots"] = [_shown(r, visible) for r in result.roots]
     body["count"] = len(result.impacted)
     body["down"] = sum(1 for i in result.impacted if i.state == "down")
     body["degraded"] = body["count"] - body["down"]
-    body["impacted"] = [
-        {
-            "ci": {"id": i.ci_id, "name": i.name, "ci_class": i.ci_class, "criticality": i.criticality},
-            "depth": i.depth,
-            "state": i.state,
-            "path": i.path,
-        }
-        for i in result.impacted
-    ]
-    body["business_services"] = result.business_services
-    body["owner_team_ids"] = result.owner_team_ids
+    if visible is None:
+        body["impacted"] = [
+            {
+                "ci": {"id": i.ci_id, "name": i.name, "ci_class": i.ci_class, "criticality": i.criticality},
+                "depth": i.depth,
+                "state": i.state,
+                "path": i.path,
+            }
+            for i in result.impacted
+        ]
+        body["business_services"] = result.business_services
+        body["owner_team_ids"] = result.owner_team_ids
+    else:
+        body["impacted"] = [
+            {
+                "ci": {"id": i.ci_id, "name": i.name, "ci_class": i.ci_class, "criticality": i.criticality}
+                if i.ci_id in visible
+                else hidden(),
+                "depth": i.depth,
+                "state": i.state,
+                "path": [_shown(n, visible) for n in i.path],
+            }
+            for i in result.impacted
+        ]
+        body["business_services"] = [s for s in result.business_services if s in visible]
+        body["owner_team_ids"] = _owner_teams(visible & ({i.ci_id for i in result.impacted} | set(result.roots)))
     body["graph_version"] = result.graph_version
     for key, value in result.extras.items():
+        if key == "inactive" and visible is not None:
+            value = [
+                {**item, "ci": item["ci"] if item["ci"]["id"] in visible else hidden(),
+                 "path": [_shown(n, visible) for n in item["path"]]}
+                for item in value
+            ]  # fmt: skip
         if key != "direction":
             body[key] = value
-    body.update(enrich(result))
+    body.update(enrich(result, viewer))
     return body
+
+
+def _shown(ci_id: int, visible: set[int] | None) -> int | None:
+    """A CI id as an answer shows it: null when the viewer may not see that CI."""
+    return ci_id if visible is None or ci_id in visible else None
+
+
+def _owner_teams(ci_ids: set[int]) -> list[int]:
+    if not ci_ids:
+        return []
+    teams = db.session.scalars(
+        select(ConfigurationItem.owner_team_id)
+        .where(id_in(ConfigurationItem.id, list(ci_ids)), ConfigurationItem.owner_team_id.is_not(None))
+        .distinct()
+    )
+    return sorted(teams)
 
 
 # ---------------------------------------------------------------------------------------------
 # Analysis
 
 
-def shortest_path(from_id: int, to_id: int, *, directed: bool = True) -> dict:
+def shortest_path(from_id: int, to_id: int, *, directed: bool = True, viewer=None) -> dict:
     """The shortest chain by which ``from_id`` depends on ``to_id`` (with ``directed=False``: any
     chain of relationships between them, impact-less ones included): ``{path, relationships}``;
-    NotFound when there is none."""
+    NotFound when there is none. For ``viewer``, both ends must be CIs it may see (else the same
+    404 as an unknown CI), and a CI on the way it may not see is null, as are its relationships."""
+    if restricted(viewer):
+        visible = visible_ci_ids(viewer, [from_id, to_id])
+        for ci_id in (from_id, to_id):
+            if ci_id not in visible:
+                raise NotFound(f"No CI with id {ci_id}.")
+    answer = _shortest_path(from_id, to_id, directed=directed)
+    if restricted(viewer):
+        visible = visible_ci_ids(viewer, answer["path"])
+        nodes = answer["path"]
+        answer["relationships"] = [
+            rel if u in visible and v in visible else None
+            for rel, u, v in zip(answer["relationships"], nodes, nodes[1:], strict=False)
+        ]
+        answer["path"] = [_shown(n, visible) for n in nodes]
+    return answer
+
+
+def _shortest_path(from_id: int, to_id: int, *, directed: bool = True) -> dict:
     import networkx as nx
 
     with live_graph() as graph:
@@ -730,8 +809,20 @@ def _require_ci(ci_id: int) -> None:
         raise NotFound(f"No CI with id {ci_id}.")
 
 
-def single_points_of_failure(service_id: int) -> dict:
-    """The CIs whose failure alone takes the service down, most critical first."""
+def single_points_of_failure(service_id: int, viewer=None) -> dict:
+    """The CIs whose failure alone takes the service down, most critical first; for ``viewer``,
+    of a service it may see (else the same 404 as an unknown CI), a CI it may not see being
+    ``{id: null, visible: false}``."""
+    if restricted(viewer) and service_id not in visible_ci_ids(viewer, [service_id]):
+        raise NotFound(f"No CI with id {service_id}.")
+    answer = _single_points_of_failure(service_id)
+    if restricted(viewer):
+        visible = visible_ci_ids(viewer, [item["id"] for item in answer["items"]])
+        answer["items"] = [item if item["id"] in visible else hidden() for item in answer["items"]]
+    return answer
+
+
+def _single_points_of_failure(service_id: int) -> dict:
     with live_graph() as graph:
         if graph.node(service_id) is None:
             _require_ci(service_id)
@@ -747,8 +838,29 @@ def _ci_ref(data: dict) -> dict:
     return {"name": data["name"], "ci_class": data["ci_class"], "criticality": data["criticality"]}
 
 
-def cycles() -> dict:
-    """Groups of CIs that depend on each other in a circle (strongly connected components)."""
+def cycles(viewer=None) -> dict:
+    """Groups of CIs that depend on each other in a circle (strongly connected components); for
+    ``viewer``, only the CIs it may see (a group with none is left out)."""
+    answer = _cycles()
+    if not restricted(viewer):
+        return answer
+    visible = visible_ci_ids(viewer, {n for group in answer["cycles"] for n in group["ci_ids"]})
+    groups = []
+    for group in answer["cycles"]:
+        members = [n for n in group["ci_ids"] if n in visible]
+        if members:
+            groups.append(
+                {
+                    "size": group["size"],
+                    "ci_ids": members,
+                    "cycle": [_shown(n, visible) for n in group["cycle"]],
+                    "cis": [c for c in group["cis"] if c["id"] in visible],
+                }
+            )
+    return {**answer, "count": len(groups), "cycles": groups}
+
+
+def _cycles() -> dict:
     import networkx as nx
 
     with live_graph() as graph:
@@ -776,9 +888,22 @@ def cycles() -> dict:
         return answer
 
 
-def neighbourhood(ci: ConfigurationItem, depth: int = 2, max_nodes: int = 500) -> dict:
+def neighbourhood(ci: ConfigurationItem, depth: int = 2, max_nodes: int = 500, viewer=None) -> dict:
     """The CIs within ``depth`` relationships of ``ci`` (either way) and the relationships between
-    them, for visualisers. Stops at ``max_nodes`` and says so."""
+    them, for visualisers. Stops at ``max_nodes`` and says so. The CIs ``viewer`` may not see are
+    left out with their relationships, and counted in ``hidden_nodes``."""
+    hood = _neighbourhood(ci, depth, max_nodes)
+    hood["hidden_nodes"] = 0
+    if restricted(viewer):
+        visible = visible_ci_ids(viewer, [n["id"] for n in hood["nodes"]])
+        shown = [n for n in hood["nodes"] if n["id"] in visible]
+        hood["hidden_nodes"] = len(hood["nodes"]) - len(shown)
+        hood["nodes"] = shown
+        hood["edges"] = [e for e in hood["edges"] if e["source"] in visible and e["target"] in visible]
+    return hood
+
+
+def _neighbourhood(ci: ConfigurationItem, depth: int, max_nodes: int) -> dict:
     with live_graph() as graph:
         G, P, types = graph.G, graph.passive, graph.types
         nodes = {ci.id: 0}

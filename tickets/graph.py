@@ -9,11 +9,15 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from cairn.auth.models import User
+from cairn.auth.policy import hidden, restricted
 from cairn.config import setting
 from cairn.db import db, id_in, utcnow
 from cmdb.models import ConfigurationItem
+from cmdb.services import visible_ci_ids
 from tickets import workflow
 from tickets.models import Ticket, TicketCI
+from tickets.services import visible_ticket_ids
 
 DEFAULT_PROBABLE_CAUSE_HOURS = 24
 
@@ -33,17 +37,20 @@ def reach(ci_ids) -> set[int]:
     return ci_ids | {item.ci_id for item in blast_radius(ci_ids).impacted}
 
 
-def impact_of_ticket(ticket: Ticket, *, as_of: datetime | None = None, max_depth: int | None = None) -> dict:
+def impact_of_ticket(
+    ticket: Ticket, *, as_of: datetime | None = None, max_depth: int | None = None, viewer: User | None = None
+) -> dict:
     """The blast radius of all of a ticket's CIs, in the shape of POST /impact (with the open
-    tickets on the impacted CIs, which the registered enricher adds)."""
+    tickets on the impacted CIs, which the registered enricher adds), as ``viewer`` may see it."""
     from relations.services import impact_document
 
     ci_ids = ticket.ci_ids
     if not ci_ids:
         body = {"roots": [], "count": 0, "impacted": [], "business_services": [], "owner_team_ids": [],
-                "open_tickets": []}  # fmt: skip
+                "open_tickets": [], "hidden_open_tickets": 0}  # fmt: skip
     else:
-        body = impact_document(blast_radius(ci_ids, as_of=as_of, max_depth=max_depth), single_root=False)
+        result = blast_radius(ci_ids, as_of=as_of, max_depth=max_depth)
+        body = impact_document(result, single_root=False, viewer=viewer)
     body["ticket_id"] = ticket.id
     return body
 
@@ -75,10 +82,17 @@ def open_tickets_on(ci_ids, *, exclude_ticket_id: int | None = None) -> list[dic
     return list(tickets.values())
 
 
-def open_tickets_enricher(result) -> dict:
-    """Registered with relations: every impact answer names the open tickets on its CIs."""
+def open_tickets_enricher(result, viewer: User | None = None) -> dict:
+    """Registered with relations: every impact answer names the open tickets on its CIs, those
+    ``viewer`` may see (each with the CIs of those it may see); the others are only counted."""
     ids = set(result.roots) | {item.ci_id for item in result.impacted}
-    return {"open_tickets": open_tickets_on(ids)}
+    found = open_tickets_on(ids)
+    if not restricted(viewer):
+        return {"open_tickets": found, "hidden_open_tickets": 0}
+    tickets = visible_ticket_ids(viewer, [t["id"] for t in found])
+    cis = visible_ci_ids(viewer, {ci_id for t in found for ci_id in t["ci_ids"]})
+    shown = [{**t, "ci_ids": [c for c in t["ci_ids"] if c in cis]} for t in found if t["id"] in tickets]
+    return {"open_tickets": shown, "hidden_open_tickets": len(found) - len(shown)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,6 +152,23 @@ def conflicts(ticket: Ticket, ci_ids=None, *, radius=None) -> list[dict]:
             }
         )
     return found
+
+
+def conflicts_shown(ticket: Ticket, viewer: User | None) -> list[dict]:
+    """``conflicts`` as ``viewer`` may see them: a colliding change it may not see is
+    ``{id: null, visible: false}`` without its window, and CI ids it may not see are left out."""
+    found = conflicts(ticket)
+    if not restricted(viewer):
+        return found
+    tickets = visible_ticket_ids(viewer, [item["ticket"].id for item in found])
+    cis = visible_ci_ids(viewer, {c for item in found for c in (*item["shared_ci_ids"], *item["direct_ci_ids"])})
+    shown = []
+    for item in found:
+        item = {**item, **{key: [c for c in item[key] if c in cis] for key in ("shared_ci_ids", "direct_ci_ids")}}
+        if item["ticket"].id not in tickets:
+            item.update(ticket=hidden(), overlap=None)
+        shown.append(item)
+    return shown
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,6 +243,22 @@ def probable_causes(incident: Ticket, *, hours: int | None = None, limit: int = 
             }
         )
     return {"window_hours": hours, "open_incidents": len(incidents), "causes": out}
+
+
+def causes_shown(answer: dict, viewer: User | None) -> dict:
+    """``probable_causes``' answer as ``viewer`` may see it: a CI or an incident it may not see is
+    ``{id: null, visible: false}`` (an incident keeps its distance)."""
+    if not restricted(viewer):
+        return answer
+    causes = answer["causes"]
+    cis = visible_ci_ids(viewer, [cause["ci"]["id"] for cause in causes])
+    tickets = visible_ticket_ids(viewer, {i["id"] for cause in causes for i in cause["incidents"]})
+    shown = []
+    for cause in causes:
+        incidents = [i if i["id"] in tickets else {**hidden(), "distance": i["distance"]} for i in cause["incidents"]]
+        ci = cause["ci"] if cause["ci"]["id"] in cis else hidden()
+        shown.append({**cause, "ci": ci, "incidents": incidents})
+    return {**answer, "causes": shown}
 
 
 def install() -> None:

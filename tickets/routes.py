@@ -87,10 +87,11 @@ class TicketByExternalId(MethodView):
     @blp.response(200, TicketSchema)
     def get(self, source, external_id):
         """The ticket a source knows by this id."""
-        ticket = services.find_by_external_id(source, external_id)
+        # One answer whether the ticket does not exist or the caller may not see it; never its id.
+        ticket = services.find_by_external_id(source, external_id, current_user())
         if ticket is None:
             raise NotFound(f"No ticket is known as {source}:{external_id}.")
-        return with_etag(services.get_ticket(ticket.id, current_user()))
+        return with_etag(ticket)
 
 
 @blp.route("/tickets/<int:ticket_id>")
@@ -152,7 +153,7 @@ class TicketCIs(MethodView):
     @blp.response(200, TicketCISchema(many=True))
     def get(self, ticket_id):
         """The CIs the ticket affects."""
-        return services.ci_links_of(_ticket(ticket_id))
+        return services.ci_links_of(_ticket(ticket_id), current_user())
 
     @requires(*STAFF)
     @blp.arguments(TicketCIWriteSchema)
@@ -178,7 +179,7 @@ class Links(MethodView):
     @blp.response(200, LinkSchema(many=True))
     def get(self, ticket_id):
         """Links from and to this ticket."""
-        return services.links_of(_ticket(ticket_id))
+        return services.links_of(_ticket(ticket_id), current_user())
 
     @requires(*STAFF)
     @blp.arguments(LinkWriteSchema)
@@ -294,7 +295,7 @@ class History(MethodView):
     @blp.paginate()
     def get(self, ticket_id, pagination_parameters):
         """Every recorded change of the ticket, its CIs, attachments, approvals, links, newest first."""
-        return paginate_select(services.history_select(_ticket(ticket_id)), pagination_parameters)
+        return paginate_select(services.history_select(_ticket(ticket_id), current_user()), pagination_parameters)
 
 
 @blp.route("/tickets/<int:ticket_id>/impact")
@@ -304,7 +305,7 @@ class Impact(MethodView):
     @blp.response(200, TicketImpactSchema)
     def get(self, args, ticket_id):
         """The blast radius of all the ticket's CIs, with the open tickets on them."""
-        return graph.impact_of_ticket(_ticket(ticket_id), **args)
+        return graph.impact_of_ticket(_ticket(ticket_id), viewer=current_user(), **args)
 
 
 @blp.route("/tickets/<int:ticket_id>/conflicts")
@@ -316,7 +317,7 @@ class Conflicts(MethodView):
         ticket = _ticket(ticket_id)
         if ticket.kind != "change":
             raise Invalid(f"{ticket.number} is a {ticket.kind}; only changes have windows.")
-        return graph.conflicts(ticket)
+        return graph.conflicts_shown(ticket, current_user())
 
 
 @blp.route("/tickets/<int:ticket_id>/probable-causes")
@@ -329,7 +330,8 @@ class ProbableCauses(MethodView):
         ticket = _ticket(ticket_id)
         if ticket.kind != "incident":
             raise Invalid(f"{ticket.number} is a {ticket.kind}; probable causes are for incidents.")
-        return graph.probable_causes(ticket, hours=args.get("hours"), limit=args["limit"])
+        causes = graph.probable_causes(ticket, hours=args.get("hours"), limit=args["limit"])
+        return graph.causes_shown(causes, current_user())
 
 
 @blp.route("/cis/<int:ci_id>/tickets")
@@ -350,7 +352,7 @@ class CIFigures(MethodView):
     @blp.response(200, CIFiguresSchema)
     def get(self, ci_id):
         """Open tickets, incidents in the last 90 days, mean time to resolve."""
-        get_ci(ci_id)
+        get_ci(ci_id, current_user())
         return services.ci_figures(ci_id)
 
 

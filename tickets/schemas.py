@@ -6,9 +6,11 @@ from flask_smorest.fields import Upload
 from webargs.fields import DelimitedList
 
 from cairn.api import Id, OneOf, QueryId, Schema, Text
+from cairn.auth.policy import restricted
 from cairn.auth.schemas import TeamRefSchema, UserRefSchema
 from cairn.db import utcnow
 from cmdb.schemas import ExternalIdSchema
+from cmdb.services import visible_ci_ids
 from tickets import sla, workflow
 from tickets.models import KINDS, LINK_TYPES, OUTCOMES
 
@@ -82,8 +84,17 @@ class TicketUpdateSchema(Schema):
     )
 
 
+VISIBLE_HELP = "false: an object the caller may not see (cairn.auth.policy); then it carries nothing but a null id"
+
+
+def Visible() -> ma.fields.Boolean:
+    """Set (false) only on the placeholder of an object the caller may not see."""
+    return ma.fields.Boolean(metadata={"description": VISIBLE_HELP})
+
+
 class TicketRefSchema(Schema):
-    id = ma.fields.Integer()
+    id = ma.fields.Integer(allow_none=True)
+    visible = Visible()
     number = ma.fields.String()
     kind = ma.fields.String()
     title = ma.fields.String()
@@ -145,7 +156,10 @@ class TicketSchema(Schema):
     assignee = ma.fields.Nested(UserRefSchema, allow_none=True)
     team_id = ma.fields.Integer(allow_none=True)
     team = ma.fields.Nested(TeamRefSchema, allow_none=True)
-    ci_ids = ma.fields.List(ma.fields.Integer())
+    ci_ids = ma.fields.List(ma.fields.Integer(), metadata={"description": "the affected CIs the caller may see"})
+    hidden_ci_count = ma.fields.Integer(
+        metadata={"description": "how many more affected CIs there are that the caller may not see"}
+    )
     sla = ma.fields.Method("_sla")
     acknowledged_at = ma.fields.DateTime(allow_none=True)
     resolved_at = ma.fields.DateTime(allow_none=True)
@@ -187,13 +201,26 @@ class TicketSchema(Schema):
     created_at = ma.fields.DateTime()
     updated_at = ma.fields.DateTime()
 
-    @ma.pre_dump
-    def _derive(self, ticket, **kwargs):
+    @ma.pre_dump(pass_collection=True)
+    def _derive_all(self, data, many, **kwargs):
+        viewer = _viewer()
+        tickets = list(data) if many else [data]
+        visible = None
+        if restricted(viewer):  # one query for the whole page: which of the tickets' CIs it may see
+            visible = visible_ci_ids(viewer, {ci_id for ticket in tickets for ci_id in ticket.ci_ids})
+        answers = [self._derive(ticket, viewer, visible) for ticket in tickets]
+        return answers if many else answers[0]
+
+    def _derive(self, ticket, viewer, visible):
         from tickets import services
 
+        ci_ids = ticket.ci_ids
+        shown = ci_ids if visible is None else [ci_id for ci_id in ci_ids if ci_id in visible]
         derived = {
-            "allowed_transitions": services.allowed_moves(ticket, _viewer()),
+            "allowed_transitions": services.allowed_moves(ticket, viewer),
             "retrospective_approval_pending": services.approval_pending_after_the_fact(ticket),
+            "ci_ids": shown,
+            "hidden_ci_count": len(ci_ids) - len(shown),
         }
         assessment = services.risk_of(ticket) or {}
         derived.update(
@@ -281,7 +308,8 @@ class TicketCIWriteSchema(Schema):
 
 
 class AffectedCIRefSchema(Schema):
-    id = ma.fields.Integer()
+    id = ma.fields.Integer(allow_none=True)
+    visible = Visible()
     name = ma.fields.String()
     ci_class = ma.fields.String()
     criticality = ma.fields.String()
@@ -291,7 +319,7 @@ class AffectedCIRefSchema(Schema):
 class TicketCISchema(Schema):
     id = ma.fields.Integer()
     ticket_id = ma.fields.Integer()
-    ci_id = ma.fields.Integer()
+    ci_id = ma.fields.Integer(allow_none=True, metadata={"description": "null: a CI the caller may not see"})
     ci = ma.fields.Nested(AffectedCIRefSchema)
     created_at = ma.fields.DateTime()
 
@@ -304,8 +332,8 @@ class LinkWriteSchema(Schema):
 class LinkSchema(Schema):
     id = ma.fields.Integer()
     type = ma.fields.String()
-    source_id = ma.fields.Integer()
-    target_id = ma.fields.Integer()
+    source_id = ma.fields.Integer(allow_none=True, metadata={"description": "null: a ticket the caller may not see"})
+    target_id = ma.fields.Integer(allow_none=True, metadata={"description": "null: a ticket the caller may not see"})
     source = ma.fields.Nested(TicketRefSchema)
     target = ma.fields.Nested(TicketRefSchema)
     created_at = ma.fields.DateTime()
@@ -378,15 +406,17 @@ class ConflictSchema(Schema):
     ticket = ma.fields.Nested(TicketRefSchema)
     planned_start = ma.fields.Method("_start")
     planned_end = ma.fields.Method("_end")
-    overlap = ma.fields.Nested(OverlapSchema)
+    overlap = ma.fields.Nested(OverlapSchema, allow_none=True)
     shared_ci_ids = ma.fields.List(ma.fields.Integer())
     direct_ci_ids = ma.fields.List(ma.fields.Integer())
 
     def _start(self, item):
-        return item["ticket"].planned_start.isoformat()
+        start = getattr(item["ticket"], "planned_start", None)  # none on a change the caller may not see
+        return start.isoformat() if start else None
 
     def _end(self, item):
-        return item["ticket"].planned_end.isoformat()
+        end = getattr(item["ticket"], "planned_end", None)
+        return end.isoformat() if end else None
 
 
 class TicketImpactQuerySchema(Schema):
@@ -406,7 +436,8 @@ class TicketImpactSchema(Schema):
     business_services = ma.fields.List(ma.fields.Integer())
     owner_team_ids = ma.fields.List(ma.fields.Integer())
     graph_version = ma.fields.Raw()
-    open_tickets = ma.fields.List(ma.fields.Dict())
+    open_tickets = ma.fields.List(ma.fields.Dict(), metadata={"description": "those the caller may see"})
+    hidden_open_tickets = ma.fields.Integer(metadata={"description": "open tickets the caller may not see"})
 
 
 class ProbableCauseQuerySchema(Schema):

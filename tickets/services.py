@@ -11,13 +11,15 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from cairn.audit.mixin import jsonable, record, write_as
 from cairn.audit.models import ChangeLog
 from cairn.auth.models import Team, User
+from cairn.auth.policy import hidden, restricted
 from cairn.auth.roles import ADMIN, AGENT, CHANGE_MANAGER, INTEGRATION, REQUESTER
 from cairn.config import setting
-from cairn.db import MAX_ID, db, utcnow
+from cairn.db import MAX_ID, db, id_in, utcnow
 from cairn.errors import Conflict, DomainError, Invalid, NotFound
 from cairn.external_ids import set_external_ids
 from cairn.uow import on_rollback
 from cmdb.models import ConfigurationItem
+from cmdb.services import visible_ci_ids
 from tickets import attachments, sla, workflow
 from tickets.models import (
     NUMBER_PREFIXES,
@@ -60,12 +62,45 @@ class Forbidden(DomainError):
 # Reading
 
 
+# Who sees which ticket: the one rule, for the ticket endpoints and for every answer that embeds
+# tickets (links, open tickets on impact answers, conflicts, probable causes). See cairn.auth.policy.
+
+
+def ticket_visibility(viewer: User | None):
+    """The SQL condition a ticket must meet for ``viewer`` to see it, or None when it sees them all:
+    requesters see only the tickets they requested."""
+    if restricted(viewer):
+        return Ticket.requester_id == viewer.id
+    return None
+
+
+def can_see_ticket(viewer: User | None, ticket: Ticket | None) -> bool:
+    """Whether ``viewer`` may see ``ticket`` (the rule of ``ticket_visibility``, for a loaded one)."""
+    if ticket is None:
+        return False
+    return not restricted(viewer) or ticket.requester_id == viewer.id
+
+
+def visible_ticket_ids(viewer: User | None, ticket_ids) -> set[int]:
+    """Those of ``ticket_ids`` that ``viewer`` may see (one query; a viewer who sees all gets the
+    ids back as given)."""
+    ids = {i for i in ticket_ids if i is not None}
+    condition = ticket_visibility(viewer)
+    if condition is None or not ids:
+        return ids
+    wanted = [i for i in ids if 0 < i <= MAX_ID]
+    return set(db.session.scalars(select(Ticket.id).where(id_in(Ticket.id, wanted), condition)))
+
+
 def visible_tickets(viewer: User | None) -> Select:
     """Every ticket a viewer may see: requesters only their own."""
-    stmt = select(Ticket)
-    if viewer is not None and viewer.role == REQUESTER:
-        stmt = stmt.where(Ticket.requester_id == viewer.id)
-    return stmt
+    condition = ticket_visibility(viewer)
+    return select(Ticket) if condition is None else select(Ticket).where(condition)
+
+
+def not_found(ticket_id: int) -> NotFound:
+    """The one 404 of a ticket id: the same whether the ticket does not exist or may not be seen."""
+    return NotFound(f"No ticket with id {ticket_id}.")
 
 
 def get_ticket(ticket_id: int, viewer: User | None = None, *, for_update: bool = False) -> Ticket:
@@ -78,8 +113,8 @@ def get_ticket(ticket_id: int, viewer: User | None = None, *, for_update: bool =
             ticket = db.session.scalar(stmt.execution_options(populate_existing=True))
         else:
             ticket = db.session.get(Ticket, ticket_id)
-    if ticket is None or (viewer is not None and viewer.role == REQUESTER and ticket.requester_id != viewer.id):
-        raise NotFound(f"No ticket with id {ticket_id}.")
+    if not can_see_ticket(viewer, ticket):
+        raise not_found(ticket_id)
     return ticket
 
 
@@ -98,7 +133,9 @@ def search_tickets(filters: dict[str, Any], viewer: User | None = None) -> Selec
         if filters.get(key) is not None:
             stmt = stmt.where(getattr(t, key) == filters[key])
     if filters.get("ci_id") is not None:
-        linked = select(TicketCI.ticket_id).where(TicketCI.ci_id == filters["ci_id"], TicketCI.removed_at.is_(None))
+        # A CI the viewer may not see matches nothing (else the filter would tell which CIs its tickets touch).
+        ci_id = filters["ci_id"] if visible_ci_ids(viewer, [filters["ci_id"]]) else 0
+        linked = select(TicketCI.ticket_id).where(TicketCI.ci_id == ci_id, TicketCI.removed_at.is_(None))
         stmt = stmt.where(t.id.in_(linked))
     if filters.get("open") is not None:
         done = t.state.in_(workflow.DONE_STATES)
@@ -160,9 +197,16 @@ def ci_figures(ci_id: int, now: datetime | None = None) -> dict:
     }
 
 
-def history_select(ticket: Ticket):
+def history_select(ticket: Ticket, viewer: User | None = None):
     """The ticket's change-log rows and those of its CI links, attachments, approvals, watchers and
-    links, newest first."""
+    links, newest first. A viewer who sees only its own (``cairn.auth.policy``) gets the rows of the
+    ticket itself and its attachments, without comments (internal work notes are in them): the
+    others name CIs, tickets and people it may not see."""
+    if restricted(viewer):
+        own = (ChangeLog.object_type == "ticket") & (ChangeLog.object_id == ticket.id) & (ChangeLog.action != "comment")
+        files = select(TicketAttachment.id).where(TicketAttachment.ticket_id == ticket.id)
+        mine = (ChangeLog.object_type == TicketAttachment.audit_type()) & ChangeLog.object_id.in_(files)
+        return select(ChangeLog).where(or_(own, mine)).order_by(ChangeLog.id.desc())
     children = [
         (TicketCI, TicketCI.ticket_id),
         (TicketAttachment, TicketAttachment.ticket_id),
@@ -179,27 +223,55 @@ def history_select(ticket: Ticket):
 
 def comments_of(ticket: Ticket, viewer: User | None) -> Select:
     stmt = select(TicketComment).where(TicketComment.ticket_id == ticket.id)
-    if viewer is not None and viewer.role == REQUESTER:
+    if restricted(viewer):
         stmt = stmt.where(TicketComment.internal.is_(False))
     return stmt.order_by(TicketComment.id)
 
 
-def ci_links_of(ticket: Ticket) -> list[TicketCI]:
-    return list(
+def ci_links_of(ticket: Ticket, viewer: User | None = None) -> list:
+    """The ticket's CIs (TicketCI rows). For a viewer who may not see one of them, that entry names
+    no CI: ``ci_id`` null and ``ci`` ``{id: null, visible: false}``."""
+    links = list(
         db.session.scalars(
             select(TicketCI).where(TicketCI.ticket_id == ticket.id, TicketCI.removed_at.is_(None)).order_by(TicketCI.id)
         )
     )
+    if not restricted(viewer):
+        return links
+    visible = visible_ci_ids(viewer, [link.ci_id for link in links])
+    return [
+        link
+        if link.ci_id in visible
+        else {"id": link.id, "ticket_id": link.ticket_id, "ci_id": None, "ci": hidden(), "created_at": link.created_at}
+        for link in links
+    ]
 
 
-def links_of(ticket: Ticket) -> list[TicketLink]:
-    return list(
+def links_of(ticket: Ticket, viewer: User | None = None) -> list:
+    """Links from and to the ticket (TicketLink rows). For a viewer who may not see the ticket at
+    the other end, that end shows as ``{id: null, visible: false}`` with a null id."""
+    links = list(
         db.session.scalars(
             select(TicketLink)
             .where(or_(TicketLink.source_id == ticket.id, TicketLink.target_id == ticket.id))
             .order_by(TicketLink.id)
         )
     )
+    if not restricted(viewer):
+        return links
+    ends = {(link.target_id if link.source_id == ticket.id else link.source_id) for link in links}
+    visible = visible_ticket_ids(viewer, ends)
+    shown = []
+    for link in links:
+        end = "target" if link.source_id == ticket.id else "source"
+        if getattr(link, f"{end}_id") in visible:
+            shown.append(link)
+            continue
+        view = {"id": link.id, "type": link.type, "source_id": link.source_id, "target_id": link.target_id,
+                "source": link.source, "target": link.target, "created_at": link.created_at}  # fmt: skip
+        view[f"{end}_id"], view[end] = None, hidden()
+        shown.append(view)
+    return shown
 
 
 def watchers_of(ticket: Ticket) -> list[TicketWatcher]:
@@ -272,6 +344,10 @@ def create_ticket(data: dict[str, Any], user: User | None) -> Ticket:
                 errors[key] = ["Requesters cannot assign tickets."]
         if data.get("requester_id") not in (None, user.id):
             errors["requester_id"] = ["Requesters open tickets for themselves."]
+        if external_ids:
+            # Other tools' ids are unique across every ticket: taking one would tell a requester
+            # which tickets it may not see exist (409 naming the holder).
+            errors["external_ids"] = ["Requesters cannot set external ids."]
         data["requester_id"] = user.id
     elif data.get("requester_id") is None and user is not None:
         data["requester_id"] = user.id
@@ -353,10 +429,10 @@ def _set_external_ids(ticket: Ticket, items: list[dict], *, replace: bool = Fals
     )
 
 
-def find_by_external_id(source: str, external_id: str) -> Ticket | None:
-    """The ticket a source knows by ``external_id``, or None."""
+def find_by_external_id(source: str, external_id: str, viewer: User | None = None) -> Ticket | None:
+    """The ticket a source knows by ``external_id``, or None (also when ``viewer`` may not see it)."""
     return db.session.scalar(
-        select(Ticket)
+        visible_tickets(viewer)
         .join(TicketExternalId)
         .where(TicketExternalId.source == source, TicketExternalId.external_id == external_id)
     )
@@ -439,15 +515,18 @@ def _check_window(start: datetime | None, end: datetime | None, errors: dict) ->
 
 
 def _check_cis(ci_ids: list[int], viewer: User | None, errors: dict) -> None:
+    """The CIs must exist and be visible to ``viewer`` (the same message either way)."""
     if not ci_ids:
         return
-    stmt = select(ConfigurationItem.id).where(ConfigurationItem.id.in_(ci_ids))
-    if viewer is not None and viewer.role == REQUESTER:
-        stmt = stmt.where(ConfigurationItem.assigned_to_id == viewer.id)
-    found = set(db.session.scalars(stmt))
+    found = visible_ci_ids(viewer, _existing_ci_ids(ci_ids))
     missing = [i for i in ci_ids if i not in found]
     if missing:
         errors["ci_ids"] = [f"No CI with id {', '.join(map(str, missing[:20]))}."]
+
+
+def _existing_ci_ids(ci_ids: list[int]) -> set[int]:
+    wanted = [i for i in set(ci_ids) if 0 < i <= MAX_ID]
+    return set(db.session.scalars(select(ConfigurationItem.id).where(id_in(ConfigurationItem.id, wanted))))
 
 
 def _set_risk(ticket: Ticket, ci_ids: list[int]) -> None:
@@ -768,7 +847,7 @@ LINK_RULES = {
 def add_link(ticket: Ticket, target_id: int, link_type: str, viewer: User | None) -> TicketLink:
     """``ticket`` <type> ``target``: INC caused_by PRB, CHG fixes PRB, INC duplicate_of INC."""
     target = db.session.get(Ticket, target_id) if 0 < target_id <= MAX_ID else None
-    if target is None or (viewer is not None and viewer.role == REQUESTER and target.requester_id != viewer.id):
+    if not can_see_ticket(viewer, target):
         raise Invalid("Unknown ticket.", errors={"ticket_id": [f"No ticket with id {target_id}."]})
     if target.id == ticket.id:
         raise Invalid("A ticket can't link to itself.", errors={"ticket_id": ["Pick another ticket."]})

@@ -2,8 +2,11 @@
 
 Rules (no hijacking): a mail whose ``In-Reply-To``/``References`` name a message we sent or received
 for a ticket belongs to that ticket, whoever sends it (people Cc'd on the thread reply too). A subject
-tag ``[INC0000042]`` alone only threads when the sender is the requester, a watcher or a staff user;
-otherwise the mail opens a new ticket linked as ``related`` (quoting a number takes over nothing).
+tag ``[INC0000042]`` alone only threads when the sender is a staff user or the ticket's requester;
+otherwise the mail opens a new ticket, linked as ``related`` only when the sender may see the tagged
+ticket (quoting a number takes over nothing, and links a requester's ticket to nothing it may not
+see: the link would show that ticket on theirs). For the same reason a reply into the thread of a
+closed ticket the sender may not see opens a new ticket linked to nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from cairn.db import MAX_ID, db
 from integrations.email import settings
 from integrations.email.models import InboundEmail, OutboundEmail
 from integrations.email.parse import ParsedMail
-from tickets.models import NUMBER_PREFIXES, Ticket, TicketWatcher
+from tickets.models import NUMBER_PREFIXES, Ticket
+from tickets.services import can_see_ticket
+from tickets.workflow import CLOSED_STATES
 
 # [INC0000042], also with spaces or a "#" (INC#0000042) as some clients and people write it.
 TAG = re.compile(r"\[\s*(" + "|".join(NUMBER_PREFIXES.values()) + r")\s*#?\s*(\d{1,9})\s*\]", re.I)
@@ -121,27 +126,30 @@ def by_subject(mail: ParsedMail) -> Ticket | None:
 
 
 def may_follow_up(ticket: Ticket, sender: User | None) -> bool:
-    """A subject tag threads only for the requester, a watcher or a staff user."""
+    """A subject tag threads only for a staff user (watchers are staff) or a requester who may see
+    the ticket (its own: a requester left watching a ticket since given to someone else may not)."""
     if sender is None:
         return False
-    if ticket.requester_id == sender.id or sender.role != REQUESTER:
-        return True
-    watching = select(TicketWatcher.id).where(TicketWatcher.ticket_id == ticket.id, TicketWatcher.user_id == sender.id)
-    return db.session.scalar(watching) is not None
+    return sender.role != REQUESTER or can_see_ticket(sender, ticket)
 
 
 def find_thread(mail: ParsedMail, sender: User | None) -> tuple[Ticket | None, Ticket | None]:
     """(ticket to follow up, ticket only to link as related). The second is set when the subject
-    names a ticket the sender has no part in."""
+    names a ticket the sender has no part in but may see; a ticket it may not see is never
+    returned for linking (nor a closed one its references name, which intake would link)."""
     ticket = by_references(mail)
     if ticket is not None:
+        if ticket.state in CLOSED_STATES and not can_see_ticket(sender, ticket):
+            return None, None
         return ticket, None
     tagged = by_subject(mail)
     if tagged is None:
         return None, None
     if may_follow_up(tagged, sender):
         return tagged, None
-    return None, tagged
+    if can_see_ticket(sender, tagged):
+        return None, tagged
+    return None, None
 
 
 def thread_ids(ticket: Ticket, limit: int = 20) -> list[str]:

@@ -212,7 +212,8 @@ Content-Transfer-Encoding: base64
 {PRINTER_BODY}
 """, status="processed", outcome="new_ticket", title=subject, text=["Papierstau"])  # fmt: skip
 
-# -- Someone else quoting a ticket number: no hijack, a new ticket linked as related.
+# -- A requester quoting someone else's ticket number: no hijack, and no link to a ticket it may not
+# see (the link would show that ticket on its own): a new ticket linked to nothing.
 add("07_subject_tag_other_sender", f"""From: Carol Chen <carol@example.org>
 To: incidents@cairn.test
 Subject: [{{{{ticket:01}}}}] I have the same VPN problem
@@ -223,7 +224,7 @@ Content-Type: text/plain; charset=utf-8
 User-Agent: Mozilla Thunderbird
 
 Same here since 8am.
-""", status="processed", outcome="related_ticket", related="01", title="I have the same VPN problem")  # fmt: skip
+""", status="processed", outcome="new_ticket", related=None, title="I have the same VPN problem")  # fmt: skip
 
 # -- Outlook out-of-office.
 add("08_outlook_out_of_office", f"""From: Frank Fischer <frank@example.com>
