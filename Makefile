@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export CAIRN_INSTANCE_PATH ?= $(CURDIR)/instance
 
-.PHONY: install run demo migrate test test-sqlite test-postgresql lint format services worker bench clean
+.PHONY: install run demo migrate test test-sqlite test-postgresql test-api lint format services worker bench clean
 
 install: $(STAMP)
 
@@ -48,8 +48,12 @@ test-sqlite: install
 test-postgresql: install services
 	CAIRN_TEST_DATABASE=postgresql $(BIN)/pytest -q $(PYTEST_ARGS)
 
-## Everything CI runs: services, lint, import layers, the suite on SQLite and on PostgreSQL.
-test: install services lint test-sqlite test-postgresql
+## The OpenAPI document against the running service: schemathesis, every check and phase, on PostgreSQL.
+test-api: install services
+	BIN=$(BIN) bash tests/api/run_schemathesis.sh
+
+## Everything CI runs: services, lint, import layers, the suite on SQLite and on PostgreSQL, the API document.
+test: install services lint test-sqlite test-postgresql test-api
 
 ## An RQ worker on every queue the app uses (needs REDIS_URL).
 worker: install

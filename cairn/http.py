@@ -12,6 +12,7 @@ import orjson
 from flask import g, request
 from flask.json.provider import DefaultJSONProvider
 from flask_smorest import abort
+from werkzeug.http import unquote_etag
 
 from cairn.audit import context
 from cairn.db import sqlite_begin_immediate
@@ -80,15 +81,22 @@ def check_content_type():
             abort(415, message=f"Send the body as {', '.join(sorted(_accepted_types()))}.")
 
 
+def not_modified(etag: str) -> bool:
+    """Whether the request's If-None-Match names ``etag`` (an ETag header value). RFC 9110 13.1.2:
+    the weak comparison, so ``W/"x"`` matches ``"x"`` (and ``*`` anything)."""
+    if "If-None-Match" not in request.headers:
+        return False
+    value, _weak = unquote_etag(etag)
+    return value is not None and request.if_none_match.contains_weak(value)
+
+
 def finish_request(response):
     response.headers[REQUEST_ID_HEADER] = getattr(g, "request_id", "")
     etag = response.headers.get("ETag")
-    if etag and request.method in {"GET", "HEAD"} and response.status_code == 200:
-        wanted = {tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")}
-        if etag in wanted or "*" in wanted:
-            response.status_code = 304
-            response.set_data(b"")
-            response.headers.pop("Content-Type", None)
+    if etag and request.method in {"GET", "HEAD"} and response.status_code == 200 and not_modified(etag):
+        response.status_code = 304
+        response.set_data(b"")
+        response.headers.pop("Content-Type", None)
     started = getattr(g, "started", None)
     if started is not None:
         access_log.info(

@@ -9,6 +9,7 @@ from flask_smorest import abort
 from cairn.api import Blueprint, check_if_match, etag_of, with_etag
 from cairn.audit.services import history_select
 from cairn.auth.guard import current_user, requires
+from cairn.auth.policy import restricted
 from cairn.auth.roles import CMDB_WRITERS, EVERYONE, STAFF_READERS
 from cairn.db import get_or_404
 from cairn.pagination import count_of, paginate_select
@@ -61,6 +62,7 @@ class CIs(MethodView):
     @requires(*EVERYONE)
     @blp.arguments(CIQuerySchema, location="query")
     @blp.response(200, CISchema(many=True))
+    @blp.alt_response(200, content_type="text/csv", schema={"type": "string"}, description="OK (format=csv: as CSV)")
     @blp.paginate()
     def get(self, filters, pagination_parameters):
         """List CIs, filtered and sorted; format=csv streams all matches as CSV."""
@@ -145,8 +147,11 @@ class CIHistory(MethodView):
     @blp.paginate()
     def get(self, ci_id, pagination_parameters):
         """Every recorded change of the CI, its relationships and its tickets, newest first."""
-        services.get_ci(ci_id)
-        return paginate_select(history_select("ci", ci_id, include_related_ci=True), pagination_parameters)
+        viewer = current_user()
+        services.get_ci(ci_id, viewer)
+        # The changes of its relationships and tickets name other CIs and tickets: only for those who see all.
+        related = not restricted(viewer)
+        return paginate_select(history_select("ci", ci_id, include_related_ci=related), pagination_parameters)
 
 
 @blp.route("/cis/<int:ci_id>/assignments")
@@ -155,7 +160,7 @@ class CIAssignments(MethodView):
     @blp.response(200, AssignmentSchema(many=True))
     def get(self, ci_id):
         """Who had this CI, from when to when, newest first."""
-        return services.assignments_of(services.get_ci(ci_id))
+        return services.assignments_of(services.get_ci(ci_id, current_user()))
 
 
 @blp.route("/locations")

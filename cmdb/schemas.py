@@ -74,7 +74,7 @@ class CISchema(Schema):
     location_id = ma.fields.Integer(allow_none=True)
     location = ma.fields.Nested(RefSchema, allow_none=True)
     purchase_date = ma.fields.Date(allow_none=True)
-    purchase_cost = ma.fields.Decimal(as_string=True, allow_none=True)
+    purchase_cost = Money(allow_none=True)
     currency = ma.fields.String(allow_none=True)
     warranty_expires = ma.fields.Date(allow_none=True)
     attributes = ma.fields.Dict()

@@ -3,7 +3,7 @@ from datetime import UTC
 import marshmallow as ma
 from webargs.fields import DelimitedList
 
-from cairn.api import Schema, Text
+from cairn.api import FullMatch, Schema, Text
 
 
 class ChangeSchema(Schema):
@@ -29,7 +29,10 @@ class FeedSchema(Schema):
 
 
 class FeedQuerySchema(Schema):
-    after = Text(60, metadata={"description": "next_cursor of the previous page; omit to start"})
+    after = ma.fields.String(
+        validate=FullMatch(r"^(0|[0-9]{1,19}\.[0-9]{1,19})?$", error="Not a cursor: use next_cursor as given."),
+        metadata={"description": "next_cursor of the previous page; omit to start"},
+    )
     limit = ma.fields.Integer(load_default=100, validate=ma.validate.Range(min=1, max=1000))
     object_type = DelimitedList(Text(40), validate=ma.validate.Length(max=50))
     action = DelimitedList(Text(20), validate=ma.validate.Length(max=10))

@@ -69,8 +69,8 @@ class TokenSchema(Schema):
     prefix = ma.fields.String(dump_only=True)
     user_id = ma.fields.Integer(dump_only=True)
     expires_at = ma.fields.AwareDateTime(allow_none=True, default_timezone=UTC)
-    revoked_at = ma.fields.DateTime(dump_only=True)
-    last_used_at = ma.fields.DateTime(dump_only=True)
+    revoked_at = ma.fields.DateTime(dump_only=True, allow_none=True)
+    last_used_at = ma.fields.DateTime(dump_only=True, allow_none=True)
     created_at = ma.fields.DateTime(dump_only=True)
 
 

@@ -6,7 +6,7 @@ from datetime import UTC
 
 import marshmallow as ma
 
-from cairn.api import Id, Money, OneOf, QueryId, Schema, Text
+from cairn.api import WEB_ADDRESS, DecimalString, FullMatch, Id, Money, OneOf, QueryId, Schema, Text, Total
 from cmdb.assets.models import (
     CONTRACT_TYPES,
     DEPRECIATION_METHODS,
@@ -41,7 +41,9 @@ class VendorSchema(Schema):
     contact_name = Text(200)
     contact_email = ma.fields.Email(allow_none=True, validate=ma.validate.Length(max=254))
     contact_phone = Text(50)
-    portal_url = ma.fields.Url(allow_none=True, validate=ma.validate.Length(max=2000))
+    portal_url = Text(
+        2000, allow_none=True, validate=FullMatch(WEB_ADDRESS, error="Not a web address (http or https).")
+    )
     notes = Text(4000)
     created_at = ma.fields.DateTime(dump_only=True)
     updated_at = ma.fields.DateTime(dump_only=True)
@@ -95,8 +97,8 @@ class ContractSchema(Schema):
     type = ma.fields.String()
     start_date = ma.fields.Date()
     end_date = ma.fields.Date(allow_none=True)
-    cost = ma.fields.Decimal(as_string=True)
-    recurring_cost = ma.fields.Decimal(as_string=True)
+    cost = Money()
+    recurring_cost = Money()
     recurring_period = ma.fields.String(allow_none=True)
     currency = ma.fields.String(allow_none=True)
     auto_renew = ma.fields.Boolean()
@@ -156,7 +158,7 @@ class LicenceSchema(Schema):
     quantity = ma.fields.Integer(allow_none=True)
     start_date = ma.fields.Date()
     end_date = ma.fields.Date(allow_none=True)
-    cost = ma.fields.Decimal(as_string=True)
+    cost = Money()
     currency = ma.fields.String(allow_none=True)
     contract_id = ma.fields.Integer(allow_none=True)
     reference = ma.fields.String()
@@ -191,7 +193,7 @@ class MaintenanceSchema(Schema):
     performed_at = ma.fields.Date()
     kind = ma.fields.String()
     vendor_id = ma.fields.Integer(allow_none=True)
-    cost = ma.fields.Decimal(as_string=True)
+    cost = Money()
     currency = ma.fields.String(allow_none=True)
     ticket_id = ma.fields.Integer(allow_none=True)
     note = ma.fields.String()
@@ -207,16 +209,16 @@ class CostSchema(Schema):
     ci_id = ma.fields.Integer()
     as_of = ma.fields.Date()
     currency = ma.fields.String(allow_none=True)
-    purchase_cost = ma.fields.Decimal(as_string=True, allow_none=True)
+    purchase_cost = Money(allow_none=True)
     purchase_date = ma.fields.Date(allow_none=True)
     depreciation_method = ma.fields.String()
     useful_life_years = ma.fields.Integer()
     end_of_life = ma.fields.Date(allow_none=True)
-    book_value = ma.fields.Decimal(as_string=True, allow_none=True)
-    depreciation_to_date = ma.fields.Decimal(as_string=True, allow_none=True)
-    maintenance_cost = ma.fields.Decimal(as_string=True)
-    contract_cost = ma.fields.Decimal(as_string=True)
-    tco = ma.fields.Decimal(as_string=True)
+    book_value = Total(allow_none=True)
+    depreciation_to_date = Total(allow_none=True)
+    maintenance_cost = Total()
+    contract_cost = Total()
+    tco = Total()
 
 
 # --- Retirement -----------------------------------------------------------------------------------
@@ -282,7 +284,7 @@ class DisposalSchema(Schema):
     id = ma.fields.Integer()
     ci_id = ma.fields.Integer()
     method = ma.fields.String()
-    proceeds = ma.fields.Decimal(as_string=True)
+    proceeds = Money()
     currency = ma.fields.String(allow_none=True)
     disposed_at = ma.fields.Date()
     recipient = ma.fields.String()
@@ -327,11 +329,31 @@ class AuditQuerySchema(Schema):
 # --- Class policies -------------------------------------------------------------------------------
 
 
+def SalvagePercent(**kwargs) -> DecimalString:
+    return DecimalString(
+        pattern=r"^(100(\.0{1,2})?|[0-9]{1,2}(\.[0-9]{1,2})?)$",
+        description="percent of the purchase cost left at the end of the useful life, 0 to 100, at most 2 decimals",
+        minimum=0,
+        maximum=100,
+        **kwargs,
+    )
+
+
+def DecliningFactor(**kwargs) -> DecimalString:
+    return DecimalString(
+        pattern=r"^(10(\.0{1,2})?|[1-9](\.[0-9]{1,2})?|0\.[5-9][0-9]?)$",
+        description="declining-balance factor, 0.5 to 10, at most 2 decimals",
+        minimum="0.5",
+        maximum=10,
+        **kwargs,
+    )
+
+
 class PolicyWriteSchema(Schema):
     depreciation_method = OneOf(DEPRECIATION_METHODS)
     useful_life_years = ma.fields.Integer(strict=True, validate=ma.validate.Range(min=1, max=100))
-    salvage_percent = ma.fields.Decimal(places=2, as_string=True, validate=ma.validate.Range(min=0, max=100))
-    declining_factor = ma.fields.Decimal(places=2, as_string=True, validate=ma.validate.Range(min=0.5, max=10))
+    salvage_percent = SalvagePercent()
+    declining_factor = DecliningFactor()
     audit_interval_days = ma.fields.Integer(strict=True, validate=ma.validate.Range(min=1, max=3650))
 
 
@@ -339,8 +361,8 @@ class PolicySchema(Schema):
     ci_class = ma.fields.String()
     depreciation_method = ma.fields.String()
     useful_life_years = ma.fields.Integer()
-    salvage_percent = ma.fields.Decimal(as_string=True)
-    declining_factor = ma.fields.Decimal(as_string=True)
+    salvage_percent = SalvagePercent()
+    declining_factor = DecliningFactor()
     audit_interval_days = ma.fields.Integer()
     configured = ma.fields.Boolean(metadata={"description": "false: the built-in default for the class"})
 

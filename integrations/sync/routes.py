@@ -29,11 +29,19 @@ _ci_item = CIBulkItemSchema()
 _rel_item = RelationshipBulkItemSchema()
 
 
+def _bulk_body_doc(item: str) -> dict:
+    """The document of a bulk body: 1 to MAX_ITEMS items of any JSON, each validated on its own (a
+    bad item, even one that is no object, fails alone in the 200 answer)."""
+    schema = {"type": "array", "minItems": 1, "maxItems": services.MAX_ITEMS, "items": {"description": item}}
+    return {"requestBody": {"content": {"application/json": {"schema": schema}}}}
+
+
 @blp.route("/cis/bulk")
 class CIsBulk(MethodView):
     @requires(*CMDB_WRITERS)
     @blp.arguments(BulkQuerySchema, location="query")
     @blp.arguments(RawItemSchema(many=True), description="up to 1,000 CI bodies, each with external_id {source, id}")
+    @blp.doc(**_bulk_body_doc("a CI body (as for PUT /cis/external/...) with external_id {source, id}"))
     @blp.response(200, BulkResultSchema(many=True))
     def post(self, args, items):
         """Upsert up to 1,000 CIs by external id; per-item results, one bad item fails alone."""
@@ -46,6 +54,9 @@ class RelationshipsBulk(MethodView):
     @requires(*CMDB_WRITERS)
     @blp.arguments(BulkQuerySchema, location="query")
     @blp.arguments(RawItemSchema(many=True), description="up to 1,000 relationships; ends by id or external id")
+    @blp.doc(
+        **_bulk_body_doc("{type, note?} and each end by id (source_id, target_id) or external id (source, target)")
+    )
     @blp.response(200, BulkResultSchema(many=True))
     def post(self, args, items):
         """Create up to 1,000 relationships; existing ones are unchanged; one bad item fails alone."""

@@ -101,7 +101,11 @@ SOURCE = ma.validate.Regexp(
 
 class DiscoveryRunWriteSchema(Schema):
     source = ma.fields.String(required=True, validate=SOURCE)
-    items = ma.fields.List(ma.fields.Raw(), required=True, validate=ma.validate.Length(min=1, max=50_000))
+    items = ma.fields.List(
+        ma.fields.Raw(metadata={"not": {"type": "null"}, "description": "a discovered item; a bad one fails alone"}),
+        required=True,
+        validate=ma.validate.Length(min=1, max=50_000),
+    )
 
 
 class SyncJobSchema(Schema):

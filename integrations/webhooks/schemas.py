@@ -2,7 +2,7 @@ import json
 
 import marshmallow as ma
 
-from cairn.api import OneOf, Schema, Text
+from cairn.api import WEB_ADDRESS, FullMatch, OneOf, Schema, Text
 from integrations.webhooks.services import OPERATORS
 
 FIELD = ma.validate.Regexp(
@@ -21,9 +21,22 @@ class ConditionSchema(Schema):
     value = ma.fields.Raw(required=True, allow_none=True, validate=_small_json)
 
 
+URL_HELP = "http or https; the host must not be inside the network (unless CAIRN_WEBHOOK_ALLOW_PRIVATE)"
+
+
+def _url(**kwargs):
+    return Text(
+        2000,
+        min_length=1,
+        validate=FullMatch(WEB_ADDRESS, error="Not a web address (http or https)."),
+        metadata={"description": URL_HELP},
+        **kwargs,
+    )
+
+
 class WebhookWriteSchema(Schema):
     name = Text(200)
-    url = Text(2000, min_length=1, required=True)
+    url = _url(required=True)
     events = ma.fields.List(Text(40), required=True, validate=ma.validate.Length(min=1, max=20))
     conditions = ma.fields.List(ma.fields.Nested(ConditionSchema), validate=ma.validate.Length(max=20))
     secret = Text(200, min_length=16, metadata={"description": "omit to have one generated (shown once)"})
@@ -31,7 +44,7 @@ class WebhookWriteSchema(Schema):
 
 
 class WebhookUpdateSchema(WebhookWriteSchema):
-    url = Text(2000, min_length=1)
+    url = _url()
     events = ma.fields.List(Text(40), validate=ma.validate.Length(min=1, max=20))
 
 

@@ -104,7 +104,7 @@ def _is_wildcard(event: str) -> bool:
 
 def _check_url(url: str) -> str:
     try:
-        transport.check_url(url, allow_private())
+        transport.vet_url(url, allow_private())
     except transport.UnsafeTarget as exc:
         raise Invalid("The URL cannot receive webhooks.", errors={"url": [str(exc)]})
     return url

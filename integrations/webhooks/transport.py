@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import http.client
 import ipaddress
+import re
 import socket
 import ssl
 import time
@@ -24,12 +25,27 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 
 class UnsafeTarget(ValueError):
-    """The URL is not http(s), or points at an address webhooks may not reach."""
+    """The URL is not http(s), or points at an address webhooks may not reach. Its message is for
+    the caller and the delivery log: it names the host as given, never an address it resolved to."""
+
+
+# The names every resolver keeps inside the machine or the local network.
+_LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
+_LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".home.arpa")  # RFC 6761, 6762, 8375; ICANN 2024
+# A host name: letters, digits, hyphens and underscores in dot-separated labels (IDNs in A-labels).
+_NAME = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*$")
+# What inet_aton (and so getaddrinfo, and browsers) reads as an IPv4 address: one to four parts,
+# each decimal, octal (leading 0) or hex (0x): 2130706433, 0x7f000001, 127.1, 0177.0.0.1.
+_NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
 def check_url(url: str, allow_private: bool) -> tuple[str, str, int, str]:
-    """Parse and vet a webhook URL: (scheme, host, port, path with query). Literal addresses are
-    checked here; names are checked again at every delivery, when they are resolved."""
+    """Parse and vet a webhook URL: (scheme, host, port, path with query). Without
+    ``allow_private``, a host that is an address (in any notation a resolver reads as one) must be
+    a public one, and a name must not be one that only resolves inside the network (localhost,
+    single-label names such as ``intranet``); names are resolved and their addresses checked by
+    ``vet_url`` (when a subscription is saved) and ``resolve`` (at every delivery)."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -43,21 +59,80 @@ def check_url(url: str, allow_private: bool) -> tuple[str, str, int, str]:
         raise UnsafeTarget("Credentials in the URL are not allowed; the signature authenticates deliveries.")
     host = parts.hostname
     if not allow_private:
-        if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(".localhost"):
-            raise UnsafeTarget("Webhooks may not target this host (loopback).")
-        try:
-            _check_address(ipaddress.ip_address(host))
-        except ValueError as exc:
-            if isinstance(exc, UnsafeTarget):
-                raise
+        _check_host(host)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return parts.scheme, host, port or (443 if parts.scheme == "https" else 80), path
 
 
-def _check_address(address) -> None:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    if (
+def vet_url(url: str, allow_private: bool) -> str:
+    """``check_url``, and the name resolved now: a subscription whose name resolves to a private
+    address is refused when it is saved, not only at its first delivery. A name that does not
+    resolve (yet, or from here) is accepted: every delivery resolves it again and checks the
+    addresses it connects to."""
+    _scheme, host, port, _path = check_url(url, allow_private)
+    if not allow_private:
+        try:
+            resolve(host, port, allow_private=False)
+        except ConnectionError:
+            pass
+    return url
+
+
+def _refused(host: str, how: str) -> UnsafeTarget:
+    shown = host if len(host) <= 80 else host[:80] + "…"
+    return UnsafeTarget(f"Webhooks may not target {shown}: {how}.")
+
+
+def _check_host(host: str) -> None:
+    literal = _literal_address(host)
+    if literal is not None:
+        if not _is_public(literal):
+            raise _refused(host, "it is a private, loopback, link-local or reserved address")
+        return
+    name = host.rstrip(".")  # "localhost." is localhost: the trailing dot only roots the name
+    if not name.isascii():
+        try:
+            name = name.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise UnsafeTarget("The URL's host is not a valid name.")
+    name = name.lower()
+    if not _NAME.match(name):
+        raise UnsafeTarget("The URL's host is not a valid name.")
+    if name in _LOCAL_NAMES or name.endswith(_LOCAL_SUFFIXES):
+        raise _refused(host, "it names a host inside the network (loopback or local)")
+    if "." not in name:
+        raise _refused(host, "a single-label name only resolves inside the network")
+
+
+def _literal_address(host: str):
+    """The address ``host`` spells, in any notation resolvers read as an address; None for a name.
+    A host whose last label is a number is an address or nothing (as browsers read URLs)."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    labels = host.lower().rstrip(".").split(".")
+    if not labels or not _NUMERIC_LABEL.match(labels[-1]):
+        return None
+    if len(labels) > 4 or not all(_NUMERIC_LABEL.match(label) for label in labels):
+        raise UnsafeTarget("The URL's host is not a valid address.")
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(".".join(labels)))
+    except OSError:
+        raise UnsafeTarget("The URL's host is not a valid address.")
+
+
+def _is_public(address) -> bool:
+    """A global unicast address, and so is any IPv4 address it carries (mapped, NAT64, 6to4, Teredo)."""
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = [address.ipv4_mapped, address.sixtofour]
+        if address.teredo is not None:
+            embedded.extend(address.teredo)
+        if address in _NAT64:
+            embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+        if any(inner is not None and not _is_public(inner) for inner in embedded):
+            return False
+    return not (
         address.is_private
         or address.is_loopback
         or address.is_link_local
@@ -65,19 +140,20 @@ def _check_address(address) -> None:
         or address.is_reserved
         or address.is_unspecified
         or not address.is_global
-    ):
-        raise UnsafeTarget(f"Webhooks may not target {address} (private, loopback or link-local).")
+    )
 
 
 def resolve(host: str, port: int, allow_private: bool) -> list[tuple]:
-    """The addresses to connect to; every one must be allowed (a name with one bad address is refused)."""
+    """The addresses to connect to; every one must be allowed (a name with one bad address is
+    refused). The refusal does not say which address: the caller learns nothing about the network."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
+    except (socket.gaierror, UnicodeError) as exc:
         raise ConnectionError(f"cannot resolve {host}: {exc}")
     if not allow_private:
         for info in infos:
-            _check_address(ipaddress.ip_address(info[4][0]))
+            if not _is_public(ipaddress.ip_address(info[4][0].split("%", 1)[0])):
+                raise _refused(host, "it resolves to a private address")
     return infos
 
 

@@ -25,6 +25,11 @@ def _backend(database_url: str) -> str:
 
 @pytest.fixture
 def deployment(database_url, instance_dir, committed_db, tmp_path):
+    from cairn.db import sqlite_begin_immediate
+
+    # The test writes (users, tokens) while the servers' processes write too: on SQLite it must
+    # take the write lock up front and wait its turn, as every writer of the app does.
+    immediate = sqlite_begin_immediate.set(True)
     made: list[Deployment] = []
 
     def make(**kwargs) -> Deployment:
@@ -35,6 +40,7 @@ def deployment(database_url, instance_dir, committed_db, tmp_path):
     yield make
     for d in made:
         d.close()
+    sqlite_begin_immediate.reset(immediate)
 
 
 def raw_mail(run: str, i: int) -> bytes:

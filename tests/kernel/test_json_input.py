@@ -1,7 +1,7 @@
 """JSON bodies are read once, in the kernel, with limits: what Python's parser or the database driver
 cannot take is a 400 problem on every JSON endpoint for every role, never a 500. Ids past the
 database range are 404 in the path and query (422 as a reference in a body); a required body must be
-sent; an id is a whole number, not 3.0."""
+sent; an id is a whole number: 3 or 3.0 (the same JSON number), not "3" nor 3.5."""
 
 from __future__ import annotations
 
@@ -131,23 +131,29 @@ def test_a_required_body_must_be_sent(client, admin, make, db):
     assert client.patch(f"/api/v1/cis/{ci.id}", headers=admin, json={}).status_code == 200
 
 
-def test_an_id_is_a_whole_number_not_a_float(client, admin, make, db):
+def test_an_id_is_a_whole_number_not_text_nor_a_fraction(client, admin, make, db):
+    """JSON has one number type and the document's ``type: integer`` is JSON Schema's: 3.0 is the
+    integer 3. Text ("3") and fractions (3.5, never truncated) are not ids."""
     team = make.team()
     before = _last_change(db)
     for body in (
-        {"name": "f", "ci_class": "server", "owner_team_id": float(team.id)},
         {"name": "f", "ci_class": "server", "owner_team_id": str(team.id)},
+        {"name": "f", "ci_class": "server", "owner_team_id": team.id + 0.5},
+        {"name": "f", "ci_class": "server", "owner_team_id": True},
     ):
         problem = _problem(client.post("/api/v1/cis", headers=admin, json=body), 422)
         (message,) = problem["errors"]["owner_team_id"]
-        assert "whole number" in message and "3.0" in message
+        assert "whole number" in message and '"3"' in message
     items = _problem(
-        client.post("/api/v1/tickets", headers=admin, json={"kind": "incident", "title": "t", "ci_ids": [1.0]}), 422
+        client.post("/api/v1/tickets", headers=admin, json={"kind": "incident", "title": "t", "ci_ids": ["1"]}), 422
     )
     assert "whole number" in items["errors"]["ci_ids"]["0"][0]
     assert _last_change(db) == before
-    fine = {"name": "f", "ci_class": "server", "owner_team_id": team.id}
-    assert client.post("/api/v1/cis", headers=admin, json=fine).status_code == 201
+    for owner in (team.id, float(team.id)):
+        created = client.post(
+            "/api/v1/cis", headers=admin, json={"name": "f", "ci_class": "server", "owner_team_id": owner}
+        )
+        assert created.status_code == 201 and created.json["owner_team_id"] == team.id
 
 
 def test_json_in_a_csv_cell_is_read_with_the_same_limits(client, make, db):
