@@ -272,7 +272,17 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--keep", action="store_true", help="Keep the scratch database.")
+    parser.add_argument(
+        "--latency",
+        action="store_true",
+        help="Only accept-to-processed latency at 100 msg/s in the deployed topology (benchmarks/deployed.py).",
+    )
     args = parser.parse_args()
+    if args.latency:
+        from deployed import mail_latency
+
+        mail_latency(100.0, 20.0)
+        return
     import tempfile
 
     instance = tempfile.mkdtemp(prefix="cairn-bench-mail-")

@@ -249,9 +249,20 @@ def main() -> None:
     parser.add_argument("--deliveries", type=int, default=5_000)
     parser.add_argument("--rel-cis", type=int, default=100_000)
     parser.add_argument("--relationships", type=int, default=400_000)
-    parser.add_argument("--only", default="bulk,discovery,feed,webhooks,relationships")
+    parser.add_argument(
+        "--only",
+        default="bulk,discovery,feed,webhooks,relationships,latency",
+        help="latency: write-to-delivery in the deployed topology (benchmarks/deployed.py)",
+    )
     args = parser.parse_args()
     parts = set(args.only.split(","))
+    if "latency" in parts:
+        from deployed import webhook_latency
+
+        webhook_latency(200.0, 20.0)
+        parts.discard("latency")
+        if not parts:
+            return
 
     from flask_migrate import upgrade
 
