@@ -3,7 +3,8 @@ with two workers, two `cairn worker` processes, one `cairn scheduler`, a private
 
     .venv/bin/python benchmarks/deployed.py [--mail-rate 100] [--write-rate 200] [--seconds 20]
 
-Mail: messages are posted at a steady rate; each one's latency is processed_at - created_at (the
+After a warm-up second (drained, not counted), mail: messages are posted at a steady rate; each
+one's latency is processed_at - created_at (the
 moment it was stored and acknowledged to the sender) as the server wrote them. Webhooks: CI writes
 at a steady rate; each delivery's latency is its arrival at a local receiver minus the change-log
 time of the write. Printed: p50, p99 and max, and the messages left queued for over 10 s at the end.
@@ -125,17 +126,26 @@ def mail_latency(rate: float = 100.0, seconds: float = 20.0) -> list[float]:
             )
             assert response.status_code == 202, response.text
 
-        total = paced(rate, seconds, post)
         engine = create_engine(stack.database_url)
 
         def drained() -> bool:
             with engine.connect() as conn:
                 return conn.execute(text("SELECT count(*) FROM inbound_email WHERE status = 'queued'")).scalar() == 0
 
+        # Warm up (a second's worth, drained) so the figures are the steady state, not process start.
+        paced(rate, 1.0, lambda i: post(1_000_000 + i))
+        wait_until(drained, 60, message="warm-up mail drained")
+        with engine.connect() as conn:
+            first_id = conn.execute(text("SELECT coalesce(max(id), 0) FROM inbound_email")).scalar()
+        total = paced(rate, seconds, post)
         wait_until(drained, 60, message="mail drained")
         with engine.connect() as conn:
             rows = conn.execute(
-                text("SELECT created_at, processed_at, status FROM inbound_email WHERE processed_at IS NOT NULL")
+                text(
+                    "SELECT created_at, processed_at, status FROM inbound_email "
+                    "WHERE processed_at IS NOT NULL AND id > :first"
+                ),
+                {"first": first_id},
             ).all()
         engine.dispose()
     latencies = [(done - stored).total_seconds() for stored, done, _ in rows]
@@ -167,6 +177,10 @@ def webhook_latency(rate: float = 200.0, seconds: float = 20.0) -> list[float]:
                 response = local.client.post("/api/v1/cis", json={"name": f"bench-{i}", "ci_class": "server"})
                 assert response.status_code == 201, response.text
 
+            # Warm up (a second's worth, delivered) so the figures are the steady state.
+            warm = paced(rate, 1.0, lambda i: write(1_000_000 + i))
+            wait_until(lambda: len(arrivals) >= warm, 60, message="warm-up deliveries")
+            arrivals.clear()
             total = paced(rate, seconds, write)
             wait_until(lambda: len(arrivals) >= total, 60, message="every delivery")
             engine = create_engine(stack.database_url)
