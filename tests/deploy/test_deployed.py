@@ -23,6 +23,17 @@ def _backend(database_url: str) -> str:
     return "postgresql" if database_url.startswith("postgresql") else "sqlite"
 
 
+def production(d: Deployment, database_url: str) -> Deployment:
+    """Start what the README's production section runs: Redis, gunicorn with two workers, the job
+    workers (two on PostgreSQL; one on SQLite, which serves one writer at a time) and the scheduler."""
+    d.start_redis()
+    d.start_web(workers=2)
+    for _ in range(2 if _backend(database_url) == "postgresql" else 1):
+        d.start_worker()
+    d.start_scheduler()
+    return d
+
+
 @pytest.fixture
 def deployment(database_url, instance_dir, committed_db, tmp_path):
     from cairn.db import sqlite_begin_immediate
@@ -99,13 +110,7 @@ MAIL_ENV = {"CAIRN_MAIL_RATE_LIMIT": 100000, "CAIRN_MAIL_REQUEUE_SECONDS": 2, "C
 
 
 def test_mail_is_processed_on_arrival_by_separate_workers(deployment, committed_db, committed_make, database_url):
-    backend = _backend(database_url)
-    d = deployment(**MAIL_ENV)
-    d.start_redis()
-    d.start_web(workers=2)
-    for _ in range(2 if backend == "postgresql" else 1):
-        d.start_worker()
-    d.start_scheduler()
+    d = production(deployment(**MAIL_ENV), database_url)
     headers = committed_make.headers("integration")
     statuses = _post_all(d.url, headers, uuid.uuid4().hex[:8], MESSAGES)
     last_post = time.monotonic()
@@ -118,13 +123,7 @@ def test_mail_is_processed_on_arrival_by_separate_workers(deployment, committed_
 
 
 def test_mail_survives_a_killed_worker_and_a_redis_outage(deployment, committed_db, committed_make, database_url):
-    backend = _backend(database_url)
-    d = deployment(**MAIL_ENV)
-    d.start_redis()
-    d.start_web(workers=2)
-    for _ in range(2 if backend == "postgresql" else 1):
-        d.start_worker()
-    d.start_scheduler()
+    d = production(deployment(**MAIL_ENV), database_url)
     headers = committed_make.headers("integration")
     events: dict[str, float] = {}
 
@@ -161,12 +160,7 @@ def test_every_write_is_delivered_once_in_order_per_object(deployment, committed
 
     receiver = Receiver()
     receiver.secret = "deploy-secret-deploy-secret"
-    d = deployment(CAIRN_WEBHOOK_ALLOW_PRIVATE="true")
-    d.start_redis()
-    d.start_web(workers=2)
-    for _ in range(2 if _backend(database_url) == "postgresql" else 1):
-        d.start_worker()
-    d.start_scheduler()
+    d = production(deployment(CAIRN_WEBHOOK_ALLOW_PRIVATE="true"), database_url)
     headers = committed_make.headers("integration")
     try:
         with httpx.Client(base_url=d.url, headers=headers, timeout=30) as client:
