@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from flask import current_app
+from redis.exceptions import RedisError
 from sqlalchemy import exists, literal_column, select, tuple_
 
 from cairn.audit.models import ChangeLog
@@ -149,21 +151,15 @@ def nudge(name: str) -> None:
 def nudge_later(name: str, held_back_round: int) -> None:
     """Ask for a pass of ``name`` in about a second (changes it saw were held back)."""
     if current_app.config.get("REDIS_URL"):
-        from datetime import timedelta as _timedelta
-
-        from redis.exceptions import RedisError
-
         from cairn.jobs import queue
 
         try:
             queue().enqueue_in(
-                _timedelta(seconds=HELD_BACK_RERUN_SECONDS), "cairn.jobs.execute", RUN_JOB, name, held_back_round
+                timedelta(seconds=HELD_BACK_RERUN_SECONDS), "cairn.jobs.execute", RUN_JOB, name, held_back_round
             )
         except RedisError:
             log.warning("could not schedule a rerun of %s; the sweep will", name)
     elif _wake is not None:
-        import threading
-
         timer = threading.Timer(HELD_BACK_RERUN_SECONDS, _wake, args=(name,))
         timer.daemon = True
         timer.start()
@@ -179,47 +175,31 @@ def run(name: str, held_back_round: int = 0, *, wait_for_held_back: float = HELD
     from cairn.uow import checkpoint
 
     consumer = _consumers[name]
-    lease_name = f"outbox:{name}"
-    token = lease.acquire(lease_name, LEASE_SECONDS)
-    if token is None:
-        lease.request_rerun(lease_name)
-        token = lease.acquire(lease_name, LEASE_SECONDS)  # the holder may have let go meanwhile
-        if token is None:
-            return {"created": 0, "queued": 0, "deferred": 1}
-    created = queued = 0
+    totals = {"created": 0, "queued": 0}
+    last = PassResult()
     deadline = time.monotonic() + wait_for_held_back
-    try:
+
+    def passes(renew) -> None:
+        nonlocal last
         while True:
             while True:
-                result = consumer.run_pass()
-                created += result.created
-                if not result.more:
+                last = consumer.run_pass()
+                totals["created"] += last.created
+                if not last.more:
                     break
                 checkpoint()
-                lease.renew(lease_name, token, LEASE_SECONDS)
-            queued += consumer.queue_due()
+                renew()
+            totals["queued"] += consumer.queue_due()
             checkpoint()
-            if result.held_back and time.monotonic() < deadline:
-                time.sleep(HELD_BACK_POLL_SECONDS)
-                continue
-            rerun = lease.release(lease_name, token)
-            token = None
-            if not rerun:
-                if result.held_back and held_back_round < HELD_BACK_RERUNS:
-                    nudge_later(name, held_back_round + 1)
-                break
-            token = lease.acquire(lease_name, LEASE_SECONDS)
-            if token is None:  # someone else took it after we let go: it runs the pass
-                break
-    except BaseException:
-        db.session.rollback()
-        if token is not None:
-            try:
-                lease.release(lease_name, token)
-            except Exception:  # noqa: BLE001 - the lease expires by itself
-                db.session.rollback()
-        raise
-    return {"created": created, "queued": queued}
+            if not (last.held_back and time.monotonic() < deadline):
+                return
+            time.sleep(HELD_BACK_POLL_SECONDS)
+
+    if not lease.exclusively(f"outbox:{name}", LEASE_SECONDS, passes):
+        return {**totals, "deferred": 1}
+    if last.held_back and held_back_round < HELD_BACK_RERUNS:
+        nudge_later(name, held_back_round + 1)
+    return totals
 
 
 def sweep() -> dict[str, dict[str, int]]:

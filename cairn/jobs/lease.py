@@ -7,7 +7,9 @@ them from a job or a runner, not from inside a request's unit of work.
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import or_, select, update
@@ -79,6 +81,37 @@ def release(name: str, token: str) -> bool:
     )
     checkpoint()
     return bool(rerun)
+
+
+def exclusively(name: str, seconds: float, work: Callable[[Callable[[], None]], None]) -> bool:
+    """Run ``work(renew)`` as the only holder of lease ``name``, and again for every request for
+    another pass made while it ran (``request_rerun``), so no wake-up is lost. When another process
+    holds the lease, ask that holder for one more pass instead and return False. ``work`` calls
+    ``renew()`` between long steps."""
+    token = acquire(name, seconds)
+    if token is None:
+        request_rerun(name)
+        token = acquire(name, seconds)  # the holder may have let go meanwhile
+        if token is None:
+            return False
+    try:
+        while True:
+            work(functools.partial(renew, name, token, seconds))
+            rerun = release(name, token)
+            token = None
+            if not rerun:
+                return True
+            token = acquire(name, seconds)
+            if token is None:  # someone else took it after we let go: that run makes the pass
+                return True
+    except BaseException:
+        db.session.rollback()
+        if token is not None:
+            try:
+                release(name, token)
+            except Exception:  # noqa: BLE001 - the lease expires by itself
+                db.session.rollback()
+        raise
 
 
 def hold_for(name: str, seconds: float) -> bool:

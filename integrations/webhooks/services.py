@@ -483,44 +483,34 @@ def deliver_due(hook_id: int) -> dict[str, int]:
     delivery waits for its retry; later ones go on (the body's cursor tells the order)."""
     from cairn.jobs import lease
 
-    lease_name = f"webhook:{hook_id}"
-    token = lease.acquire(lease_name, SENDER_LEASE_SECONDS)
-    if token is None:
-        lease.request_rerun(lease_name)  # the running sender makes one more pass
-        return {"deferred": 1}
     counts = {"delivered": 0, "retrying": 0, "failed": 0, "skipped": 0}
-    try:
+
+    def send(renew) -> None:
         while True:
-            while True:
-                ids = list(
-                    db.session.scalars(
-                        select(WebhookDelivery.id)
-                        .where(
-                            WebhookDelivery.webhook_id == hook_id,
-                            WebhookDelivery.status == "pending",
-                            WebhookDelivery.next_attempt_at <= utcnow(),
-                        )
-                        .order_by(WebhookDelivery.id)
-                        .limit(BATCH)
+            ids = list(
+                db.session.scalars(
+                    select(WebhookDelivery.id)
+                    .where(
+                        WebhookDelivery.webhook_id == hook_id,
+                        WebhookDelivery.status == "pending",
+                        WebhookDelivery.next_attempt_at <= utcnow(),
                     )
+                    .order_by(WebhookDelivery.id)
+                    .limit(BATCH)
                 )
-                if not ids:
-                    break
-                outcomes = deliver(ids)
-                for outcome, count in outcomes.items():
-                    counts[outcome] += count
-                if outcomes["skipped"] == len(ids):  # disabled meanwhile, or being sent by hand
-                    break
-                lease.renew(lease_name, token, SENDER_LEASE_SECONDS)
-            if not lease.release(lease_name, token):
-                return counts
-            token = lease.acquire(lease_name, SENDER_LEASE_SECONDS)
-            if token is None:
-                return counts
-    except BaseException:
-        db.session.rollback()
-        lease.release(lease_name, token)
-        raise
+            )
+            if not ids:
+                return
+            outcomes = deliver(ids)
+            for outcome, count in outcomes.items():
+                counts[outcome] += count
+            if outcomes["skipped"] == len(ids):  # disabled meanwhile, or being sent by hand
+                return
+            renew()
+
+    if not lease.exclusively(f"webhook:{hook_id}", SENDER_LEASE_SECONDS, send):
+        return {"deferred": 1}  # the running sender makes one more pass
+    return counts
 
 
 def sweep() -> dict[str, int]:
