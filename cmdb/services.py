@@ -15,8 +15,8 @@ from sqlalchemy.orm import aliased, joinedload, selectinload
 from cairn.audit.mixin import jsonable, record_rows, reserve_ids
 from cairn.audit.models import ChangeLog
 from cairn.auth.models import Team, User
-from cairn.auth.policy import restricted
-from cairn.db import MAX_ID, db, id_in, utcnow
+from cairn.auth.policy import restricted, visible_ids
+from cairn.db import MAX_ID, db, utcnow
 from cairn.errors import Conflict, DomainError, Invalid, NotFound
 from cairn.external_ids import set_external_ids
 from cmdb import classes, lifecycle
@@ -66,15 +66,10 @@ def can_see_ci(viewer: User | None, ci: ConfigurationItem | None) -> bool:
     return not restricted(viewer) or ci.assigned_to_id == viewer.id
 
 
-def visible_ci_ids(viewer: User | None, ci_ids) -> set[int]:
-    """Those of ``ci_ids`` that ``viewer`` may see (one query; none for a viewer who sees all, who
+def visible_ci_ids(viewer: User | None, ids) -> set[int]:
+    """Those of ``ids`` that ``viewer`` may see (one query; none for a viewer who sees all, who
     gets the ids back as given)."""
-    ids = {i for i in ci_ids if i is not None}
-    condition = ci_visibility(viewer)
-    if condition is None or not ids:
-        return ids
-    wanted = [i for i in ids if 0 < i <= MAX_ID]
-    return set(db.session.scalars(select(ConfigurationItem.id).where(id_in(ConfigurationItem.id, wanted), condition)))
+    return visible_ids(ConfigurationItem, ci_visibility(viewer), ids)
 
 
 def visible_cis(viewer: User | None) -> Select:

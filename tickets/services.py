@@ -11,7 +11,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from cairn.audit.mixin import jsonable, record, write_as
 from cairn.audit.models import ChangeLog
 from cairn.auth.models import Team, User
-from cairn.auth.policy import hidden, restricted
+from cairn.auth.policy import hidden, restricted, visible_ids
 from cairn.auth.roles import ADMIN, AGENT, CHANGE_MANAGER, INTEGRATION, REQUESTER
 from cairn.config import setting
 from cairn.db import MAX_ID, db, id_in, utcnow
@@ -81,15 +81,10 @@ def can_see_ticket(viewer: User | None, ticket: Ticket | None) -> bool:
     return not restricted(viewer) or ticket.requester_id == viewer.id
 
 
-def visible_ticket_ids(viewer: User | None, ticket_ids) -> set[int]:
-    """Those of ``ticket_ids`` that ``viewer`` may see (one query; a viewer who sees all gets the
+def visible_ticket_ids(viewer: User | None, ids) -> set[int]:
+    """Those of ``ids`` that ``viewer`` may see (one query; a viewer who sees all gets the
     ids back as given)."""
-    ids = {i for i in ticket_ids if i is not None}
-    condition = ticket_visibility(viewer)
-    if condition is None or not ids:
-        return ids
-    wanted = [i for i in ids if 0 < i <= MAX_ID]
-    return set(db.session.scalars(select(Ticket.id).where(id_in(Ticket.id, wanted), condition)))
+    return visible_ids(Ticket, ticket_visibility(viewer), ids)
 
 
 def visible_tickets(viewer: User | None) -> Select:

@@ -12,7 +12,10 @@ has one), never any field of the hidden object.
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from cairn.auth.roles import REQUESTER
+from cairn.db import MAX_ID, db, id_in
 
 
 def restricted(viewer) -> bool:
@@ -23,3 +26,13 @@ def restricted(viewer) -> bool:
 def hidden() -> dict:
     """What an answer shows in place of an embedded object the viewer may not see."""
     return {"id": None, "visible": False}
+
+
+def visible_ids(model, condition, ids) -> set[int]:
+    """Those of ``ids`` (of rows of ``model``) that meet ``condition``, a domain's visibility rule
+    as SQL (None: the viewer sees them all and gets the ids back as given); one query."""
+    wanted = {i for i in ids if i is not None}
+    if condition is None or not wanted:
+        return wanted
+    in_range = [i for i in wanted if 0 < i <= MAX_ID]
+    return set(db.session.scalars(select(model.id).where(id_in(model.id, in_range), condition)))
