@@ -15,7 +15,6 @@ Targets on this 2-core machine: p99 <= 2 s for both. `benchmarks/mail.py --laten
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import threading
@@ -31,21 +30,17 @@ from sqlalchemy import create_engine, select, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import scratch  # noqa: E402
+
 from tests.deploy.topology import Deployment, wait_until  # noqa: E402
 from tests.peers import Receiver  # noqa: E402
 
-PG_ADMIN = os.environ.get("CAIRN_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 DB_NAME = "cairn_bench_deployed"
 TARGET_P99 = 2.0
 
 
 def fresh_database() -> str:
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{DB_NAME}"'))
-    admin.dispose()
-    return PG_ADMIN.rsplit("/", 1)[0] + f"/{DB_NAME}"
+    return scratch.fresh_database(DB_NAME)
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -26,21 +26,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+import scratch  # noqa: E402
+
 BIN = Path(sys.executable).parent
-PG_ADMIN = os.environ.get("CAIRN_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("CAIRN_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 PAGE = 1000
 
 
 def fresh_database(name: str) -> str:
-    from sqlalchemy import create_engine, text
-
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    return scratch.fresh_database(name)
 
 
 def report(label: str, count: int, seconds: float, target: float | None, unit: str) -> None:

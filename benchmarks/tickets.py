@@ -18,7 +18,6 @@ SQL, serialisation; no network) and p50/p95 are printed against the 100 ms targe
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import sys
@@ -27,31 +26,24 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, func, insert, select, text
+from sqlalchemy import func, insert, select, text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-PG_ADMIN = os.environ.get("CAIRN_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+import scratch  # noqa: E402
+
 DB_NAME = "cairn_bench_tickets"
 TARGET_MS = 100.0
 CHUNK = 5000
 
 
 def fresh_database() -> str:
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{DB_NAME}"'))
-    admin.dispose()
-    return PG_ADMIN.rsplit("/", 1)[0] + f"/{DB_NAME}"
+    return scratch.fresh_database(DB_NAME)
 
 
 def drop_database() -> None:
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
-    admin.dispose()
+    scratch.drop_database(DB_NAME)
 
 
 def chunks(rows):
