@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export CAIRN_INSTANCE_PATH ?= $(CURDIR)/instance
 
-.PHONY: install run demo migrate test test-sqlite test-postgresql test-api lint format services worker bench clean
+.PHONY: install run demo migrate test test-sqlite test-postgresql test-api lint format services worker bench vendor translations clean
 
 install: $(STAMP)
 
@@ -33,16 +33,28 @@ demo: migrate
 services:
 	@bash .ci/services.sh
 
+## Refresh the web desk's browser libraries (htmx, Cytoscape.js, axe-core) from npm, pinned in
+## web/vendor/package.json; the built files are committed under web/static/vendor with SHA256SUMS.
+vendor:
+	bash web/vendor/refresh.sh
+
+## Extract the web desk's strings into web/translations/messages.pot (a translation is a .po file
+## beside it: pybabel init -i web/translations/messages.pot -d web/translations -l de).
+translations: install
+	$(BIN)/pybabel extract -F web/babel.cfg -k _l -o web/translations/messages.pot web
+	$(BIN)/pybabel compile -d web/translations --use-fuzzy 2>/dev/null || true
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	bash web/vendor/refresh.sh --check
 
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test-sqlite: install
+test-sqlite: install services
 	CAIRN_TEST_DATABASE=sqlite $(BIN)/pytest -q $(PYTEST_ARGS)
 
 test-postgresql: install services

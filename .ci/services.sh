@@ -73,4 +73,5 @@ fi
 pg_up || start_postgres
 redis_up || start_redis
 ensure_dovecot
-echo "services: PostgreSQL on $PG_HOST:$PG_PORT and Redis on 127.0.0.1:$REDIS_PORT are up; dovecot is installed"
+bash "$(dirname "$0")/ensure_chromium.sh"
+echo "services: PostgreSQL on $PG_HOST:$PG_PORT and Redis on 127.0.0.1:$REDIS_PORT are up; dovecot and chromium are installed"

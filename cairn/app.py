@@ -21,6 +21,10 @@ def create_app(config: Config | dict | None = None) -> Flask:
     from cairn.http import FastJSONProvider
 
     app.json = FastJSONProvider(app)
+    if app.config.get("CAIRN_PROXY_FIX"):
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
     from cairn.logging import configure_logging
@@ -104,6 +108,7 @@ API_BLUEPRINTS = (
     "integrations.email.routes",
     "integrations.sync.routes",
     "integrations.webhooks.routes",
+    "integrations.search.routes",
 )
 
 
@@ -113,3 +118,7 @@ def _register_blueprints(app: Flask, api) -> None:
     app.register_blueprint(health_blp)
     for module in API_BLUEPRINTS:
         api.register_blueprint(importlib.import_module(module).blp, url_prefix="/api/v1")
+    # The web desk for people, on the same app: "/", "/portal", "/sign-in", ...
+    import web
+
+    web.init_app(app)

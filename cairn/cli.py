@@ -41,6 +41,27 @@ def create_user_command(email, role, name, password):
     click.echo(f"created user {user.id} {user.email} ({user.role})")
 
 
+@users_cli.command("set-password")
+@click.argument("email")
+@click.password_option(help="The new password (asked twice when not given).")
+def set_password_command(email, password):
+    """Set a user's password for the web desk (signs out their browser sessions)."""
+    from cairn.auth.services import check_password_rules, find_user, set_password
+    from cairn.errors import DomainError
+
+    user = find_user(email)
+    if user is None:
+        _fail(f"no user with e-mail {email}")
+    with acting_as(CLI_ACTOR):
+        try:
+            check_password_rules(user, password)
+        except DomainError as exc:
+            _fail(str(exc))
+        set_password(user, password)
+        checkpoint()
+    click.echo(f"password set for {user.email}")
+
+
 @users_cli.command("list")
 def list_users_command():
     """List users."""

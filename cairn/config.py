@@ -99,6 +99,14 @@ class Config:
             "security": [{"bearerAuth": []}],
         }
         self.JSON_SORT_KEYS = False
+        # The web desk's session cookie: Secure always with CAIRN_SECURE_COOKIES, else whenever the
+        # request came over HTTPS (behind a TLS-terminating proxy: CAIRN_PROXY_FIX=1 trusts its
+        # X-Forwarded-Proto/For/Host). A session lasts CAIRN_SESSION_HOURS after sign-in.
+        from datetime import timedelta
+
+        self.SESSION_COOKIE_SECURE = _bool(env.get("CAIRN_SECURE_COOKIES"))
+        self.CAIRN_PROXY_FIX = _bool(env.get("CAIRN_PROXY_FIX"))
+        self.PERMANENT_SESSION_LIFETIME = timedelta(hours=_int("CAIRN_SESSION_HOURS", 12))
         # Domain settings (CAIRN_SLA_POLICIES, CAIRN_BUSINESS_HOURS, ...) pass through as text; each
         # domain reads and parses its own (numbers with int(), structures as JSON).
         for key, value in env.items():

@@ -2,7 +2,7 @@
 ``/api/v1/docs``, ReDoc at ``/api/v1/redoc``) load their scripts and styles from this process, never
 from a CDN. Swagger UI's files come from the pinned ``flask-swagger-ui`` package (only its ``dist``
 folder is used: Swagger UI 5, which renders OpenAPI 3.1); ReDoc's standalone bundle is vendored in
-``cairn/static/vendor/redoc`` with its licence. ``/`` leads to the docs until the web UI takes it.
+``cairn/static/vendor/redoc`` with its licence. (``/`` is the web desk's.)
 
 Installed by ``cairn.api.Api`` with the documentation blueprint, so any app serving the API has them.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib.resources
 from pathlib import Path
 
-from flask import Blueprint, abort, current_app, redirect, send_from_directory, url_for
+from flask import Blueprint, send_from_directory
 
 from cairn.auth.guard import public
 
@@ -38,16 +38,6 @@ def redoc_asset(filename: str):
 def swagger_ui_asset(filename: str):
     """Swagger UI's scripts, styles and icons."""
     return send_from_directory(swagger_ui_dir(), filename, max_age=ASSET_MAX_AGE)
-
-
-@blp.get("/")
-@public
-def home():
-    """The service's front door: the interactive API docs, until the web UI is there."""
-    endpoint = "api-docs.openapi_swagger_ui"
-    if endpoint not in current_app.view_functions:
-        abort(404)
-    return redirect(url_for(endpoint), code=302)
 
 
 def install(app) -> None:

@@ -10,6 +10,9 @@ from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
 PROBLEM_JSON = "application/problem+json"
+# app.extensions key: a callable (status, detail, headers) -> response or None, set by the web desk to
+# answer page requests with a page; None means "not a page request", and problem+json is sent.
+ERROR_PAGE = "cairn.error_page"
 log = logging.getLogger("cairn.errors")
 
 TITLES = {
@@ -24,6 +27,7 @@ TITLES = {
     415: "Unsupported Media Type",
     422: "Unprocessable Content",
     428: "Precondition Required",
+    429: "Too Many Requests",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
@@ -63,7 +67,12 @@ def problem(
     type_: str | None = None,
     **extra,
 ):
-    """Build a problem+json response tuple."""
+    """Build a problem+json response (or, for a web page, the error page the web desk renders)."""
+    error_page = current_app.extensions.get(ERROR_PAGE)
+    if error_page is not None:
+        page = error_page(status, detail or TITLES.get(status, "Error"), headers or {})
+        if page is not None:
+            return page
     body = {
         "type": type_ or "about:blank",
         "title": TITLES.get(status, "Error"),

@@ -24,7 +24,10 @@ def seed_demo_command(if_empty, seed):
     from integrations.demo import estate_exists, loaded_demo, seed_demo
 
     if if_empty and estate_exists():
-        click.echo("demo: the CMDB already holds CIs; nothing seeded (cairn tokens create admin@example.com)")
+        click.echo(
+            "demo: the CMDB already holds CIs; nothing seeded. Sign in with the demo accounts printed when it was "
+            "loaded (reset one: cairn users set-password EMAIL), or get a token: cairn tokens create EMAIL"
+        )
         return
     where = db.engine.url.render_as_string(hide_password=True)
     marker = loaded_demo()
@@ -39,7 +42,15 @@ def seed_demo_command(if_empty, seed):
         except DomainError as exc:
             _fail(f"demo: not loaded into {where}, nothing changed: {exc.detail} Load it into an empty database.")
         checkpoint()
-    click.echo(f"demo: {estate.count} CIs, {len(estate.users)} users, {len(estate.teams)} teams created")
+    click.echo(
+        f"demo: {estate.count} CIs, {estate.tickets} tickets, {len(estate.users)} users, "
+        f"{len(estate.teams)} teams created"
+    )
+    from integrations.demo import DEMO_PASSWORD
+
+    click.echo(f"demo: sign in to the web desk with one of these, password {DEMO_PASSWORD!r}:")
+    for email, role in estate.sign_ins:
+        click.echo(f"demo:   {email:<40} {role}")
     click.echo("demo: admin@example.com token (shown once):")
     click.echo(estate.admin_token)
 

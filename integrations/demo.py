@@ -15,11 +15,14 @@ from decimal import Decimal
 from sqlalchemy import func, select
 
 from cairn.auth.models import Team, User
-from cairn.auth.services import create_team, create_token, create_user
+from cairn.auth.services import create_team, create_token, create_user, set_password
 from cairn.db import db
 from cmdb.models import ConfigurationItem, Location
 from cmdb.services import create_ci, create_location
 
+# The demo's sign-in password (web desk), printed by `cairn seed-demo`; a demo, never production.
+DEMO_PASSWORD = "cairn-demo-password"
+SIGN_IN_ROLES = ("agent", "change_manager", "requester")
 TEAMS = {
     "Service Desk": "servicedesk@example.com",
     "Infrastructure": "infra@example.com",
@@ -66,6 +69,9 @@ class DemoEstate:
     users: list[User] = field(default_factory=list)
     teams: dict[str, Team] = field(default_factory=dict)
     admin_token: str | None = None
+    # who can sign in to the web desk with DEMO_PASSWORD: (e-mail, role)
+    sign_ins: list[tuple[str, str]] = field(default_factory=list)
+    tickets: int = 0
 
     def add(self, role: str, ci: ConfigurationItem) -> ConfigurationItem:
         self.cis.setdefault(role, []).append(ci)
@@ -103,6 +109,7 @@ def seed_demo(seed: int = 42) -> DemoEstate:
     _services(estate, rng)
     _end_user(estate, rng, rooms)
     _wire(estate, rng)
+    _tickets(estate, rng)
     return estate
 
 
@@ -125,6 +132,15 @@ def _people(estate: DemoEstate, rng: random.Random) -> None:
     staff = [u for u in estate.users if u.role in {"agent", "change_manager"}]
     for team in estate.teams.values():
         team.members = rng.sample(staff, k=min(3, len(staff)))
+    # One person of each kind may sign in to the web desk with the demo password.
+    desk = [admin] + [next((u for u in estate.users if u.role == role), None) for role in SIGN_IN_ROLES]
+    for user in desk:
+        if user is not None:
+            set_password(user, DEMO_PASSWORD)
+            estate.sign_ins.append((user.email, user.role))
+    agent = next((u for u in estate.users if u.role == "agent"), None)
+    if agent is not None and estate.teams["Service Desk"] not in agent.teams:
+        estate.teams["Service Desk"].members.append(agent)
 
 
 def _locations() -> list[Location]:
@@ -395,3 +411,47 @@ def _wire(estate: DemoEstate, rng: random.Random) -> None:
         link(software["Red Hat Enterprise Linux"], "installed_on", vm)
     for vm in cis["vm"][2::8]:
         link(software["PostgreSQL"], "installed_on", vm)
+
+
+# (kind, CI role, index, title, impact, urgency, assigned to the demo agent, a public reply)
+DEMO_TICKETS = [
+    ("incident", "laptop", 0, "Laptop does not boot after the update", 3, 2, True, "We are looking into it."),
+    ("incident", "laptop", 1, "Wi-Fi drops every few minutes", 3, 3, False, None),
+    ("request", "phone", 2, "New SIM card for my phone", 3, 3, False, None),
+    ("incident", "application", 0, "Payroll run fails with a timeout", 1, 1, True, "The database team is on it."),
+    ("incident", "application", 1, "Web Shop checkout is slow", 2, 2, False, None),
+    ("incident", "vm", 3, "Disk almost full on the VM", 3, 2, True, None),
+    ("request", "laptop", 3, "Install Adobe Acrobat Pro", 3, 3, False, None),
+    ("incident", "printer", 0, "Printer jams on every page", 3, 2, False, None),
+]
+
+
+def _tickets(estate: DemoEstate, rng: random.Random) -> None:
+    """A few open tickets on the demo estate, so the desk has something to show."""
+    from tickets.services import add_comment, create_ticket
+
+    agent = next((u for u in estate.users if u.role == "agent"), None)
+    desk_team = estate.teams["Service Desk"]
+    for kind, role, index, title, impact, urgency, assigned, reply in DEMO_TICKETS:
+        cis = estate.cis.get(role) or []
+        if not cis:
+            continue
+        ci = cis[index % len(cis)]
+        requester = ci.assigned_to_id or (agent.id if agent else None)
+        ticket = create_ticket(
+            {
+                "kind": kind,
+                "title": title,
+                "description": f"{title}. Reported on {ci.name}.",
+                "impact": impact,
+                "urgency": urgency,
+                "requester_id": requester,
+                "team_id": desk_team.id,
+                "assignee_id": agent.id if assigned and agent else None,
+                "ci_ids": [ci.id],
+            },
+            agent,
+        )
+        if reply and agent is not None:
+            add_comment(ticket, reply, False, agent)
+        estate.tickets += 1

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
 from cairn.uow import UnitOfWorkSession
@@ -127,8 +128,23 @@ def truncate_all(_db) -> None:
                 conn.execute(text(f'DELETE FROM "{table}"'))
 
 
+class RequestScopedClient(FlaskClient):
+    """A test client whose requests each start with an empty ``g``, as on a server. The tests hold an
+    app context open (for the per-test transaction), which requests would otherwise share: the
+    signed-in user (Flask-Login) and the CSRF token (Flask-WTF) cached in ``g`` would leak from one
+    request into the next."""
+
+    def open(self, *args, **kwargs):
+        from flask import g, has_app_context
+
+        if has_app_context():  # threads of a test open without the test's context
+            vars(g._get_current_object()).clear()
+        return super().open(*args, **kwargs)
+
+
 @pytest.fixture
 def client(app, db):
+    app.test_client_class = RequestScopedClient
     return app.test_client()
 
 

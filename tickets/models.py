@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, select
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, select, text
 from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship
 
 from cairn.audit.mixin import Audited
@@ -25,6 +25,11 @@ class TicketCounter(db.Model):
 
     kind: Mapped[str] = mapped_column(String(10), primary_key=True)
     last_value: Mapped[int] = mapped_column(default=0)
+
+
+# tickets.workflow.DONE_STATES, as the partial-index condition of both databases
+_OPEN = "state NOT IN ('resolved', 'closed', 'canceled')"
+OPEN_ONLY = {"postgresql_where": text(_OPEN), "sqlite_where": text(_OPEN)}
 
 
 class Ticket(Audited, TimestampedModel):
@@ -119,6 +124,11 @@ class Ticket(Audited, TimestampedModel):
         Index("ix_ticket_planned_window", "kind", "planned_start", "planned_end"),
         Index("ix_ticket_sla", "sla_breached", "state", "resolution_due"),
         Index("ix_ticket_template_id", "template_id"),
+        # The open tickets (the desk's queues, near-breach and major-incident lists): "not done" is a
+        # NOT IN that no plain index can seek, so these partial indexes hold only the open ones.
+        Index("ix_ticket_open_queue", "assignee_id", "team_id", "sla_breached", **OPEN_ONLY),
+        Index("ix_ticket_open_due", "sla_breached", "resolution_due", **OPEN_ONLY),
+        Index("ix_ticket_open_priority", "priority", "created_at", **OPEN_ONLY),
     )
 
     @property

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask import send_file
 from flask.views import MethodView
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -256,18 +255,7 @@ class AttachmentById(MethodView):
     @blp.response(200, content_type="application/octet-stream")
     def get(self, ticket_id, attachment_id):
         """Download an attachment (same permissions as the ticket)."""
-        attachment = services.get_attachment(_ticket(ticket_id), attachment_id)
-        try:
-            path = attachments.path_of(attachment.storage_key)
-        except ValueError:
-            raise NotFound("The attachment's file is missing.")
-        if not path.is_file():
-            raise NotFound("The attachment's file is missing.")
-        response = send_file(
-            path, mimetype=attachment.content_type, as_attachment=True, download_name=attachment.filename
-        )
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        return response
+        return attachments.send(services.get_attachment(_ticket(ticket_id), attachment_id))
 
 
 @blp.route("/tickets/<int:ticket_id>/approvals")

@@ -127,6 +127,10 @@ def search_tickets(filters: dict[str, Any], viewer: User | None = None) -> Selec
     for key in ("assignee_id", "team_id", "requester_id"):
         if filters.get(key) is not None:
             stmt = stmt.where(getattr(t, key) == filters[key])
+    if filters.get("team_ids") is not None:
+        stmt = stmt.where(t.team_id.in_(filters["team_ids"] or [0]))
+    if filters.get("unassigned") is not None:
+        stmt = stmt.where(t.assignee_id.is_(None) if filters["unassigned"] else t.assignee_id.is_not(None))
     if filters.get("ci_id") is not None:
         # A CI the viewer may not see matches nothing (else the filter would tell which CIs its tickets touch).
         ci_id = filters["ci_id"] if visible_ci_ids(viewer, [filters["ci_id"]]) else 0
@@ -137,6 +141,8 @@ def search_tickets(filters: dict[str, Any], viewer: User | None = None) -> Selec
         stmt = stmt.where(~done if filters["open"] else done)
     if filters.get("breached") is not None:
         stmt = stmt.where(t.sla_breached.is_(filters["breached"]))
+    if filters.get("due_before") is not None:
+        stmt = stmt.where(t.resolution_due < filters["due_before"])
     if filters.get("known_error") is not None:
         stmt = stmt.where(t.known_error.is_(filters["known_error"]))
     if filters.get("window_from") is not None:
@@ -154,6 +160,51 @@ def search_tickets(filters: dict[str, Any], viewer: User | None = None) -> Selec
         column = getattr(t, key.lstrip("-"))
         order.append(column.desc() if key.startswith("-") else column.asc())
     return stmt.order_by(*order, t.id.desc())
+
+
+# The saved queues of the web desk: a name -> the filters of search_tickets for a user.
+QUEUES = ("mine", "team", "unassigned", "breached", "open")
+
+
+def queue_filters(queue: str, user: User) -> dict[str, Any]:
+    """The search_tickets filters of a saved queue for ``user`` (open tickets only, all of them):
+    mine (assigned to me), team (my teams' tickets nobody has taken), unassigned (nobody's),
+    breached (past their SLA), open (every open ticket)."""
+    filters: dict[str, Any] = {"open": True}
+    if queue == "mine":
+        filters["assignee_id"] = user.id
+    elif queue == "team":
+        filters.update(team_ids=[team.id for team in user.teams], unassigned=True)
+    elif queue == "unassigned":
+        filters["unassigned"] = True
+    elif queue == "breached":
+        filters["breached"] = True
+    elif queue != "open":
+        raise Invalid(f"no queue {queue!r}; choose one of {', '.join(QUEUES)}")
+    return filters
+
+
+def queue_counts(user: User) -> dict[str, int]:
+    """How many open tickets each saved queue holds for ``user``, in one query."""
+    open_ = ~Ticket.state.in_(workflow.DONE_STATES)
+    team_ids = [team.id for team in user.teams] or [0]
+    unassigned = Ticket.assignee_id.is_(None)
+
+    def count(condition):
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    stmt = select(
+        count(Ticket.assignee_id == user.id),
+        count(unassigned & Ticket.team_id.in_(team_ids)),
+        count(unassigned),
+        count(Ticket.sla_breached.is_(True)),
+        func.count(),
+    ).where(open_)
+    visibility = ticket_visibility(user)
+    if visibility is not None:
+        stmt = stmt.where(visibility)
+    row = db.session.execute(stmt).one()
+    return dict(zip(QUEUES, (int(v) for v in row), strict=True))
 
 
 def tickets_of_ci(ci_id: int, viewer: User | None = None) -> Select:

@@ -9,6 +9,8 @@ from cairn.audit import context
 from cairn.auth.models import User
 
 ROLES_ATTR = "_cairn_roles"
+# Set on web pages (cairn.auth.sessions.page): signed in by session cookie, never by bearer token.
+SESSION_ATTR = "_cairn_session"
 PUBLIC = "public"
 # Endpoints flask-smorest adds for the OpenAPI document and the docs UI.
 PUBLIC_ENDPOINT_PREFIXES = ("api-docs.",)
@@ -34,7 +36,7 @@ def public(func):
 
 def declared_roles(endpoint: str, method: str):
     """What the view behind ``endpoint`` declares for ``method``: a role set, PUBLIC, or None."""
-    if endpoint.startswith(PUBLIC_ENDPOINT_PREFIXES):
+    if endpoint.startswith(PUBLIC_ENDPOINT_PREFIXES) or endpoint == "static" or endpoint.endswith(".static"):
         return PUBLIC
     view = current_app.view_functions.get(endpoint)
     if view is None:
@@ -74,6 +76,10 @@ def authenticate_request():
     if request.endpoint is None:  # unknown route: let the 404/405 handlers answer
         return None
     declared = declared_roles(request.endpoint, request.method)
+    if getattr(current_app.view_functions.get(request.endpoint), SESSION_ATTR, False):
+        from cairn.auth.sessions import authenticate_session
+
+        return authenticate_session(declared)
     if declared == PUBLIC:
         return None
     header = request.headers.get("Authorization", "")

@@ -26,6 +26,9 @@ class User(Audited, TimestampedModel):
     role: Mapped[str] = mapped_column(String(20))
     active: Mapped[bool] = mapped_column(default=True)
     password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # How the web desk shows text, dates and numbers to this user.
+    locale: Mapped[str] = mapped_column(String(16), default="en", server_default="en")
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
     version: Mapped[int] = mapped_column(default=1)
 
     teams: Mapped[list[Team]] = relationship(secondary=team_members, back_populates="members", order_by="Team.name")
@@ -34,6 +37,19 @@ class User(Audited, TimestampedModel):
 
     def audit_summary(self, action: str) -> str:
         return f"user {self.email} {action}d"
+
+    # What a browser session (Flask-Login, cairn/auth/sessions.py) asks of its user.
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    def get_id(self) -> str:
+        from cairn.auth.sessions import session_id
+
+        return session_id(self)
 
 
 class Team(Audited, TimestampedModel):

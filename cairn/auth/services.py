@@ -43,8 +43,50 @@ def create_user(email: str, role: str, name: str = "", password: str | None = No
     return user
 
 
+MIN_PASSWORD_LENGTH = 12  # as the API's user schema (cairn/auth/schemas.py)
+MAX_PASSWORD_LENGTH = 200
+
+
+def check_password_rules(user: User, password: str) -> None:
+    """A new password must be long enough and not the user's e-mail or name (422 otherwise)."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise Invalid(
+            f"A password needs at least {MIN_PASSWORD_LENGTH} characters.",
+            errors={"password": [f"At least {MIN_PASSWORD_LENGTH} characters."]},
+        )
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise Invalid("That password is too long.", errors={"password": [f"At most {MAX_PASSWORD_LENGTH} characters."]})
+    lowered = password.strip().lower()
+    if lowered in {user.email.lower(), user.email.split("@")[0].lower(), (user.name or "").lower()}:
+        raise Invalid("A password may not be your e-mail or your name.", errors={"password": ["Choose another."]})
+
+
 def set_password(user: User, password: str) -> None:
     user.password_hash = _hasher.hash(password)
+
+
+def change_password(user: User, current: str, new: str) -> None:
+    """The user's own change: the current password first, then the rules. Other browser sessions of
+    the user end (their session cookie carries a stamp of the old hash)."""
+    if not verify_password(user, current):
+        raise Invalid("The current password is wrong.", errors={"current_password": ["Wrong password."]})
+    check_password_rules(user, new)
+    set_password(user, new)
+
+
+def set_preferences(user: User, locale: str, timezone: str, locales: list[str]) -> None:
+    """The language (one of ``locales``) and the IANA time zone the desk shows this user."""
+    from zoneinfo import available_timezones
+
+    errors = {}
+    if locale not in locales:
+        errors["locale"] = [f"Choose one of {', '.join(locales)}."]
+    if timezone not in available_timezones():
+        errors["timezone"] = ["Choose a time zone such as Europe/Paris or UTC."]
+    if errors:
+        raise Invalid("Some settings are invalid.", errors=errors)
+    user.locale = locale
+    user.timezone = timezone
 
 
 def verify_password(user: User, password: str) -> bool:

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from cairn.auth.guard import PUBLIC, declared_roles
+from cairn.auth.guard import PUBLIC, SESSION_ATTR, declared_roles
 from cairn.auth.models import ApiToken
 from cairn.auth.roles import ALL_ROLES
 from cairn.db import utcnow
@@ -14,12 +14,12 @@ from cairn.db import utcnow
 PUBLIC_PATHS = {
     "/healthz",
     "/readyz",
-    "/",  # redirects to the docs
     "/api/v1/openapi.json",
     "/api/v1/docs",
     "/api/v1/redoc",
     "/api/v1/docs/static/<path:filename>",
     "/api/v1/docs/static/redoc/<path:filename>",
+    "/static/<path:filename>",  # the web desk's stylesheets, scripts and vendored assets
 }
 
 
@@ -27,8 +27,11 @@ def _concrete(rule) -> str:
     return re.sub(r"<(?:[^:>]+:)?[^>]+>", "1", rule.rule)
 
 
-def _routes(app):
+def _routes(app, pages=False):
+    """The API's routes (or, with ``pages``, the web desk's: tests/web/test_access.py walks those)."""
     for rule in app.url_map.iter_rules():
+        if bool(getattr(app.view_functions[rule.endpoint], SESSION_ATTR, False)) != pages:
+            continue
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             yield rule, method
 

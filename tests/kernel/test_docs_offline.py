@@ -53,12 +53,6 @@ def test_asset_paths_stay_inside_their_folders(client):
     assert client.get("/api/v1/docs/static/redoc/LICENSE").status_code == 200
 
 
-def test_the_front_door_leads_to_the_docs(client):
-    response = client.get("/")
-    assert response.status_code == 302
-    assert response.headers["Location"].endswith("/api/v1/docs")
-
-
 def test_the_openapi_description_says_something_true(client):
     info = client.get("/api/v1/openapi.json").json["info"]
     assert "API.md" not in info["description"]
