@@ -638,6 +638,9 @@ def main() -> None:
     parser.add_argument("--profile", metavar="TEXT", help="cProfile the rows whose name contains TEXT")
     parser.add_argument("--sql", action="store_true", help="print one request's statements per row, slowest first")
     parser.add_argument("--explain", action="store_true", help="with --sql: EXPLAIN ANALYZE the three slowest")
+    parser.add_argument(
+        "--map", action="store_true", help="then the impact map in Chromium (benchmarks/web_map.py on PostgreSQL)"
+    )
     args = parser.parse_args()
     rng = random.Random(42)
 
@@ -715,6 +718,14 @@ def main() -> None:
             print(f"\nkept database {name}: re-run with --reuse {name}")
         else:
             scratch.drop_database(name)
+    if args.map:
+        import subprocess
+        import sys
+
+        print("\nthe impact map in Chromium (benchmarks/web_map.py --db postgresql):", flush=True)
+        script = str(Path(__file__).with_name("web_map.py"))
+        map_run = subprocess.run([sys.executable, script, "--db", "postgresql"], check=False)
+        failed = failed or map_run.returncode != 0
     if failed:
         raise SystemExit(1)
 

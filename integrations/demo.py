@@ -110,6 +110,7 @@ def seed_demo(seed: int = 42) -> DemoEstate:
     _end_user(estate, rng, rooms)
     _wire(estate, rng)
     _tickets(estate, rng)
+    _contracts_and_licences(estate)
     return estate
 
 
@@ -455,3 +456,34 @@ def _tickets(estate: DemoEstate, rng: random.Random) -> None:
         if reply and agent is not None:
             add_comment(ticket, reply, False, agent)
         estate.tickets += 1
+
+
+def _contracts_and_licences(estate: DemoEstate) -> None:
+    """Vendors, support contracts ending soon and licences (one product short of seats), so the
+    asset manager's views have something to show."""
+    from cmdb.assets.services import create_contract, create_licence, create_vendor
+
+    today = date.today()
+    vendors = {name: create_vendor({"name": name}) for name in ("Arista", "Lenovo", "Microsoft", "Adobe")}
+    core = [ci.id for ci in estate.cis.get("core", []) + estate.cis.get("tor", [])]
+    create_contract(
+        {"name": "Arista network support", "vendor_id": vendors["Arista"].id, "type": "support",
+         "start_date": today - timedelta(days=320), "end_date": today + timedelta(days=45), "notice_days": 30,
+         "cost": Decimal("18000.00"), "currency": "EUR", "auto_renew": False, "ci_ids": core}
+    )  # fmt: skip
+    laptops = [ci.id for ci in estate.cis.get("laptop", [])]
+    create_contract(
+        {"name": "ThinkPad extended warranty", "vendor_id": vendors["Lenovo"].id, "type": "warranty_extension",
+         "start_date": today - timedelta(days=700), "end_date": today + timedelta(days=80),
+         "cost": Decimal("4200.00"), "currency": "EUR", "ci_ids": laptops}
+    )  # fmt: skip
+    software = {ci.name.rsplit(" ", 1)[0]: ci for ci in estate.cis.get("software", [])}
+    # seats per product and the price of one: Office is five short of the laptops it is installed on
+    seats = {"Microsoft Office": (25, "310.00"), "Slack": (40, "96.00"), "Adobe Acrobat Pro": (12, "250.00")}
+    for product, (quantity, price) in seats.items():
+        if product in software:
+            create_licence(
+                {"software_id": software[product].id, "model": "per_device", "quantity": quantity,
+                 "start_date": today - timedelta(days=200), "end_date": today + timedelta(days=165),
+                 "cost": Decimal(price) * quantity, "currency": "EUR", "reference": f"{product} seats"}
+            )  # fmt: skip

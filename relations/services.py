@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from inspect import signature
@@ -47,11 +48,14 @@ from relations.impact import (
 )
 from relations.impact import single_points_of_failure as _spof
 from relations.models import Relationship, RelationshipType
+from relations.types import IMPACT_KINDS, MEMBER_OF
 
 __all__ = [
     "ImpactResult",
     "ImpactedCI",
     "create_relationship",
+    "create_relationship_type",
+    "relationship_types",
     "bulk_create_relationships",
     "ensure_relationships",
     "open_relationship_ids",
@@ -75,6 +79,51 @@ def relationship_types() -> list[RelationshipType]:
     """Every relationship type, built-in ones first."""
     load_types()
     return list(db.session.scalars(select(RelationshipType).order_by(RelationshipType.id)))
+
+
+_TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
+
+
+def create_relationship_type(data: dict[str, Any]) -> RelationshipType:
+    """Add a relationship type: ``name`` (lower-case letters, digits, _; unique), ``label``,
+    ``reverse_label``, ``impact`` (one of ``relations.types.IMPACT_KINDS``), ``source_classes`` and
+    ``target_classes`` (CI classes; empty: any), ``description``. 422 for bad fields, 409 for a
+    name in use. A new type has no relationships yet, so no graph answer changes; every process
+    reads the types again when it first meets a relationship of an unknown type. Existing types are
+    not edited here: changing the impact direction of a type in use would change past answers."""
+    name = str(data.get("name") or "").strip()
+    label = str(data.get("label") or "").strip()
+    reverse_label = str(data.get("reverse_label") or "").strip()
+    impact = data.get("impact")
+    errors: dict[str, list[str]] = {}
+    if not _TYPE_NAME.match(name):
+        errors["name"] = ["2 to 40 lower-case letters, digits or _, starting with a letter."]
+    for key, value in (("label", label), ("reverse_label", reverse_label)):
+        if not value or len(value) > 100:
+            errors[key] = ["1 to 100 characters."]
+    if impact not in IMPACT_KINDS:
+        errors["impact"] = [f"Choose one of {', '.join(IMPACT_KINDS)}."]
+    classes = {}
+    for key in ("source_classes", "target_classes"):
+        values = list(dict.fromkeys(data.get(key) or ()))
+        unknown = [c for c in values if c not in REGISTRY]
+        if unknown or len(values) > len(REGISTRY):
+            errors[key] = [f"Unknown CI classes: {', '.join(map(str, unknown))[:200]}."]
+        classes[key] = values
+    description = str(data.get("description") or "")
+    if len(description) > 1000:
+        errors["description"] = ["At most 1,000 characters."]
+    if errors:
+        raise Invalid("Some fields are invalid.", errors=errors)
+    load_types()  # the built-in types first, so they keep the lowest ids
+    if db.session.scalar(select(RelationshipType.id).where(RelationshipType.name == name)) is not None:
+        raise Conflict(f"A relationship type named {name!r} exists already.", errors={"name": ["In use."]})
+    rtype = RelationshipType(
+        name=name, label=label, reverse_label=reverse_label, impact=impact, description=description, **classes
+    )
+    db.session.add(rtype)
+    db.session.flush()
+    return rtype
 
 
 def _types() -> dict[str, TypeInfo]:
@@ -954,3 +1003,61 @@ def _neighbourhood(ci: ConfigurationItem, depth: int, max_nodes: int) -> dict:
             "truncated": truncated,
             "graph_version": graph.version,
         }
+
+
+# ---------------------------------------------------------------------------------------------
+# For drawing an impact answer (the web desk's impact map and its exports)
+
+
+def impact_links(ci_ids, *, as_of: datetime | None = None) -> list[dict]:
+    """The relationships that carry impact between CIs of ``ci_ids`` (both ends in the set), open
+    now or valid at ``as_of``: ``[{id, source, target, type, label, dependency, dependent}]``, by id.
+    ``source``/``target`` are as recorded; ``dependency -> dependent`` is the way a failure travels
+    (so a drawing can run from the failed CIs to what they take down). Impact-less types are left out."""
+    wanted = {i for i in ci_ids if isinstance(i, int) and 0 < i <= MAX_ID}
+    if not wanted:
+        return []
+    types = _types()
+    carrying = [name for name, info in types.items() if info.propagates]
+    r = Relationship
+    stmt = select(r.id, r.source_id, r.target_id, r.type).where(id_in(r.source_id, wanted), r.type.in_(carrying))
+    if as_of is not None:
+        as_of = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
+        stmt = stmt.where(r.valid_from <= as_of, or_(r.valid_to.is_(None), r.valid_to > as_of))
+    else:
+        stmt = stmt.where(r.valid_to.is_(None))
+    links = []
+    for rel_id, source, target, type_name in db.session.execute(stmt.order_by(r.id)):
+        if target not in wanted:
+            continue
+        info = types[type_name]
+        dependent, dependency = (source, target) if info.forward else (target, source)
+        links.append({"id": rel_id, "source": source, "target": target, "type": type_name, "label": info.label,
+                      "dependency": dependency, "dependent": dependent})  # fmt: skip
+    return links
+
+
+def cluster_health(cluster_ids, *, as_of: datetime | None = None) -> dict[int, dict]:
+    """For each cluster of ``cluster_ids`` (a CI with ``member_of`` members): its active members and
+    how many must stay up (``min_members_up``), now or at ``as_of``: ``{id: {members, min_up}}``.
+    CIs that are not clusters are left out. With an impact answer a caller tells how many are up."""
+    wanted = [i for i in dict.fromkeys(cluster_ids) if isinstance(i, int) and 0 < i <= MAX_ID]
+    if not wanted:
+        return {}
+
+    def read(adj) -> dict[int, dict]:
+        out = {}
+        for c in wanted:
+            if c not in adj.member_targets:
+                continue
+            succ, inactive = adj.succ.get(c, {}), adj.inactive
+            members = [m for m, ed in succ.items() if MEMBER_OF in ed.values() and m not in inactive]
+            out[c] = {"members": sorted(members), "min_up": adj.min_up(c)}
+        return out
+
+    if as_of is None:
+        with live_graph() as graph:
+            return read(graph)
+    adj = AsOfGraph(db.session, as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC), _types())
+    adj.prefetch(wanted)
+    return read(adj)

@@ -121,7 +121,7 @@ def search_tickets(filters: dict[str, Any], viewer: User | None = None) -> Selec
     """A select of the tickets matching the filters of GET /tickets."""
     t = Ticket
     stmt = visible_tickets(viewer)
-    for key in ("kind", "state", "priority", "change_type"):
+    for key in ("kind", "state", "priority", "change_type", "risk"):
         if filters.get(key):
             stmt = stmt.where(getattr(t, key).in_(filters[key]))
     for key in ("assignee_id", "team_id", "requester_id"):
@@ -1095,26 +1095,23 @@ def approval_pending_after_the_fact(ticket: Ticket) -> bool:
     return approval_count(ticket) < required_approvals()
 
 
-def decide_approval(ticket: Ticket, decision: str, comment: str, user: User) -> TicketApproval:
-    """A change manager approves or rejects a change waiting in ``authorize`` (an emergency change
-    also after the fact, until it is closed). A rejection of a change not yet implemented sends it
-    back to ``assess``; every rejection starts a new approval round.
-
-    Separation of duties (CAIRN_CHANGE_SEPARATION_OF_DUTIES, on by default): whoever requested the
-    change or implements it (its assignee, whoever moved it to implement) can't approve it: 403."""
+def approval_refusal(ticket: Ticket, user: User) -> DomainError | None:
+    """Why ``user`` may not decide on ``ticket`` now, as the error ``decide_approval`` raises (409 not a
+    change waiting for approvals, or decided already this round; 403 separation of duties), or None
+    when it may. Pages ask it to offer the approval form only to those who may use it."""
     if ticket.kind != "change":
-        raise Conflict(f"{ticket.number} is a {ticket.kind}; only changes take approvals.")
+        return Conflict(f"{ticket.number} is a {ticket.kind}; only changes take approvals.")
     if ticket.change_type == "standard":
-        raise Conflict(f"{ticket.number} is a standard change: its template is its approval.")
+        return Conflict(f"{ticket.number} is a standard change: its template is its approval.")
     states = EMERGENCY_APPROVAL_STATES if ticket.change_type == "emergency" else ("authorize",)
     if ticket.state not in states:
         where = "until it is closed" if ticket.change_type == "emergency" else "in authorize"
-        raise Conflict(f"{ticket.number} is {ticket.state}; approvals are given {where}.")
+        return Conflict(f"{ticket.number} is {ticket.state}; approvals are given {where}.")
     if separation_of_duties():
         if user.id == ticket.requester_id:
-            raise Forbidden(f"You requested {ticket.number}; someone else approves it (separation of duties).")
+            return Forbidden(f"You requested {ticket.number}; someone else approves it (separation of duties).")
         if user.id in implementers(ticket):
-            raise Forbidden(f"You implement {ticket.number}; someone else approves it (separation of duties).")
+            return Forbidden(f"You implement {ticket.number}; someone else approves it (separation of duties).")
     already = db.session.scalar(
         select(TicketApproval.id).where(
             TicketApproval.ticket_id == ticket.id,
@@ -1123,7 +1120,20 @@ def decide_approval(ticket: Ticket, decision: str, comment: str, user: User) -> 
         )
     )
     if already is not None:
-        raise Conflict(f"You decided on {ticket.number} in this round already.", conflicting_id=already)
+        return Conflict(f"You decided on {ticket.number} in this round already.", conflicting_id=already)
+    return None
+
+
+def decide_approval(ticket: Ticket, decision: str, comment: str, user: User) -> TicketApproval:
+    """A change manager approves or rejects a change waiting in ``authorize`` (an emergency change
+    also after the fact, until it is closed). A rejection of a change not yet implemented sends it
+    back to ``assess``; every rejection starts a new approval round.
+
+    Separation of duties (CAIRN_CHANGE_SEPARATION_OF_DUTIES, on by default): whoever requested the
+    change or implements it (its assignee, whoever moved it to implement) can't approve it: 403."""
+    refusal = approval_refusal(ticket, user)
+    if refusal is not None:
+        raise refusal
     approval = TicketApproval(
         ticket_id=ticket.id, approver_id=user.id, round=ticket.approval_round, decision=decision, comment=comment
     )

@@ -18,6 +18,10 @@ PAGES = (
     "web.cis",
     "web.account",
     "web.portal",
+    "web.impact",
+    "web.changes",
+    "web.assets",
+    "web.admin",
 )
 
 

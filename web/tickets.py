@@ -35,6 +35,7 @@ from tickets.schemas import (
     TransitionSchema,
 )
 from web.blueprint import bp
+from web.changes import change_context
 from web.forms import field_errors, is_number, keep_errors, load, present
 from web.shell import STAFF
 
@@ -75,6 +76,11 @@ QUEUE_LABELS = {
     ALL_TICKETS: _l("All tickets"),
 }
 KIND_LABELS = {"incident": _l("Incident"), "request": _l("Request"), "problem": _l("Problem"), "change": _l("Change")}
+CHANGE_TYPE_LABELS = {
+    "standard": _l("Standard (from a template)"),
+    "normal": _l("Normal"),
+    "emergency": _l("Emergency"),
+}
 LEVEL_LABELS = {1: _l("1 · High"), 2: _l("2 · Medium"), 3: _l("3 · Low")}
 MOVE_LABELS = {
     "in_progress": _l("Start work"),
@@ -395,6 +401,7 @@ def _ticket_page(ticket_id: int, status: int = 200, failed: str | None = None):
         "errors": field_errors() if failed else {},
         "breadcrumbs": [(_("Tickets"), url_for("web.tickets")), (ticket.number, None)],
         **_ci_context(ticket),
+        **change_context(ticket),
     }
     if context["show_causes"]:
         context["causes"] = _causes(ticket)
@@ -702,6 +709,8 @@ def _new_form(form, status: int = 200):
             assignees=_assignable(),
             kind_labels=KIND_LABELS,
             level_labels=LEVEL_LABELS,
+            change_type_labels=CHANGE_TYPE_LABELS,
+            change_templates=list(db.session.scalars(services.change_templates(active=True).limit(500))),
             errors=field_errors(),
             breadcrumbs=[(_("Tickets"), url_for("web.tickets")), (_("New ticket"), None)],
         ),
@@ -745,6 +754,16 @@ def ticket_new():
     elif (form.get("requester_id") or "").strip():
         errors["requester"] = [_("Choose the requester again.")]
     raw["ci_ids"] = list(dict.fromkeys(ci_ids))
+    if raw.get("kind") == "change":
+        # a change's own fields (the schema refuses them, as the API does, on other kinds)
+        from web.changes import form_time
+
+        raw.update(present(form, "change_type", "implementation_plan", "backout_plan"))
+        if (form.get("template_id") or "").strip():
+            raw["template_id"] = _form_value(form["template_id"])
+        for key in ("planned_start", "planned_end"):
+            if (form.get(key) or "").strip():
+                raw[key] = form_time(form[key])
     try:
         try:
             data = load(TicketCreateSchema(), raw)

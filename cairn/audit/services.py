@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import literal_column, or_, select, tuple_
+from sqlalchemy import func, literal_column, or_, select, tuple_
 
 from cairn.audit.models import ChangeLog, ChangeLogCI
 from cairn.db import db
@@ -78,3 +78,45 @@ def history_select(object_type: str, object_id: int, *, include_related_ci: bool
     else:
         condition = own
     return select(ChangeLog).where(condition).order_by(ChangeLog.id.desc())
+
+
+def browse(
+    before: int | None = None,
+    limit: int = 50,
+    *,
+    object_types: list[str] | None = None,
+    object_id: int | None = None,
+    actions: list[str] | None = None,
+    actor: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> tuple[list[ChangeLog], int | None]:
+    """The change log for people (the admin's browser), newest first: at most ``limit`` changes with
+    an id below ``before``, filtered by object type (and id), action, actor (any part of the
+    actor's name, any case) and time (``since`` inclusive, ``until`` exclusive, naive UTC). Returns
+    the rows and the ``before`` of the next page (None on the last). Not a feed: a sync tool pages
+    :func:`feed`, which never skips a change committed late."""
+    stmt = select(ChangeLog)
+    if before is not None:
+        stmt = stmt.where(ChangeLog.id < before)
+    if object_types:
+        stmt = stmt.where(ChangeLog.object_type.in_(object_types))
+    if object_id is not None:
+        stmt = stmt.where(ChangeLog.object_id == object_id)
+    if actions:
+        stmt = stmt.where(ChangeLog.action.in_(actions))
+    if actor:
+        stmt = stmt.where(func.lower(ChangeLog.actor).contains(actor.lower(), autoescape=True))
+    if since is not None:
+        stmt = stmt.where(ChangeLog.at >= since)
+    if until is not None:
+        stmt = stmt.where(ChangeLog.at < until)
+    rows = list(db.session.scalars(stmt.order_by(ChangeLog.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (rows[-1].id if more else None)
+
+
+def object_types() -> list[str]:
+    """The object types the change log holds, for a filter's choices."""
+    return list(db.session.scalars(select(ChangeLog.object_type).distinct().order_by(ChangeLog.object_type)))

@@ -82,14 +82,8 @@ class UserById(MethodView):
         """Change a user's name, role, password or active flag."""
         user = get_or_404(User, user_id, for_update=True)
         check_if_match(user)
-        password = data.pop("password", None)
-        if user.id == current_user().id and (data.get("role", ADMIN) != ADMIN or data.get("active") is False):
-            abort(409, message="An admin cannot demote or deactivate itself.")
-        for key, value in data.items():
-            setattr(user, key, value)
-        if password:
-            services.set_password(user, password)
-        services.forget_tokens()  # a new role or a deactivation applies to the next request
+        # refuses an admin's own demotion and the last active admin's (409)
+        services.update_user(user, data, actor=current_user())
         return with_etag(user)
 
 

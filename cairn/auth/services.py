@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import joinedload
 
 from cairn.auth.models import ApiToken, Team, User
-from cairn.auth.roles import ALL_ROLES
+from cairn.auth.roles import ADMIN, ALL_ROLES
 from cairn.db import db, utcnow
 from cairn.errors import Conflict, Invalid
 from cairn.uow import checkpoint
@@ -87,6 +87,48 @@ def set_preferences(user: User, locale: str, timezone: str, locales: list[str]) 
         raise Invalid("Some settings are invalid.", errors=errors)
     user.locale = locale
     user.timezone = timezone
+
+
+def update_user(user: User, data: dict, actor: User | None = None) -> User:
+    """Change a user's ``name``, ``role``, ``active`` flag or ``password`` (an admin's edit).
+
+    Refused with 409: an admin demoting or deactivating itself (``actor``), and any change that
+    would leave no active admin (the last one demoted or deactivated). A new role or a
+    deactivation applies to the user's next request (tokens are re-checked)."""
+    data = dict(data)
+    if "role" in data and data["role"] not in ALL_ROLES:
+        raise Invalid(f"unknown role {data['role']!r}", errors={"role": [f"Choose one of {', '.join(ALL_ROLES)}."]})
+    stays_admin = data.get("role", user.role) == ADMIN and data.get("active", user.active)
+    if user.role == ADMIN and user.active and not stays_admin:
+        if actor is not None and actor.id == user.id:
+            raise Conflict("An admin cannot demote or deactivate itself.")
+        # Lock the active admins' rows: two admins demoting each other at once cannot both succeed.
+        admins = db.session.scalars(
+            select(User.id).where(User.role == ADMIN, User.active.is_(True)).with_for_update()
+        ).all()
+        if set(admins) <= {user.id}:
+            raise Conflict(f"{user.email} is the last active admin; make another user an admin first.")
+    password = data.pop("password", None)
+    for key in ("name", "role", "active"):
+        if key in data:
+            setattr(user, key, data[key])
+    if password:
+        set_password(user, password)
+    db.session.flush()
+    forget_tokens()
+    return user
+
+
+def reset_password(user: User, password: str | None = None) -> str:
+    """An admin's reset: set ``password`` (checked by the password rules) or, without one, a new
+    random one; returns it (show it once: only its hash is kept). The user's browser sessions end."""
+    if password:
+        check_password_rules(user, password)
+    else:
+        password = secrets.token_urlsafe(15)
+    set_password(user, password)
+    db.session.flush()
+    return password
 
 
 def verify_password(user: User, password: str) -> bool:

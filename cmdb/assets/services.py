@@ -435,6 +435,22 @@ def decide_retirement(req: RetirementRequest, decision: str, comment: str, decid
     return req
 
 
+def awaiting_wipe() -> Select:
+    """Retired CIs with no data-wipe record yet: the retirement queue's "wipes to record", oldest
+    change first."""
+    ci = ConfigurationItem
+    wiped = select(WipeRecord.id).where(WipeRecord.ci_id == ci.id).exists()
+    return select(ci).where(ci.status == "retired", ~wiped).order_by(ci.updated_at, ci.id)
+
+
+def awaiting_disposal() -> Select:
+    """Retired CIs whose data wipe is recorded: the retirement queue's "disposals to complete" (a
+    disposal needs the wipe record, see :func:`require_wipe_record`), oldest change first."""
+    ci = ConfigurationItem
+    wiped = select(WipeRecord.id).where(WipeRecord.ci_id == ci.id).exists()
+    return select(ci).where(ci.status == "retired", wiped).order_by(ci.updated_at, ci.id)
+
+
 def wipes_of(ci: ConfigurationItem) -> list[WipeRecord]:
     return list(
         db.session.scalars(select(WipeRecord).where(WipeRecord.ci_id == ci.id).order_by(WipeRecord.performed_at.desc()))

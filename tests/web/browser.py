@@ -105,7 +105,15 @@ def start_web_server() -> WebServer:
         database_url = f"sqlite:///{instance_dir / 'web.db'}"
     # No Redis: jobs run inline and periodic work on the embedded runner of each gunicorn worker.
     # Tokens and sessions are re-checked on every request, so what a test seeds is seen at once.
-    deployment = Deployment(database_url, instance_dir, log_dir, redis=False, CAIRN_TOKEN_REMEMBER_SECONDS=0)
+    # Webhooks may target the tests' receivers on loopback (tests/peers.py Receiver).
+    deployment = Deployment(
+        database_url,
+        instance_dir,
+        log_dir,
+        redis=False,
+        CAIRN_TOKEN_REMEMBER_SECONDS=0,
+        CAIRN_WEBHOOK_ALLOW_PRIVATE=1,
+    )
     app = None
     try:
         migrated = deployment.cli("db", "upgrade")
@@ -163,7 +171,7 @@ def open_page(browser, base_url: str):
     context = browser.new_context(
         base_url=base_url, viewport=VIEWPORT, locale="en-US", timezone_id="UTC", color_scheme="light"
     )
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(15_000)
     page = context.new_page()
     watch_console(page)
     return page

@@ -12,6 +12,15 @@ import pytest
 
 from tests.web.browser import CHROMIUM, launch, open_page, start_web_server, stop_web_server
 
+# What a person sees may take a while when the suite shares two cores with the server, two gunicorn
+# workers and Chromium (a page's htmx parts queue behind each other): wait up to 15 s for it.
+try:
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=15_000)
+except ImportError:  # the harness says what to install
+    pass
+
 
 @pytest.fixture(scope="session")
 def web_server():

@@ -81,7 +81,7 @@ def test_a_technician_works_an_incident_from_search_to_the_laptops_timeline(page
     _check(page, "search-typeahead")
     suggestion.click()
     expect(page).to_have_url(re.compile(rf"/cis/{estate['laptop']}$"))
-    expect(page.get_by_role("heading", name="LT-4711")).to_be_visible()
+    expect(page.get_by_role("heading", level=1, name="LT-4711")).to_be_visible()
     _check(page, "laptop")
 
     # open an incident against it
@@ -96,7 +96,9 @@ def test_a_technician_works_an_incident_from_search_to_the_laptops_timeline(page
     expect(page.locator("#ticket-title")).to_have_text("Laptop will not wake from sleep")
     expect(page.locator("#cis")).to_contain_text("LT-4711")
 
-    # an internal note, posted with htmx: it appears without a reload, marked internal
+    # an internal note, posted with htmx: it appears without a reload, marked internal (the page's
+    # own htmx parts, the map and the probable causes, have loaded first)
+    page.wait_for_load_state("networkidle")
     page.get_by_label("Add a comment or an internal note").fill("Checked the BIOS <b>version</b>: outdated.")
     page.get_by_label(re.compile("Internal note")).check()
     page.get_by_role("button", name="Add", exact=True).click()
@@ -154,6 +156,7 @@ def test_a_requester_raises_a_request_and_sees_only_what_is_theirs(page, new_pag
     tech_page = new_page()
     _sign_in(tech_page, estate["tech"])
     tech_page.goto(f"/tickets/{ticket_id}")
+    tech_page.wait_for_load_state("networkidle")
     tech_page.get_by_label("Add a comment or an internal note").fill("Your SIM is on its way.")
     tech_page.get_by_role("button", name="Add", exact=True).click()
     expect(tech_page.locator("#comment-list")).to_contain_text("Your SIM is on its way.")

@@ -627,3 +627,48 @@ def test_bad_input_never_gives_a_500(signed_in, make, agent):
     assert _db.session.get(Ticket, ticket.id).state == "new"
     assert _db.session.query(Ticket).count() == 1
     assert _db.session.query(TicketComment).count() == 0
+
+
+def test_a_new_change_takes_its_type_window_in_the_users_zone_and_plans(signed_in, make, agent):
+    from datetime import datetime
+
+    from cairn.auth.services import set_preferences
+    from web.shell import available_locales
+
+    set_preferences(agent, "en", "Europe/Berlin", available_locales())
+    _db.session.commit()
+    switch = make.ci("network_switch", name="core-sw-new-change")
+    form = signed_in.get("/tickets/new?kind=change").get_data(as_text=True)
+    assert 'id="planned_start"' in form and '<details class="change-fields" open>' in form
+    response = post(
+        signed_in,
+        "/tickets/new",
+        {
+            "kind": "change", "title": "Upgrade core firmware", "ci_ids": str(switch.id), "change_type": "emergency",
+            "planned_start": "2027-03-01T22:00", "planned_end": "2027-03-02T01:30",
+            "implementation_plan": "Flash, reboot.", "backout_plan": "Flash the old image.",
+        },
+    )  # fmt: skip
+    assert response.status_code == 302, response.get_data(as_text=True)[:2000]
+    change = _db.session.get(Ticket, int(response.headers["Location"].rsplit("/", 1)[1].split("#")[0]))
+    assert change.kind == "change" and change.change_type == "emergency"
+    # 22:00 in Berlin (UTC+1 in March before DST) is 21:00 UTC
+    assert change.planned_start.replace(tzinfo=None) == datetime(2027, 3, 1, 21, 0)
+    assert change.planned_end.replace(tzinfo=None) == datetime(2027, 3, 2, 0, 30)
+    assert (change.implementation_plan, change.backout_plan) == ("Flash, reboot.", "Flash the old image.")
+    assert change.ci_ids == [switch.id]
+
+
+def test_a_new_change_with_a_bad_window_or_type_changes_nothing(signed_in, make):
+    before = _db.session.query(Ticket).count()
+    for data in (
+        {"planned_start": "2027-03-02T10:00", "planned_end": "2027-03-01T10:00"},
+        {"planned_start": "yesterday"},
+        {"change_type": "whenever"},
+        {"template_id": "99999999"},
+        {"template_id": "²"},
+    ):
+        response = post(signed_in, "/tickets/new", {"kind": "change", "title": "x", **data})
+        assert response.status_code in (404, 409, 422), (data, response.status_code)
+        assert "text/html" in response.content_type
+    assert _db.session.query(Ticket).count() == before
