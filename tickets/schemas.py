@@ -5,7 +5,7 @@ from flask import g, has_request_context
 from flask_smorest.fields import Upload
 from webargs.fields import DelimitedList
 
-from cairn.api import Id, OneOf, QueryId, Schema, Text
+from cairn.api import FullMatch, Id, OneOf, QueryId, Schema, Text
 from cairn.auth.policy import restricted
 from cairn.auth.schemas import TeamRefSchema, UserRefSchema
 from cairn.db import utcnow
@@ -288,8 +288,17 @@ class TransitionSchema(Schema):
     resolve_linked_incidents = ma.fields.Boolean(metadata={"description": "the same as resolve_linked"})
 
 
+# Something besides white space (an empty-looking comment would notify everybody about nothing).
+NOT_BLANK = r"[\s\S]*\S[\s\S]*"
+
+
 class CommentWriteSchema(Schema):
-    body = Text(LONG_TEXT, min_length=1, required=True)
+    body = Text(
+        LONG_TEXT,
+        min_length=1,
+        required=True,
+        validate=FullMatch(NOT_BLANK, "Write something: a comment can't be only white space."),
+    )
     internal = ma.fields.Boolean(load_default=False, metadata={"description": "an internal work note"})
 
 

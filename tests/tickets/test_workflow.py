@@ -107,6 +107,9 @@ def test_comments_public_internal_and_closed(client, desk, requester):
     requester_view = client.get(url, headers=requester.headers).json
     assert [c["body"] for c in requester_view] == ["any news?"]
     assert client.post(url, json={"body": ""}, headers=desk.headers).status_code == 422
+    blank = client.post(url, json={"body": " \n\t "}, headers=desk.headers)
+    assert blank.status_code == 422 and "only white space" in blank.json["errors"]["body"][0]
+    assert [c["body"] for c in client.get(url, headers=desk.headers).json] == ["any news?", "note to self"]
     desk.move(t, "canceled", note="duplicate")
     r = client.post(url, json={"body": "too late"}, headers=desk.headers)
     assert r.status_code == 409
