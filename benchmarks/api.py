@@ -119,10 +119,11 @@ def prepare(db: str, workdir: Path) -> dict:
     return env
 
 
-def start_server(env: dict, port: int) -> subprocess.Popen:
+def start_server(env: dict, port: int, app: str = "wsgi:app", cwd: Path = ROOT) -> subprocess.Popen:
+    """gunicorn with 2 sync workers serving ``app`` (module:attribute, imported from ``cwd``)."""
     server = subprocess.Popen(
-        [str(BIN / "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{port}", "--log-level", "warning", "wsgi:app"],
-        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [str(BIN / "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{port}", "--log-level", "warning", app],
+        env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     for _ in range(200):
         try:

@@ -16,6 +16,7 @@ from werkzeug.http import unquote_etag
 
 from cairn.audit import context
 from cairn.db import sqlite_begin_immediate
+from cairn.uow import begin_read_only
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -57,13 +58,20 @@ def accepts(*mimetypes: str):
     return decorate
 
 
-def _accepted_types() -> frozenset[str]:
+def _handler():
+    """The view function (of a MethodView: the method) that will answer this request, or None."""
     from flask import current_app
 
-    view = current_app.view_functions.get(request.endpoint)
+    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
     view_class = getattr(view, "view_class", None)
-    handler = getattr(view_class, request.method.lower(), None) if view_class else view
-    return getattr(handler, ACCEPTS_ATTR, frozenset({"application/json"}))
+    if view_class is None:
+        return view
+    name = request.method.lower()
+    return getattr(view_class, "get" if name == "head" else name, None)
+
+
+def _accepted_types() -> frozenset[str]:
+    return getattr(_handler(), ACCEPTS_ATTR, frozenset({"application/json"}))
 
 
 def begin_request():
@@ -72,6 +80,8 @@ def begin_request():
     g.request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
     g.request_token = context.set_request_id(g.request_id)
     g.immediate_token = sqlite_begin_immediate.set(request.method in WRITE_METHODS)
+    if request.method in ("GET", "HEAD"):
+        begin_read_only(_handler())
 
 
 def check_content_type():
@@ -98,7 +108,7 @@ def finish_request(response):
         response.set_data(b"")
         response.headers.pop("Content-Type", None)
     started = getattr(g, "started", None)
-    if started is not None:
+    if started is not None and access_log.isEnabledFor(logging.INFO):
         access_log.info(
             "%s %s %s",
             request.method,

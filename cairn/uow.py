@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from flask import current_app
 from flask_sqlalchemy.session import Session as FlaskSession
-from sqlalchemy import event, inspect
+from sqlalchemy import Engine, event, inspect
 from sqlalchemy.orm import MANYTOONE
 
 log = logging.getLogger("cairn.uow")
@@ -187,6 +187,45 @@ def install(session_class=UnitOfWorkSession) -> None:
     if not event.contains(session_class, "after_flush", _find_stale_references):
         event.listen(session_class, "after_flush", _find_stale_references)
         event.listen(session_class, "after_flush_postexec", _expire_stale_references)
+
+
+# ---------------------------------------------------------------------------------------------
+# Read-only views
+
+READ_ONLY_ATTR = "_cairn_read_only"
+
+
+def read_only(func=None, *, unless: Callable[[], bool] | None = None):
+    """Declare a GET view that writes nothing but what authentication may (the token's last use)
+    and reads with plain statements (no server-side cursor, no savepoint, no row lock). On
+    PostgreSQL its statements then run without a transaction block: no BEGIN and COMMIT round trips,
+    a third of the database traffic of a GET by id. Each statement sees what was committed when it
+    started, as under READ COMMITTED (PostgreSQL's and Cairn's level) inside a transaction.
+    ``unless()``, when true for the request, keeps the transaction (a CSV export streams through a
+    server-side cursor)."""
+
+    def decorate(view):
+        setattr(view, READ_ONLY_ATTR, unless or True)
+        return view
+
+    return decorate(func) if func is not None else decorate
+
+
+def begin_read_only(handler) -> None:
+    """Before a request for ``handler`` (its view method): a read-only view on PostgreSQL takes its
+    connection in autocommit (set on the client, no round trip; the pool puts it back on return)."""
+    declared = getattr(handler, READ_ONLY_ATTR, None)
+    if declared is None or (declared is not True and declared()):
+        return
+    from cairn.db import db
+
+    session = db.session()
+    bind = session.get_bind()
+    # Not when the session is already in a transaction, nor bound to a connection someone else
+    # manages (the test suite's per-test transaction), nor on SQLite (its own transaction rules).
+    if session.in_transaction() or not isinstance(bind, Engine) or bind.dialect.name != "postgresql":
+        return
+    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
 # ---------------------------------------------------------------------------------------------

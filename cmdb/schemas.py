@@ -95,6 +95,53 @@ class CISchema(Schema):
 
         return list(allowed_moves(ci.status))
 
+    def dump(self, obj, *, many: bool | None = None):
+        """The same output as marshmallow's dump (tests/cmdb/test_ci_dump.py compares them), written
+        out by hand: a CI answer is the hottest serialisation of the API (a page of 50 went through
+        some 1,300 field objects). Restricted dumps (only/exclude) go through marshmallow."""
+        if self.only is not None or self.exclude:
+            return super().dump(obj, many=many)
+        if self.many if many is None else many:
+            return [self._fast(ci) for ci in obj]
+        return self._fast(obj)
+
+    def _fast(self, ci) -> dict:
+        team, holder, location = ci.owner_team, ci.assigned_to, ci.location
+        attributes = ci.attributes
+        cost = ci.purchase_cost
+        purchase_date, warranty = ci.purchase_date, ci.warranty_expires
+        return {
+            "id": ci.id,
+            "name": ci.name,
+            "ci_class": ci.ci_class,
+            "category": self._category(ci),
+            "status": ci.status,
+            "criticality": ci.criticality,
+            "asset_tag": ci.asset_tag,
+            "serial_number": ci.serial_number,
+            "vendor": ci.vendor or None,
+            "model": ci.model,
+            "description": ci.description,
+            "owner_team_id": ci.owner_team_id,
+            "owner_team": None if team is None else {"id": team.id, "name": team.name},
+            "assigned_to_id": ci.assigned_to_id,
+            "assigned_to": None if holder is None else {"id": holder.id, "email": holder.email, "name": holder.name},
+            "location_id": ci.location_id,
+            "location": None if location is None else {"id": location.id, "name": location.name},
+            "purchase_date": None if purchase_date is None else purchase_date.isoformat(),
+            "purchase_cost": None if cost is None else self._money(cost),
+            "currency": ci.currency,
+            "warranty_expires": None if warranty is None else warranty.isoformat(),
+            "attributes": None if attributes is None else dict(attributes),
+            "external_ids": [{"source": e.source, "id": e.external_id} for e in ci.external_ids],
+            "allowed_statuses": self._allowed(ci),
+            "created_at": None if ci.created_at is None else ci.created_at.isoformat(),
+            "updated_at": None if ci.updated_at is None else ci.updated_at.isoformat(),
+        }
+
+    def _money(self, value):
+        return self.fields["purchase_cost"]._serialize(value, "purchase_cost", None)
+
 
 SORTABLE = ("name", "ci_class", "status", "criticality", "asset_tag", "created_at", "updated_at", "id")
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
+from types import SimpleNamespace
 from typing import Any
 
 import marshmallow as ma
-from sqlalchemy import Select, and_, func, insert, inspect, or_, select, text, type_coerce, union
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Select, and_, bindparam, func, insert, inspect, or_, select, text, type_coerce, union
+from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import aliased, joinedload, selectinload
 
@@ -33,17 +35,118 @@ CI_FIELDS = (
 # Reading
 
 
-def _ci_loading(*, single: bool) -> list:
+@cache
+def _ci_loading(*, single: bool) -> tuple:
     """What a CI answer shows of its team, holder and location (a few columns, in the same query) and
     its external ids (joined for one CI, one extra query per page for a list). Versioned rows need
-    their version column loaded too."""
+    their version column loaded too. Loader options are immutable: built once per process (building
+    them took a third of a millisecond per request)."""
     ci = ConfigurationItem
-    return [
+    return (
         joinedload(ci.owner_team).load_only(Team.id, Team.name, Team.version),
         joinedload(ci.assigned_to).load_only(User.id, User.email, User.name, User.version),
         joinedload(ci.location).load_only(Location.id, Location.name, Location.version),
         joinedload(ci.external_ids) if single else selectinload(ci.external_ids),
-    ]
+    )
+
+
+@cache
+def _ci_by_id(for_update: bool) -> Select:
+    """The select of one CI by id (``ci_id``) as an answer shows it, optionally locking its row."""
+    ci = ConfigurationItem
+    stmt = select(ci).options(*_ci_loading(single=True)).where(ci.id == bindparam("ci_id"))
+    return stmt.with_for_update(of=ci) if for_update else stmt
+
+
+class _Ref(SimpleNamespace):
+    """A team, holder or location as a CI answer shows it."""
+
+
+class CIAnswer(SimpleNamespace):
+    """One CI as read for an answer (``CISchema`` dumps it as it dumps the model, ``etag_of`` tags
+    it the same): read with one Core statement, without the ORM's identity map and loaders."""
+
+    __tablename__ = ConfigurationItem.__tablename__
+
+
+_CI_COLUMNS = tuple(c.key for c in ConfigurationItem.__table__.columns)
+
+
+@cache
+def _ci_answer_select(dialect: str, many: bool | None):
+    ci = ConfigurationItem.__table__
+    team, holder, place = Team.__table__.alias("t"), User.__table__.alias("u"), Location.__table__.alias("l")
+    columns = [*ci.columns, team.c.name.label("t_name"), holder.c.email.label("u_email"),
+               holder.c.name.label("u_name"), place.c.name.label("l_name")]  # fmt: skip
+    if dialect == "postgresql":  # the external ids in the same round trip, as the ORM orders them
+        ext = CIExternalId.__table__
+        pairs = func.json_agg(aggregate_order_by(func.json_build_array(ext.c.source, ext.c.external_id), ext.c.source))
+        columns.append(select(pairs).where(ext.c.ci_id == ci.c.id).scalar_subquery().label("x_ids"))
+    joined = (
+        ci.outerjoin(team, team.c.id == ci.c.owner_team_id)
+        .outerjoin(holder, holder.c.id == ci.c.assigned_to_id)
+        .outerjoin(place, place.c.id == ci.c.location_id)
+    )
+    answers = select(*columns).select_from(joined)
+    if many is None:  # the caller adds its WHERE
+        return answers
+    return answers.where(ci.c.id.in_(bindparam("ci_ids", expanding=True)) if many else ci.c.id == bindparam("ci_id"))
+
+
+def _answers(rows, dialect: str) -> list[CIAnswer]:
+    answers = []
+    for row in rows:
+        values = row._mapping
+        answer = CIAnswer(**{key: values[key] for key in _CI_COLUMNS})
+        team_id, holder_id, place_id = answer.owner_team_id, answer.assigned_to_id, answer.location_id
+        answer.owner_team = None if team_id is None else _Ref(id=team_id, name=values["t_name"])
+        answer.assigned_to = (
+            None if holder_id is None else _Ref(id=holder_id, email=values["u_email"], name=values["u_name"])
+        )
+        answer.location = None if place_id is None else _Ref(id=place_id, name=values["l_name"])
+        pairs = values["x_ids"] or () if dialect == "postgresql" else ()
+        answer.external_ids = [_Ref(source=source, external_id=external_id) for source, external_id in pairs]
+        answers.append(answer)
+    if dialect != "postgresql" and answers:
+        ext = CIExternalId.__table__
+        by_id = {answer.id: answer for answer in answers}
+        rows = db.session.execute(
+            select(ext.c.ci_id, ext.c.source, ext.c.external_id)
+            .where(ext.c.ci_id.in_(list(by_id)))
+            .order_by(ext.c.ci_id, ext.c.source)
+        )
+        for ci_id, source, external_id in rows:
+            by_id[ci_id].external_ids.append(_Ref(source=source, external_id=external_id))
+    return answers
+
+
+def ci_answer(ci_id: int, viewer: User | None = None) -> CIAnswer:
+    """The CI as a GET shows it (NotFound as ``get_ci``), read for answering only: a third of the
+    CPU of loading the model. Nothing read here may be written back."""
+    dialect = db.session.get_bind().dialect.name
+    rows = db.session.execute(_ci_answer_select(dialect, False), {"ci_id": ci_id}) if 0 < ci_id <= MAX_ID else ()
+    answers = _answers(rows, dialect)
+    if not answers or not can_see_ci(viewer, answers[0]):
+        raise NotFound(f"No CI with id {ci_id}.")
+    return answers[0]
+
+
+def ci_answer_page(stmt: Select, filters: dict[str, Any], limit: int, offset: int) -> list[CIAnswer]:
+    """One page of ``stmt`` (``search_cis(filters, ...)``) as answers, in one Core statement: the
+    page's ids in a subquery, their answers sorted again by the same keys."""
+    dialect = db.session.get_bind().dialect.name
+    page = stmt.with_only_columns(ConfigurationItem.id).limit(limit).offset(offset).correlate(None)
+    query = _ci_answer_select(dialect, None).where(ConfigurationItem.__table__.c.id.in_(page))
+    return _answers(db.session.execute(query.order_by(*ci_order(filters))), dialect)
+
+
+def ci_answers(ids: list[int]) -> list[CIAnswer]:
+    """The CIs of ``ids`` (already filtered for the viewer), in that order, as a list shows them."""
+    if not ids:
+        return []
+    dialect = db.session.get_bind().dialect.name
+    found = {a.id: a for a in _answers(db.session.execute(_ci_answer_select(dialect, True), {"ci_ids": ids}), dialect)}
+    return [found[ci_id] for ci_id in ids if ci_id in found]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -72,9 +175,12 @@ def visible_ci_ids(viewer: User | None, ids) -> set[int]:
     return visible_ids(ConfigurationItem, ci_visibility(viewer), ids)
 
 
-def visible_cis(viewer: User | None) -> Select:
-    """Every CI a viewer may see: requesters only the CIs assigned to them."""
-    stmt = select(ConfigurationItem).options(*_ci_loading(single=False))
+def visible_cis(viewer: User | None, *, load: bool = True) -> Select:
+    """Every CI a viewer may see: requesters only the CIs assigned to them. ``load=False`` leaves
+    out the eager loads of what an answer shows (for a count, ids, or ``ci_answer_page``)."""
+    stmt = select(ConfigurationItem)
+    if load:
+        stmt = stmt.options(*_ci_loading(single=False))
     condition = ci_visibility(viewer)
     return stmt if condition is None else stmt.where(condition)
 
@@ -84,12 +190,14 @@ def get_ci(ci_id: int, viewer: User | None = None, *, for_update: bool = False) 
 
     ``for_update`` locks the row until commit, so concurrent writers queue instead of losing an
     update or failing on the version check."""
-    lock = {"of": ConfigurationItem} if for_update else None
-    ci = (
-        db.session.get(ConfigurationItem, ci_id, with_for_update=lock, options=_ci_loading(single=True))
-        if 0 < ci_id <= MAX_ID
-        else None
-    )
+    if not 0 < ci_id <= MAX_ID:
+        ci = None
+    elif for_update or (ConfigurationItem, (ci_id,), None) not in db.session.identity_map:
+        # Not in the session yet: the one prepared statement (its cache key is computed once per
+        # process; Session.get builds and keys a new statement every call, 0.3 ms).
+        ci = db.session.execute(_ci_by_id(for_update), {"ci_id": ci_id}).unique().scalar_one_or_none()
+    else:
+        ci = db.session.get(ConfigurationItem, ci_id, options=_ci_loading(single=True))
     if ci is None or not can_see_ci(viewer, ci):
         raise NotFound(f"No CI with id {ci_id}.")
     return ci
@@ -106,10 +214,11 @@ def location_and_descendants(location_id: int):
     return union(*levels)
 
 
-def search_cis(filters: dict[str, Any], viewer: User | None = None) -> Select:
-    """A select of the CIs matching the filters of GET /cis, sorted as asked."""
+def search_cis(filters: dict[str, Any], viewer: User | None = None, *, load: bool = True) -> Select:
+    """A select of the CIs matching the filters of GET /cis, sorted as asked (``load``: as
+    ``visible_cis``)."""
     ci = ConfigurationItem
-    stmt = visible_cis(viewer)
+    stmt = visible_cis(viewer, load=load)
     if filters.get("ci_class"):
         stmt = stmt.where(ci.ci_class.in_(filters["ci_class"]))
     if filters.get("category"):
@@ -144,11 +253,17 @@ def search_cis(filters: dict[str, Any], viewer: User | None = None) -> Select:
                 ci.assigned_to_id.in_(holders),
             )
         )
+    return stmt.order_by(*ci_order(filters))
+
+
+def ci_order(filters: dict[str, Any]) -> list:
+    """The ORDER BY of a CI list: the ``sort`` keys (default name), then the id."""
+    ci = ConfigurationItem
     order = []
     for key in filters.get("sort") or ["name"]:
         column = getattr(ci, key.lstrip("-"))
         order.append(column.desc() if key.startswith("-") else column.asc())
-    return stmt.order_by(*order, ci.id)
+    return [*order, ci.id]
 
 
 def statuses_at(ci_ids: list[int], moment: datetime) -> dict[int, str]:
@@ -205,7 +320,8 @@ def create_ci(data: dict[str, Any]) -> ConfigurationItem:
     data = dict(data)
     attributes = data.pop("attributes", None) or {}
     external_ids = data.pop("external_ids", None)
-    ci = ConfigurationItem(attributes={}, vendor="", status="planned", criticality="medium")
+    # external_ids starts as a (loaded) empty collection: the answer does not query for it
+    ci = ConfigurationItem(attributes={}, vendor="", status="planned", criticality="medium", external_ids=[])
     _apply(ci, data, attributes, creating=True)
     db.session.add(ci)
     if external_ids:

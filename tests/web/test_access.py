@@ -223,3 +223,16 @@ def test_missing_objects_are_404_pages(client, make, path):
     sign_in(client, make.user(role))
     response = client.get(path)
     assert response.status_code == 404 and "text/html" in response.content_type
+
+
+def test_the_sign_in_throttle_hooks_pages_only(app):
+    """Flask-Limiter throttles sign-in; its per-request hooks run for the web desk's pages, not for
+    API requests (which it never limits)."""
+    from web.shell import limiter
+
+    def is_limiters(hook):
+        return limiter in (getattr(hook, "__self__", None), *getattr(hook, "args", ())[:1])
+
+    for hooks in (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs):
+        assert not any(is_limiters(hook) for hook in hooks.get(None, []))
+        assert any(is_limiters(hook) for hook in hooks["web"])
