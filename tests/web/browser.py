@@ -284,3 +284,14 @@ def assert_accessible(
     if failing:
         raise AssertionError(f"{len(failing)} accessibility violation(s) on {page.url}:\n{describe(failing)}")
     return violations
+
+
+def sign_in(page, user) -> None:
+    """Sign ``user`` (with ``.email`` and ``.password``) in through the sign-in form, as a person does."""
+    from playwright.sync_api import expect
+
+    page.goto("/login")
+    page.get_by_label("E-mail").fill(user.email)
+    page.get_by_label("Password").fill(user.password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()

@@ -10,6 +10,7 @@ import re
 from playwright.sync_api import expect
 
 from tests.web.browser import assert_accessible, console_errors, shoot
+from tests.web.browser import sign_in as _sign_in
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
@@ -54,14 +55,6 @@ def _estate(server, tag: str) -> dict:
         return {"product": product.id, "laptops": [laptop.id for laptop in laptops]}
 
     return {"manager": manager, **server.seed(make)}
-
-
-def _sign_in(page, user) -> None:
-    page.goto("/login")
-    page.get_by_label("E-mail").fill(user.email)
-    page.get_by_label("Password").fill(user.password)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
 
 
 def _check(page, name: str, phone: bool = False) -> None:

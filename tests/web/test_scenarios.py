@@ -14,6 +14,7 @@ import urllib.request
 from playwright.sync_api import expect
 
 from tests.web.browser import assert_accessible, console_errors, shoot
+from tests.web.browser import sign_in as _sign_in
 
 
 def _estate(server, tag: str) -> dict:
@@ -39,14 +40,6 @@ def _estate(server, tag: str) -> dict:
         return {"laptop": laptop.id, "phone": phone.id, "foreign_ticket": foreign.id}
 
     return {"tech": tech, "requester": requester, "other": other, **server.seed(make)}
-
-
-def _sign_in(page, user) -> None:
-    page.goto("/login")
-    page.get_by_label("E-mail").fill(user.email)
-    page.get_by_label("Password").fill(user.password)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
 
 
 def _check(page, name: str, status: int = 200) -> None:
