@@ -1,6 +1,6 @@
 """Cairn against its ceiling: a bare app answering the same questions from the same rows, side by side.
 
-    .venv/bin/python benchmarks/ceiling.py [--seconds 10] [--connections 8] [--only get,list,...] [--keep]
+    .venv/bin/python benchmarks/ceiling.py [--seconds 20] [--rounds 5] [--connections 8] [--only get,list,...] [--keep]
 
 One scratch PostgreSQL database with ~5,000 CIs (the layered estate of benchmarks/impact.py at "5k",
 20,000 relationships) and 300 tickets. Two servers under the same gunicorn (2 sync workers,
@@ -10,8 +10,13 @@ benchmarks/api.py's start_server) on the same database:
   SELECT per answer; the list also runs the count the X-Pagination header needs; PATCH and create run the
   same UPDATE/INSERT plus one change-log row in one transaction; the impact is one recursive CTE.
 Each operation runs on both with ``wrk`` (Debian's package; Lua scripts give the auth header, random ids
-and bodies) at --connections connections for --seconds after a warm-up, ceiling then Cairn, and the
-table shows req/s, p50 and p99 of each and the ratio Cairn / ceiling (targets from issue 15).
+and bodies) at --connections connections after a warm-up, in --rounds alternating rounds (ceiling then
+Cairn, then Cairn then ceiling, ...; --seconds per server over all rounds), so that a neighbour's burst
+or the database's drift hits both alike. The table shows the round with the median ratio Cairn /
+ceiling (its req/s, p50 and p99) and the spread of the ratios over the rounds (targets from issue 15),
+and beside it what each server spent per request: the CPU of its gunicorn workers and of PostgreSQL's
+processes (ms per request, and the ratio ceiling / Cairn, the median over the rounds). On a machine
+whose neighbours steal time in bursts, that ratio holds steadier than the ratio of throughputs.
 """
 
 from __future__ import annotations
@@ -294,13 +299,48 @@ def wrk(port: int, op: str, estate: dict, seconds: float, connections: int, work
     return result
 
 
+def measured(server: tuple, op: str, estate: dict, seconds: float, connections: int, workdir: Path, tag: str) -> dict:
+    """``wrk`` against one server, with the CPU the server spent per request: its gunicorn workers'
+    and every PostgreSQL process's (only this server loads the database meanwhile), in ms."""
+    process, port = server
+    before = _cpu_seconds(process.pid)
+    result = wrk(port, op, estate, seconds, connections, workdir, tag)
+    result["cpu_ms"] = (_cpu_seconds(process.pid) - before) * 1000 / max(1, result["requests"])
+    return result
+
+
+def _cpu_seconds(master: int) -> float:
+    """User and system CPU of ``master``'s children (gunicorn's workers) and of PostgreSQL's processes."""
+    import pwd
+
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        postgres = pwd.getpwnam("postgres").pw_uid
+    except KeyError:
+        postgres = None
+    children = set(Path(f"/proc/{master}/task/{master}/children").read_text().split())
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            owned_by_postgres = postgres is not None and entry.stat().st_uid == postgres
+            if entry.name in children or owned_by_postgres:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total / tick
+
+
 def main() -> None:
     from api import free_port, start_server
     from scratch import drop_database, fresh_database
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--seconds", type=float, default=20, help="seconds per server and operation, over all rounds")
     parser.add_argument("--warmup", type=float, default=2)
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per operation (the median is shown)")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--only", default=",".join(LABELS), help="operations, comma-separated: " + ",".join(LABELS))
     parser.add_argument("--keep", action="store_true", help=f"keep the database {DB_NAME} (and reuse it if there)")
@@ -331,12 +371,15 @@ def main() -> None:
         servers["cairn"] = (start_server(env, port), port)
         rows = []
         for op in args.only.split(","):
-            result = {}
             for name in ("ceiling", "cairn"):
-                port = servers[name][1]
-                wrk(port, op, estate, args.warmup, args.connections, workdir, f"{name}w")
-                result[name] = wrk(port, op, estate, args.seconds, args.connections, workdir, name)
-            rows.append((op, result))
+                wrk(servers[name][1], op, estate, args.warmup, args.connections, workdir, f"{name}w")
+            rounds = []
+            for turn in range(args.rounds):  # alternating which goes first, so drift hits both alike
+                order = ("ceiling", "cairn") if turn % 2 == 0 else ("cairn", "ceiling")
+                seconds = args.seconds / args.rounds
+                rounds.append({name: measured(servers[name], op, estate, seconds, args.connections, workdir,
+                                              f"{name}{turn}") for name in order})  # fmt: skip
+            rows.append((op, _median_round(rounds)))
     finally:
         for server, _ in servers.values():
             server.terminate()
@@ -349,19 +392,35 @@ def main() -> None:
             drop_database(DB_NAME)
         shutil.rmtree(workdir, ignore_errors=True)
     load = Path("/proc/loadavg").read_text().split()[:3]
-    print(f"Cairn vs ceiling on PostgreSQL: gunicorn -w 2 (sync) each, wrk -c {args.connections}, {args.seconds:g} s "
-          f"per figure, {estate['last'] - estate['first'] + 1:,} CIs, {os.cpu_count()} CPUs, "
+    print(f"Cairn vs ceiling on PostgreSQL: gunicorn -w 2 (sync) each, wrk -c {args.connections}, {args.rounds} "
+          f"alternating rounds of {args.seconds / args.rounds:g} s per figure (the median round shown), "
+          f"{estate['last'] - estate['first'] + 1:,} CIs, {os.cpu_count()} CPUs, "
           f"load average {' '.join(load)}")  # fmt: skip
     print(f"{'operation':<28} {'ceiling req/s':>13} {'p50/p99 ms':>13} {'Cairn req/s':>11} {'p50/p99 ms':>13} "
-          f"{'ratio':>6} {'target':>7}")  # fmt: skip
+          f"{'ratio':>6} {'target':>9} {'CPU ms/req':>12} {'CPU ratio':>9}  rounds")  # fmt: skip
     for op, result in rows:
         ceiling, cairn = result["ceiling"], result["cairn"]
         ratio = cairn["rps"] / ceiling["rps"]
         target = TARGETS.get(op)
         mark = "" if target is None else f"≥ {target:.0%}" + (" ok" if ratio >= target else " NO")
         bad = ceiling["non2xx"] + ceiling["errors"] + cairn["non2xx"] + cairn["errors"]
+        spread = f"{min(result['ratios']):.0%}–{max(result['ratios']):.0%}"
+        cpu = f"{ceiling['cpu_ms']:.2f}/{cairn['cpu_ms']:.2f}"
         print(f"{LABELS[op]:<28} {ceiling['rps']:>13,.0f} {_ms(ceiling):>13} {cairn['rps']:>11,.0f} {_ms(cairn):>13} "
-              f"{ratio:>6.0%} {mark:>7}" + (f"  ({bad} failed or non-2xx)" if bad else ""))  # fmt: skip
+              f"{ratio:>6.0%} {mark:>9} {cpu:>12} {result['cpu_ratio']:>9.0%}  {spread}"
+              + (f"  ({bad} failed or non-2xx)" if bad else ""))  # fmt: skip
+
+
+def _median_round(rounds: list[dict]) -> dict:
+    """The round whose ratio Cairn / ceiling is the median (its own figures kept together), with
+    the ratio of every round for the record."""
+    ranked = sorted(rounds, key=lambda r: r["cairn"]["rps"] / r["ceiling"]["rps"])
+    chosen = ranked[len(ranked) // 2]
+    cpu_ratios = sorted(r["ceiling"]["cpu_ms"] / r["cairn"]["cpu_ms"] for r in rounds)
+    return chosen | {
+        "ratios": [r["cairn"]["rps"] / r["ceiling"]["rps"] for r in rounds],
+        "cpu_ratio": cpu_ratios[len(cpu_ratios) // 2],
+    }
 
 
 def _ms(result: dict) -> str:

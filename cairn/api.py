@@ -224,6 +224,19 @@ class Parser(FlaskParser):
     database range in the path or query answered 404, and unknown query parameters answered 422
     naming them, as unknown body fields are (a misspelt filter must not silently return everything)."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._schemas: dict[type, ma.Schema] = {}
+
+    def _get_schema(self, argmap, req):
+        """One instance per schema class, not one per request (webargs builds a new one for a class:
+        the deep copy of its fields was a tenth of a list request). Loading keeps no state on it."""
+        if isinstance(argmap, type) and issubclass(argmap, ma.Schema):
+            if argmap not in self._schemas:
+                self._schemas[argmap] = argmap()
+            return self._schemas[argmap]
+        return super()._get_schema(argmap, req)
+
     def _raw_load_json(self, req):
         if not is_json_request(req):
             return ma.missing
@@ -356,6 +369,22 @@ class Blueprint(SmorestBlueprint):
         self.before_request(lambda: self.ARGUMENTS_PARSER.reject_unknown_query(request))
         self._prepare_doc_cbks.append(_document_kernel_answers)
         self._adding_rule: str | None = None
+
+    @staticmethod
+    def _make_pagination_metadata(page, page_size, item_count):
+        """flask-smorest's X-Pagination content (the PaginationMetadata component), without building
+        a schema to dump a handful of integers on every list request."""
+        if item_count == 0:
+            return {"total": 0, "total_pages": 0}
+        last = (item_count - 1) // page_size + 1
+        metadata = {"total": item_count, "total_pages": last, "first_page": 1, "last_page": last}
+        if page <= last:
+            metadata["page"] = page
+            if page > 1:
+                metadata["previous_page"] = page - 1
+            if page < last:
+                metadata["next_page"] = page + 1
+        return metadata
 
     def add_url_rule(self, rule, *args, **kwargs):
         self._adding_rule = rule

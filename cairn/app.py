@@ -33,9 +33,14 @@ def create_app(config: Config | dict | None = None) -> Flask:
 
     from cairn import http
     from cairn.auth.guard import authenticate_request
+    from cairn.db import read_json
     from cairn.errors import register_error_handlers
     from cairn.extensions import api, db, migrate
 
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+        "json_deserializer": read_json,
+        **app.config["SQLALCHEMY_ENGINE_OPTIONS"],
+    }
     db.init_app(app)
     migrate.init_app(app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"))
     api.init_app(app)

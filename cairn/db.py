@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextvars
+import json
+import re
 from datetime import UTC, datetime
 
+import orjson
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, any_, bindparam, event
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -26,6 +29,22 @@ MAX_ID = 2**31 - 1
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 BigIntId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+_LONG_NUMBER = re.compile(r"\d{19}")
+
+
+def read_json(text: str | bytes):
+    """The engine's reader of JSON columns: orjson (a list of 50 CIs spent a tenth of its time in the
+    standard decoder), except where orjson would change a value: an integer past 64 bits it reads as a
+    float, and numbers past a double it refuses, so text with 19 digits in a row, or that orjson
+    refuses, is read by the standard decoder."""
+    if _LONG_NUMBER.search(text if isinstance(text, str) else text.decode()):
+        return json.loads(text)
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def utcnow() -> datetime:

@@ -82,10 +82,11 @@ class CIs(MethodView):
             )
         # The total, then the page's answers in one Core statement (no ORM loading of 50 models)
         pagination_parameters.item_count = count_of(stmt)
-        offset = (pagination_parameters.page - 1) * pagination_parameters.page_size
+        size = pagination_parameters.page_size
+        offset = (pagination_parameters.page - 1) * size
         if offset >= pagination_parameters.item_count:
             return []
-        return services.ci_answer_page(stmt, filters, pagination_parameters.page_size, offset)
+        return services.ci_answer_page(stmt, services.ci_order(filters), size, offset)
 
     @requires(*CMDB_WRITERS)
     @blp.arguments(CIWriteSchema)

@@ -9,7 +9,20 @@ from types import SimpleNamespace
 from typing import Any
 
 import marshmallow as ma
-from sqlalchemy import Select, and_, bindparam, func, insert, inspect, or_, select, text, type_coerce, union
+from sqlalchemy import (
+    Select,
+    and_,
+    any_,
+    bindparam,
+    func,
+    insert,
+    inspect,
+    or_,
+    select,
+    text,
+    type_coerce,
+    union,
+)
 from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import aliased, joinedload, selectinload
@@ -73,7 +86,8 @@ _CI_COLUMNS = tuple(c.key for c in ConfigurationItem.__table__.columns)
 
 
 @cache
-def _ci_answer_select(dialect: str, many: bool | None):
+def _ci_answer_parts(dialect: str) -> tuple[list, Any]:
+    """The columns of a CI answer and the FROM they come from (the CI, its team, holder, place)."""
     ci = ConfigurationItem.__table__
     team, holder, place = Team.__table__.alias("t"), User.__table__.alias("u"), Location.__table__.alias("l")
     columns = [*ci.columns, team.c.name.label("t_name"), holder.c.email.label("u_email"),
@@ -87,10 +101,16 @@ def _ci_answer_select(dialect: str, many: bool | None):
         .outerjoin(holder, holder.c.id == ci.c.assigned_to_id)
         .outerjoin(place, place.c.id == ci.c.location_id)
     )
+    return columns, joined
+
+
+@cache
+def _ci_answer_select(dialect: str, by_id: bool):
+    """The answers' select, built once (its columns coerced once, its cache key memoised): of one CI
+    by ``ci_id``, or with no WHERE yet."""
+    columns, joined = _ci_answer_parts(dialect)
     answers = select(*columns).select_from(joined)
-    if many is None:  # the caller adds its WHERE
-        return answers
-    return answers.where(ci.c.id.in_(bindparam("ci_ids", expanding=True)) if many else ci.c.id == bindparam("ci_id"))
+    return answers.where(ConfigurationItem.__table__.c.id == bindparam("ci_id")) if by_id else answers
 
 
 def _answers(rows, dialect: str) -> list[CIAnswer]:
@@ -124,29 +144,32 @@ def ci_answer(ci_id: int, viewer: User | None = None) -> CIAnswer:
     """The CI as a GET shows it (NotFound as ``get_ci``), read for answering only: a third of the
     CPU of loading the model. Nothing read here may be written back."""
     dialect = db.session.get_bind().dialect.name
-    rows = db.session.execute(_ci_answer_select(dialect, False), {"ci_id": ci_id}) if 0 < ci_id <= MAX_ID else ()
+    rows = _read(_ci_answer_select(dialect, True), {"ci_id": ci_id}) if 0 < ci_id <= MAX_ID else ()
     answers = _answers(rows, dialect)
     if not answers or not can_see_ci(viewer, answers[0]):
         raise NotFound(f"No CI with id {ci_id}.")
     return answers[0]
 
 
-def ci_answer_page(stmt: Select, filters: dict[str, Any], limit: int, offset: int) -> list[CIAnswer]:
-    """One page of ``stmt`` (``search_cis(filters, ...)``) as answers, in one Core statement: the
-    page's ids in a subquery, their answers sorted again by the same keys."""
+def ci_answer_page(stmt: Select, order: list, limit: int, offset: int) -> list[CIAnswer]:
+    """One page of ``stmt`` (``search_cis(filters, ...)``, sorted by ``order``: ``ci_order(filters)``)
+    as answers, in one statement: the page's ids in a subquery, their answers by primary key sorted
+    again by the same keys. On PostgreSQL the ids are an array (``= ANY(ARRAY(subquery))``): with
+    ``IN (subquery)`` it hash-joined a scan of the whole table (2.8 ms at 5,000 CIs, growing with it)."""
     dialect = db.session.get_bind().dialect.name
-    page = stmt.with_only_columns(ConfigurationItem.id).limit(limit).offset(offset).correlate(None)
-    query = _ci_answer_select(dialect, None).where(ConfigurationItem.__table__.c.id.in_(page))
-    return _answers(db.session.execute(query.order_by(*ci_order(filters))), dialect)
+    ci = ConfigurationItem.__table__
+    page = stmt.with_only_columns(ConfigurationItem.id).limit(limit).offset(offset).correlate(None).scalar_subquery()
+    chosen = ci.c.id == any_(func.array(page)) if dialect == "postgresql" else ci.c.id.in_(page)
+    return _answers(_read(_ci_answer_select(dialect, False).where(chosen).order_by(*order)), dialect)
 
 
-def ci_answers(ids: list[int]) -> list[CIAnswer]:
-    """The CIs of ``ids`` (already filtered for the viewer), in that order, as a list shows them."""
-    if not ids:
-        return []
-    dialect = db.session.get_bind().dialect.name
-    found = {a.id: a for a in _answers(db.session.execute(_ci_answer_select(dialect, True), {"ci_ids": ids}), dialect)}
-    return [found[ci_id] for ci_id in ids if ci_id in found]
+def _read(statement, params=None):
+    """Rows of a Core select for an answer, on the session's connection without the ORM's execution
+    (a third of the statement's cost); with the ORM's when changes are pending, so they are flushed."""
+    session = db.session()
+    if session.new or session.dirty or session.deleted:
+        return session.execute(statement, params)
+    return session.connection().execute(statement, params)
 
 
 # ---------------------------------------------------------------------------------------------
