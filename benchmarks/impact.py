@@ -336,7 +336,7 @@ def reader(db: str, size: str, repeats: int) -> dict:
     from sqlalchemy import text
 
     from cairn.db import db as sa_db
-    from relations import services
+    from relations import answers, services
     from relations.graph import live_graph
     from relations.impact import propagate
     from relations.types import BUILTIN_TYPES, SOURCE_DEPENDS_ON_TARGET
@@ -378,12 +378,17 @@ def reader(db: str, size: str, repeats: int) -> dict:
         rev = ", ".join(f"'{t['name']}'" for t in BUILTIN_TYPES if t["impact"] != SOURCE_DEPENDS_ON_TARGET)
         cte = text((CTE_PG if db == "postgresql" else CTE_SQLITE).format(fwd=fwd, rev=rev))
         for label, ci in (("high", high), ("mid", mid)):
-            service_times, traverse_times = [], []
+            service_times, traverse_times, cached_times = [], [], []
             result = None
             for _ in range(repeats):
+                answers.forget()  # the computation itself, not the per-process answer cache
                 t0 = time.perf_counter()
                 result = services.impact([ci])
                 service_times.append(time.perf_counter() - t0)
+                sa_db.session.rollback()
+                t0 = time.perf_counter()
+                services.impact([ci])
+                cached_times.append(time.perf_counter() - t0)
                 sa_db.session.rollback()
                 with live_graph() as g:
                     t0 = time.perf_counter()
@@ -400,6 +405,7 @@ def reader(db: str, size: str, repeats: int) -> dict:
                 json.dumps(services.impact_document(result, single_root=True), separators=(",", ":"))
                 document_times.append(time.perf_counter() - t0)
                 sa_db.session.rollback()
+            bodies = answer_bodies(ci, max(3, repeats // 3))
             ours = {i.ci_id: i.depth for i in result.impacted}
             bfs_depth = {n: d for n, d in _plain_bfs(graph, ci).items()}
             maxd = max(bfs_depth.values(), default=1)
@@ -418,6 +424,8 @@ def reader(db: str, size: str, repeats: int) -> dict:
                 "max_depth": maxd,
                 "service_p50_ms": statistics.median(service_times) * 1000,
                 "service_p95_ms": pct(service_times, 95) * 1000,
+                "service_cached_p50_ms": statistics.median(cached_times) * 1000,
+                **bodies,
                 "traversal_p50_ms": statistics.median(traverse_times) * 1000,
                 "enrichers_p50_ms": statistics.median(enrich_times) * 1000,
                 "document_json_p50_ms": statistics.median(document_times) * 1000,
@@ -428,6 +436,29 @@ def reader(db: str, size: str, repeats: int) -> dict:
                 "cte_over_service": statistics.median(cte_times) / statistics.median(service_times),
             }
         out["visibility"] = visibility(db, size, meta, graph)
+    return out
+
+
+def answer_bodies(ci: int, repeats: int) -> dict:
+    """The HTTP bodies (impact_answer, written with orjson as the route does) of the whole list, a
+    page of 100 and the summary: from a cold cache (the traversal included), then from the cache."""
+    import orjson
+
+    from cairn.db import db as sa_db
+    from relations import answers, services
+
+    out = {}
+    for label, kwargs in (("full", {}), ("page", {"page": 1, "page_size": 100}), ("summary", {"summary": True})):
+        for cold in (True, False):
+            times = []
+            for _ in range(repeats):
+                if cold:
+                    answers.forget()
+                t0 = time.perf_counter()
+                orjson.dumps(services.impact_answer([ci], single_root=True, **kwargs))
+                times.append(time.perf_counter() - t0)
+                sa_db.session.rollback()
+            out[f"body_{label}_{'cold' if cold else 'cached'}_p50_ms"] = statistics.median(times) * 1000
     return out
 
 
@@ -561,6 +592,14 @@ def http_figures(db: str, size: str, queries: dict, repeats: int) -> dict:
                 "http_p95_ms": pct(times, 95) * 1000,
                 "body_kb": statistics.median(sizes) / 1024,
             }
+            for variant, query in (("summary", {"summary": "true"}), ("page", {"page": 1, "page_size": 100})):
+                times = []
+                for _ in range(repeats):
+                    t0 = time.perf_counter()
+                    r = client.get(f"/api/v1/cis/{q['ci']}/impact", params=query)
+                    times.append(time.perf_counter() - t0)
+                    assert r.json()["count"] == q["impacted"]
+                out[label][f"http_{variant}_p50_ms"] = statistics.median(times) * 1000
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -597,6 +636,9 @@ def report(results: dict) -> None:
     def h(label, fmt=".1f"):
         return lambda f: f"{f['http'][label]['http_p50_ms']:{fmt}} / {f['http'][label]['http_p95_ms']:{fmt}} ms"
 
+    def b(label, body):
+        return lambda f: f"{q(label, f'body_{body}_cold_p50_ms')(f)} / {q(label, f'body_{body}_cached_p50_ms')(f)}"
+
     def v(key_p50, key_max, fmt):
         return lambda f: f"{f['visibility'][key_p50]:{fmt}} / {f['visibility'][key_max]:{fmt}} ms"
 
@@ -616,6 +658,13 @@ def report(results: dict) -> None:
          lambda f: f"{q('high', 'service_p50_ms')(f)} ({q('high', 'traversal_p50_ms')(f)})", ""),
         ("high: JSON document incl. enrichers p50 ms (enrichers alone)",
          lambda f: f"{q('high', 'document_json_p50_ms')(f)} ({q('high', 'enrichers_p50_ms')(f)})", ""),
+        ("high: service from the answer cache p50 ms", q("high", "service_cached_p50_ms", ".2f"), ""),
+        ("high: body p50 ms, cold / cached: whole list", b("high", "full"), ""),
+        ("high: body p50 ms, cold / cached: page of 100", b("high", "page"), ""),
+        ("high: body p50 ms, cold / cached: summary", b("high", "summary"), ""),
+        ("high: HTTP p50, summary / page of 100",
+         lambda f: f"{f['http']['high']['http_summary_p50_ms']:.1f} / {f['http']['high']['http_page_p50_ms']:.1f} ms",
+         ""),
         ("high: recursive CTE p50 ms", q("high", "cte_p50_ms"), ""),
         ("high: CTE / service", q("high", "cte_over_service"), "≥ 3"),
         ("mid-level CI: impacted", q("mid", "impacted", ","), "~15"),

@@ -36,6 +36,7 @@ from cairn.audit.models import ChangeLog
 from cairn.db import db, utcnow
 from cmdb.lifecycle import is_active
 from cmdb.models import ConfigurationItem
+from relations import answers
 from relations.models import GraphState, Relationship, RelationshipType
 from relations.types import BUILTIN_TYPES, IMPACT_DIRECTIONS, MEMBER_OF, SOURCE_DEPENDS_ON_TARGET
 
@@ -446,9 +447,10 @@ def live_graph(session=None):
 
 
 def forget_graphs() -> None:
-    """Drop every cached graph (tests, or after a restore)."""
+    """Drop every cached graph, and the impact answers computed on them (tests, or after a restore)."""
     with _graphs_lock:
         _graphs.clear()
+    answers.forget()
 
 
 def graph_stats() -> dict:

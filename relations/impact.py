@@ -45,6 +45,8 @@ class ImpactedCI:
     depth: int
     state: str  # "down" | "degraded"
     path: list[int]
+    parent: int | None = None  # path[-2]: the CI whose failure (or degradation) explains this one's
+    owner_team_id: int | None = None
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from flask import current_app
 from flask.views import MethodView
 
@@ -100,40 +102,64 @@ def _impact_kwargs(args) -> dict:
     }
 
 
+def _paging(args) -> tuple[int, int] | None:
+    """(page, page_size) when either was given, the other defaulted as on every list; else None."""
+    if args.get("page") is None and args.get("page_size") is None:
+        return None
+    defaults = blp.DEFAULT_PAGINATION_PARAMETERS
+    return args.get("page") or defaults["page"], args.get("page_size") or defaults["page_size"]
+
+
+def _impact_answer(ci_ids, args, *, single_root: bool, **more):
+    """The impact answer the arguments ask for, as JSON, with X-Pagination when paged."""
+    paging = _paging(args)
+    page, page_size = paging or (None, None)
+    body = services.impact_answer(
+        ci_ids, single_root=single_root, viewer=current_user(), summary=bool(args.get("summary")), page=page,
+        page_size=page_size, **_impact_kwargs(args), **more,
+    )  # fmt: skip
+    response = _json(body)
+    if paging:
+        metadata = blp._make_pagination_metadata(page, page_size, body["count"])
+        response.headers[blp.PAGINATION_HEADER_NAME] = json.dumps(metadata)
+    return response
+
+
+# The X-Pagination header, sent when the answer is paged.
+_PAGED = {"X-Pagination": "PAGINATION"}
+
+
 @blp.route("/cis/<int:ci_id>/impact")
 class CIImpact(MethodView):
     @requires(*EVERYONE)
     @blp.arguments(ImpactQuerySchema, location="query")
-    @blp.response(200, ImpactSchema)
+    @blp.response(200, ImpactSchema, headers=_PAGED)
     def get(self, args, ci_id):
         """What breaks if this CI fails: every dependent CI, down or degraded, with depth and path."""
         _check_visible([ci_id])
-        result = services.impact([ci_id], **_impact_kwargs(args))
-        return _json(services.impact_document(result, single_root=True, viewer=current_user()))
+        return _impact_answer([ci_id], args, single_root=True)
 
 
 @blp.route("/cis/<int:ci_id>/dependencies")
 class CIDependencies(MethodView):
     @requires(*EVERYONE)
     @blp.arguments(ImpactQuerySchema, location="query")
-    @blp.response(200, ImpactSchema)
+    @blp.response(200, ImpactSchema, headers=_PAGED)
     def get(self, args, ci_id):
         """What this CI needs, transitively (degraded: a redundant cluster absorbs that loss)."""
         _check_visible([ci_id])
-        result = services.dependencies(ci_id, **_impact_kwargs(args))
-        return _json(services.impact_document(result, single_root=True, viewer=current_user()))
+        return _impact_answer([ci_id], args, single_root=True, direction="dependencies")
 
 
 @blp.route("/impact")
 class WhatIf(MethodView):
     @requires(*EVERYONE)
     @blp.arguments(ImpactRequestSchema)
-    @blp.response(200, ImpactSchema)
+    @blp.response(200, ImpactSchema, headers=_PAGED)
     def post(self, data):
         """What-if: the impact of several CIs failing together."""
         _check_visible(data["ci_ids"])
-        result = services.impact(data["ci_ids"], direction=data["direction"], _field="ci_ids", **_impact_kwargs(data))
-        return _json(services.impact_document(result, single_root=False, viewer=current_user()))
+        return _impact_answer(data["ci_ids"], data, single_root=False, direction=data["direction"], _field="ci_ids")
 
 
 @blp.route("/graph/path")

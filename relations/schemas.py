@@ -1,7 +1,7 @@
 import marshmallow as ma
 from webargs.fields import DelimitedList
 
-from cairn.api import Id, OneOf, QueryId, Schema, Text
+from cairn.api import Blueprint, Id, OneOf, QueryId, Schema, Text
 from cmdb.classes import REGISTRY
 from relations.types import IMPACT_KINDS
 
@@ -57,6 +57,11 @@ class RelationshipQuerySchema(Schema):
     as_of = ma.fields.DateTime(metadata={"description": "the relationships valid at that moment (UTC if no zone)"})
 
 
+PAGE_SIZE = Blueprint.DEFAULT_PAGINATION_PARAMETERS["page_size"]
+MAX_PAGE_SIZE = Blueprint.DEFAULT_PAGINATION_PARAMETERS["max_page_size"]
+MAX_PAGE = 2**31 - 1
+
+
 class _ImpactParams(Schema):
     max_depth = ma.fields.Integer(strict=False, validate=ma.validate.Range(min=1, max=MAX_DEPTH))
     as_of = ma.fields.DateTime(
@@ -68,6 +73,33 @@ class _ImpactParams(Schema):
         load_default=False,
         metadata={"description": "also list, under `inactive`, the retired and disposed CIs the walk met"},
     )
+    summary = ma.fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "true: instead of the `impacted` list, `summary`: counts by CI class, owning team, "
+            "business service and depth, the business services, the impacted CIs with open incidents"
+        },
+    )
+    page = ma.fields.Integer(
+        strict=False,
+        validate=ma.validate.Range(min=1, max=MAX_PAGE),
+        metadata={
+            "description": "with page and/or page_size: one page of `impacted`, nearest first, then the most "
+            "critical, then by id; `count` stays the total (also in X-Pagination). Neither: the whole list "
+            "by depth and id. Default 1"
+        },
+    )
+    page_size = ma.fields.Integer(
+        strict=False,
+        validate=ma.validate.Range(min=1, max=MAX_PAGE_SIZE),
+        metadata={"description": f"items per page (default {PAGE_SIZE})"},
+    )
+
+    @ma.validates_schema
+    def _summary_or_page(self, data, **kwargs):
+        if data.get("summary") and (data.get("page") is not None or data.get("page_size") is not None):
+            given = [key for key in ("page", "page_size") if data.get(key) is not None]
+            raise ma.ValidationError({key: ["Not with summary: a summary has no items to page."] for key in given})
 
 
 class ImpactQuerySchema(_ImpactParams):
@@ -92,6 +124,12 @@ class ImpactCISchema(Schema):
     criticality = ma.fields.String()
 
 
+PARENT_HELP = (
+    "the CI just before this one on `path` (a failing root at depth 1), whose failure explains this "
+    "one's state; null: a CI the caller may not see"
+)
+
+
 class ImpactItemSchema(Schema):
     ci = ma.fields.Nested(ImpactCISchema)
     depth = ma.fields.Integer()
@@ -100,6 +138,7 @@ class ImpactItemSchema(Schema):
         ma.fields.Integer(allow_none=True),
         metadata={"description": "from a failing root to this CI (null: a CI the caller may not see)"},
     )
+    parent = ma.fields.Integer(allow_none=True, metadata={"description": PARENT_HELP})
 
 
 class InactiveCISchema(ImpactCISchema):
@@ -109,7 +148,78 @@ class InactiveCISchema(ImpactCISchema):
 class InactiveItemSchema(Schema):
     ci = ma.fields.Nested(InactiveCISchema)
     depth = ma.fields.Integer()
-    path = ma.fields.List(ma.fields.Integer(), metadata={"description": "from a failing root to this CI"})
+    path = ma.fields.List(
+        ma.fields.Integer(allow_none=True),
+        metadata={"description": "from a failing root to this CI (null: a CI the caller may not see)"},
+    )
+
+
+class StateCountsSchema(Schema):
+    down = ma.fields.Integer()
+    degraded = ma.fields.Integer()
+
+
+class ClassCountsSchema(StateCountsSchema):
+    ci_class = ma.fields.String()
+
+
+class TeamCountsSchema(StateCountsSchema):
+    id = ma.fields.Integer(allow_none=True, metadata={"description": "the owning team; null: CIs no team owns"})
+    name = ma.fields.String(allow_none=True)
+
+
+class DepthCountsSchema(StateCountsSchema):
+    depth = ma.fields.Integer(metadata={"description": "hops from the nearest failing root"})
+
+
+class ServiceCountsSchema(StateCountsSchema):
+    """A business service of the answer; down and degraded count the impacted CIs its failure comes
+    through (those from which a chain of the walk's relationships leads to it)."""
+
+    id = ma.fields.Integer()
+    name = ma.fields.String()
+    criticality = ma.fields.String()
+    state = OneOf(("down", "degraded"))
+    depth = ma.fields.Integer()
+
+
+class OpenIncidentRefSchema(Schema):
+    id = ma.fields.Integer()
+    number = ma.fields.String()
+    priority = ma.fields.Integer()
+    state = ma.fields.String()
+
+
+class CIWithIncidentsSchema(Schema):
+    id = ma.fields.Integer()
+    name = ma.fields.String()
+    ci_class = ma.fields.String()
+    criticality = ma.fields.String()
+    state = OneOf(("down", "degraded"))
+    depth = ma.fields.Integer()
+    incidents = ma.fields.List(
+        ma.fields.Nested(OpenIncidentRefSchema), metadata={"description": "open incidents on it, P1 first"}
+    )
+
+
+class ImpactSummarySchema(Schema):
+    """With summary=true, in place of the items. The groups count the impacted CIs the caller may see;
+    by_depth counts them all (as the list shows every item's depth and state), `hidden` the others."""
+
+    by_class = ma.fields.List(ma.fields.Nested(ClassCountsSchema), metadata={"description": "the most CIs first"})
+    by_team = ma.fields.List(ma.fields.Nested(TeamCountsSchema), metadata={"description": "the most CIs first"})
+    by_business_service = ma.fields.List(
+        ma.fields.Nested(ServiceCountsSchema),
+        metadata={"description": "every business service of the answer the caller may see: down first, "
+                  "then the most critical, then the most CIs behind it"},
+    )  # fmt: skip
+    by_depth = ma.fields.List(ma.fields.Nested(DepthCountsSchema), metadata={"description": "nearest first"})
+    open_incidents = ma.fields.List(
+        ma.fields.Nested(CIWithIncidentsSchema),
+        metadata={"description": "the impacted CIs with open incidents the caller may see (nearest, most "
+                  "critical first), from the answer's open tickets"},
+    )  # fmt: skip
+    hidden = ma.fields.Nested(StateCountsSchema, metadata={"description": "the impacted CIs the caller may not see"})
 
 
 class ImpactSchema(Schema):
@@ -117,10 +227,14 @@ class ImpactSchema(Schema):
 
     root = ma.fields.Integer()
     roots = ma.fields.List(ma.fields.Integer())
-    count = ma.fields.Integer()
+    count = ma.fields.Integer(metadata={"description": "the impacted CIs: all of them, also when paged"})
     down = ma.fields.Integer()
     degraded = ma.fields.Integer()
-    impacted = ma.fields.List(ma.fields.Nested(ImpactItemSchema))
+    impacted = ma.fields.List(
+        ma.fields.Nested(ImpactItemSchema),
+        metadata={"description": "by depth and id; with page/page_size that page (see page); none with summary"},
+    )
+    summary = ma.fields.Nested(ImpactSummarySchema)
     business_services = ma.fields.List(ma.fields.Integer(), metadata={"description": "those the caller may see"})
     owner_team_ids = ma.fields.List(
         ma.fields.Integer(),
@@ -129,8 +243,10 @@ class ImpactSchema(Schema):
     graph_version = ma.fields.Integer()
     as_of = ma.fields.DateTime(metadata={"description": "with as_of: the moment the answer describes (UTC)"})
     open_tickets = ma.fields.List(
-        ma.fields.Dict(), metadata={"description": "the open tickets on these CIs that the caller may see"}
-    )
+        ma.fields.Dict(),
+        metadata={"description": "the open tickets on the roots and the impacted CIs (of this page when paged) "
+                  "that the caller may see"},
+    )  # fmt: skip
     hidden_open_tickets = ma.fields.Integer(metadata={"description": "the open tickets on them it may not see"})
     inactive = ma.fields.List(
         ma.fields.Nested(InactiveItemSchema),

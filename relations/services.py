@@ -30,12 +30,15 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import selectinload
 
 from cairn.audit.mixin import record, record_rows
+from cairn.auth.models import Team
 from cairn.auth.policy import hidden, restricted
+from cairn.config import setting
 from cairn.db import MAX_ID, db, id_in, utcnow
 from cairn.errors import Conflict, Invalid, NotFound
 from cmdb.classes import REGISTRY
 from cmdb.models import ConfigurationItem
 from cmdb.services import visible_ci_ids
+from relations import answers
 from relations import graph as graph_module
 from relations.graph import GRAPH_CI_FIELDS, TypeInfo, bump_version, live_graph, load_types, status_change_matters
 from relations.impact import (
@@ -63,6 +66,8 @@ __all__ = [
     "dependencies",
     "enrich",
     "impact",
+    "impact_answer",
+    "impact_document",
     "register_impact_enricher",
 ]
 
@@ -598,19 +603,14 @@ def impact(
     ``none`` are never followed. Retired and disposed CIs are never impacted (see
     ``relations.impact``); ``include_inactive`` lists the ones the walk met under
     ``extras["inactive"]``. Unknown CIs: NotFound; bad parameters: Invalid.
+
+    The answer is computed once per question and graph version and then shared (relations.answers):
+    treat it as read-only.
     """
-    allowed, classes = _validate(max_depth, as_of, relationship_types, ci_classes, direction)
-    if as_of is None:
-        with live_graph() as graph:
-            roots, teams = _roots(ci_ids, graph, _field)
-            return _answer(graph, roots, teams, max_depth, allowed, classes, direction, graph.version, include_inactive)
-    as_of = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
-    version = graph_module.read_version(db.session)[0]
-    adj = AsOfGraph(db.session, as_of, _types())
-    roots, teams = _roots(ci_ids, adj, _field)
-    result = _answer(adj, roots, teams, max_depth, allowed, classes, direction, version, include_inactive)
-    result.extras["as_of"] = as_of.isoformat()
-    return result
+    return _impact(
+        ci_ids, max_depth=max_depth, as_of=as_of, relationship_types=relationship_types, ci_classes=ci_classes,
+        direction=direction, include_inactive=include_inactive, _field=_field,
+    ).result  # fmt: skip
 
 
 def dependencies(ci_id: int | list[int], **kwargs) -> ImpactResult:
@@ -621,7 +621,61 @@ def dependencies(ci_id: int | list[int], **kwargs) -> ImpactResult:
     return impact(ci_id if isinstance(ci_id, list) else [ci_id], **kwargs)
 
 
-def _answer(adj, roots, teams, max_depth, allowed, classes, direction, version, include_inactive) -> ImpactResult:
+def _impact(
+    ci_ids,
+    *,
+    max_depth=None,
+    as_of=None,
+    relationship_types=None,
+    ci_classes=None,
+    direction="impact",
+    include_inactive=False,
+    _field=None,
+    chains=False,
+) -> answers.Answer:
+    """``impact``'s answer from the cache, or computed and kept there; with ``chains``, also what the
+    summary needs from the graph the answer was computed on (derived while that graph is at hand)."""
+    allowed, classes = _validate(max_depth, as_of, relationship_types, ci_classes, direction)
+    question = dict(
+        max_depth=max_depth, allowed=allowed, classes=classes, direction=direction, include_inactive=include_inactive
+    )
+    database = str(db.engine.url)
+    if as_of is None:
+        with live_graph() as graph:
+            roots, teams = _roots(ci_ids, graph, _field)
+            key = answers.question_key(database, graph.version, graph.stamp, roots, as_of=None, **question)
+            answer = answers.cache.get(key)
+            if answer is None:
+                version = graph.version
+                answer = _answer(graph, roots, teams, max_depth, allowed, classes, direction, version, include_inactive)
+                answers.cache.put(key, answer, _cache_items())
+            if chains:
+                answers.ensure_chains(answer, graph)
+            return answer
+    as_of = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
+    version, stamp = graph_module.read_version(db.session)
+    adj = AsOfGraph(db.session, as_of, _types())
+    roots, teams = _roots(ci_ids, adj, _field)
+    key = answers.question_key(database, version, stamp, roots, as_of=as_of, **question)
+    answer = answers.cache.get(key)
+    if answer is None:
+        answer = _answer(adj, roots, teams, max_depth, allowed, classes, direction, version, include_inactive)
+        answer.result.extras["as_of"] = as_of.isoformat()
+        answers.cache.put(key, answer, _cache_items())
+    if chains and answer.chains is None:
+        # The relationships among the answer's CIs as they were then (already loaded when the walk
+        # just ran; read again, without walking, when the answer came from the cache).
+        adj.prefetch([*roots, *answer.walked, *(i.ci_id for i in answer.result.impacted)])
+        answers.ensure_chains(answer, adj)
+    return answer
+
+
+def _cache_items() -> int:
+    return max(0, setting("CAIRN_IMPACT_CACHE_ITEMS", answers.DEFAULT_MAX_ITEMS))
+
+
+def _answer(adj, roots, teams, max_depth, allowed, classes, direction, version, include_inactive) -> answers.Answer:
+    answers.cache.traversed()
     prop = propagate(adj, roots, max_depth=max_depth, allowed=allowed, direction=direction)
     root_set = set(roots)
     reached = [n for n in prop.state if n not in root_set]
@@ -629,38 +683,38 @@ def _answer(adj, roots, teams, max_depth, allowed, classes, direction, version, 
         adj.load_nodes(reached + (list(prop.inactive) if include_inactive else []))
     node = adj.node
     impacted: list[ImpactedCI] = []
+    walked: list[int] = []
     services, owner_teams = [], {t for t in teams.values() if t is not None}
     state, depth_down, depth_deg = prop.state, prop.depth_down, prop.depth_deg
+    par_down, par_deg = prop.par_down, prop.par_deg
     path = prop.path
     for n in reached:
         data = node(n)
         if data is None:  # a CI deleted since (as_of answers); nothing to show
+            walked.append(n)
             continue
         ci_class = data["ci_class"]
         if classes is not None and ci_class not in classes:
+            walked.append(n)
             continue
         s = state[n]
+        team = data.get("owner_team_id")
+        if s == DOWN:
+            depth, parent = depth_down[n], par_down[n]
+        else:
+            depth, parent = depth_deg[n], par_deg[n][0]
         impacted.append(
-            ImpactedCI(
-                n,
-                data["name"],
-                ci_class,
-                data["criticality"],
-                depth_down[n] if s == DOWN else depth_deg[n],
-                STATE_NAMES[s],
-                path(n),
-            )
+            ImpactedCI(n, data["name"], ci_class, data["criticality"], depth, STATE_NAMES[s], path(n), parent, team)
         )
         if ci_class == "business_service":
             services.append(n)
-        team = data.get("owner_team_id")
         if team is not None:
             owner_teams.add(team)
     impacted.sort(key=lambda i: (i.depth, i.ci_id))
     extras: dict[str, Any] = {"direction": direction}
     if include_inactive:
         extras["inactive"] = _inactive_items(prop, node, classes)
-    return ImpactResult(
+    result = ImpactResult(
         roots=roots,
         impacted=impacted,
         business_services=sorted(services),
@@ -668,6 +722,7 @@ def _answer(adj, roots, teams, max_depth, allowed, classes, direction, version, 
         graph_version=version,
         extras=extras,
     )
+    return answers.Answer(result, frozenset(allowed) if allowed is not None else None, tuple(walked))
 
 
 def _inactive_items(prop, node, classes) -> list[dict]:
@@ -686,44 +741,97 @@ def _inactive_items(prop, node, classes) -> list[dict]:
 def impact_document(result: ImpactResult, *, single_root: bool, viewer=None) -> dict:
     """The JSON body of an impact answer, built without a schema per item (thousands of items), as
     ``viewer`` may see it: an impacted CI it may not see is ``{id: null, visible: false}`` (its
-    depth and state stay, so the counts stay true), a path names it as null, and the business
-    services and owning teams are those of the CIs it may see."""
-    visible = None
-    if restricted(viewer):
-        named = set(result.roots) | {n for i in result.impacted for n in i.path}
-        named |= {n for item in result.extras.get("inactive", ()) for n in item["path"]}
-        visible = visible_ci_ids(viewer, named)
+    depth and state stay, so the counts stay true), a path or ``parent`` names it as null, and the
+    business services and owning teams are those of the CIs it may see."""
+    visible = _visible_in(result, viewer)
+    down = sum(1 for i in result.impacted if i.state == "down")
+    body = _head(result, single_root, visible, down)
+    body["impacted"] = answers.items(result.impacted, visible, hidden())
+    body.update(_tail(result, visible))
+    body.update(enrich(result, viewer))
+    return body
+
+
+def impact_answer(
+    ci_ids: list[int],
+    *,
+    single_root: bool,
+    viewer=None,
+    summary: bool = False,
+    page: int | None = None,
+    page_size: int | None = None,
+    **question,
+) -> dict:
+    """An impact answer over HTTP for ``viewer``, as ``impact_document`` (``question``: ``impact``'s
+    keywords) or, when asked, a page of it or its summary; the body to write with orjson (it may hold
+    ``orjson.Fragment`` values).
+
+    ``page``/``page_size`` (both given; the caller applies the defaults): that page of the items,
+    nearest first, then the most critical, then by id (for a viewer who may not see some CIs, those
+    come after the ones it sees at their depth); ``count``, ``down`` and ``degraded`` stay the totals,
+    the business services and owning teams those of the whole answer, the open tickets those on the
+    roots and this page's CIs. A page past the end has no items.
+
+    ``summary``: no items; instead ``summary`` with the counts of down and degraded CIs by CI class,
+    owning team, business service and depth, the business services (with the CIs their failure comes
+    through) and the impacted CIs that have open incidents (from the open tickets the registered
+    enrichers add, as ``viewer`` may see them). What ``viewer`` may not see is counted in
+    ``summary.hidden`` and by depth only.
+
+    The traversal is shared with every other page, summary and caller of ``impact`` asking the same
+    question at the same graph version (relations.answers); visibility is applied here, each time."""
+    answer = _impact(ci_ids, chains=summary, **question)
+    result = answer.result
+    visible = _visible_in(result, viewer)
+    body = _head(result, single_root, visible, answer.down_count())
+    enriched = result
+    if page is not None:
+        shown = answers.page_of(answers.ranked(answer, visible), page, page_size)
+        body["impacted"] = answers.items(shown, visible, hidden())
+        # The enrichers (open tickets) see the page: what they add stays the size of a page.
+        enriched = ImpactResult(result.roots, shown, result.business_services, result.owner_team_ids,
+                                result.graph_version, result.extras)  # fmt: skip
+    elif not summary and visible is None:
+        body["impacted"] = answers.impacted_fragment(answer)
+    elif not summary:
+        body["impacted"] = answers.items(result.impacted, visible, hidden())
+    body.update(_tail(result, visible))
+    extra = enrich(enriched, viewer)
+    body.update(extra)
+    if summary:
+        incidents = _open_incidents(extra.get("open_tickets", ()))
+        team_ids = {i.owner_team_id for i in result.impacted if i.owner_team_id is not None}
+        body["summary"] = answers.summary(answer, visible, _team_names(team_ids), incidents)
+    return body
+
+
+def _visible_in(result: ImpactResult, viewer) -> set[int] | None:
+    """The CIs an answer names that ``viewer`` may see; None when it sees everything."""
+    if not restricted(viewer):
+        return None
+    named = set(result.roots) | {n for i in result.impacted for n in i.path}
+    named |= {n for item in result.extras.get("inactive", ()) for n in item["path"]}
+    return visible_ci_ids(viewer, named)
+
+
+def _head(result: ImpactResult, single_root: bool, visible: set[int] | None, down: int) -> dict[str, Any]:
     body: dict[str, Any] = {}
     if single_root:
         body["root"] = _shown(result.roots[0], visible)
     body["roots"] = [_shown(r, visible) for r in result.roots]
     body["count"] = len(result.impacted)
-    body["down"] = sum(1 for i in result.impacted if i.state == "down")
-    body["degraded"] = body["count"] - body["down"]
+    body["down"] = down
+    body["degraded"] = body["count"] - down
+    return body
+
+
+def _tail(result: ImpactResult, visible: set[int] | None) -> dict[str, Any]:
+    """What follows the items: business services, owning teams, graph version, the extras."""
+    body: dict[str, Any] = {}
     if visible is None:
-        body["impacted"] = [
-            {
-                "ci": {"id": i.ci_id, "name": i.name, "ci_class": i.ci_class, "criticality": i.criticality},
-                "depth": i.depth,
-                "state": i.state,
-                "path": i.path,
-            }
-            for i in result.impacted
-        ]
         body["business_services"] = result.business_services
         body["owner_team_ids"] = result.owner_team_ids
     else:
-        body["impacted"] = [
-            {
-                "ci": {"id": i.ci_id, "name": i.name, "ci_class": i.ci_class, "criticality": i.criticality}
-                if i.ci_id in visible
-                else hidden(),
-                "depth": i.depth,
-                "state": i.state,
-                "path": [_shown(n, visible) for n in i.path],
-            }
-            for i in result.impacted
-        ]
         body["business_services"] = [s for s in result.business_services if s in visible]
         body["owner_team_ids"] = _owner_teams(visible & ({i.ci_id for i in result.impacted} | set(result.roots)))
     body["graph_version"] = result.graph_version
@@ -736,11 +844,30 @@ def impact_document(result: ImpactResult, *, single_root: bool, viewer=None) -> 
             ]  # fmt: skip
         if key != "direction":
             body[key] = value
-    body.update(enrich(result, viewer))
     return body
 
 
-def _shown(ci_id: int, visible: set[int] | None) -> int | None:
+def _open_incidents(open_tickets) -> dict[int, list[dict]]:
+    """CI id -> the open incidents on it, from the open tickets an answer shows (P1 first)."""
+    found: dict[int, list[dict]] = {}
+    for ticket in open_tickets:
+        if ticket.get("kind") != "incident":
+            continue
+        entry = {"id": ticket["id"], "number": ticket.get("number"), "priority": ticket.get("priority"),
+                 "state": ticket.get("state")}  # fmt: skip
+        for ci_id in ticket.get("ci_ids", ()):
+            found.setdefault(ci_id, []).append(entry)
+    return found
+
+
+def _team_names(team_ids) -> dict[int, str]:
+    if not team_ids:
+        return {}
+    rows = db.session.execute(select(Team.id, Team.name).where(id_in(Team.id, list(team_ids))))
+    return {team_id: name for team_id, name in rows}
+
+
+def _shown(ci_id: int | None, visible: set[int] | None) -> int | None:
     """A CI id as an answer shows it: null when the viewer may not see that CI."""
     return ci_id if visible is None or ci_id in visible else None
 

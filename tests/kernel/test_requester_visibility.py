@@ -182,8 +182,13 @@ VARIANTS = {
     "/api/v1/cis": [{"format": "csv"}, {"q": "zq"}],
     "/api/v1/tickets": [{"ci_id": "{switch}"}, {"q": "zq"}],
     "/api/v1/cis/<int:ci_id>/graph": [{"format": "dot"}, {"format": "graphml"}, {"depth": 4}],
-    "/api/v1/cis/<int:ci_id>/impact": [{"include_inactive": "true"}],
-    "/api/v1/cis/<int:ci_id>/dependencies": [{"include_inactive": "true"}],
+    "/api/v1/cis/<int:ci_id>/impact": [{"include_inactive": "true"}, {"summary": "true"}, {"page_size": 1}],
+    "/api/v1/cis/<int:ci_id>/dependencies": [
+        {"include_inactive": "true"},
+        {"summary": "true"},
+        {"page": 1, "page_size": 1},
+        {"page": 2, "page_size": 1},
+    ],
     # the foreign switch, the foreign people, everything with an "e"
     "/api/v1/search": [{"q": "core"}, {"q": "olga"}, {"q": "example"}, {"q": "INC"}, {"q": "zq"}],
 }
@@ -230,6 +235,8 @@ def test_every_answer_a_requester_gets_shows_nothing_foreign(app, client, estate
     for url, body in (
         ("/api/v1/impact", {"ci_ids": [mine]}),
         ("/api/v1/impact", {"ci_ids": [mine], "direction": "dependencies", "include_inactive": True}),
+        ("/api/v1/impact", {"ci_ids": [mine], "direction": "dependencies", "summary": True}),
+        ("/api/v1/impact", {"ci_ids": [mine], "direction": "dependencies", "page_size": 1}),
         ("/api/v1/tickets", {"kind": "incident", "title": "again", "ci_ids": [mine]}),
         (f"/api/v1/tickets/{own}/comments", {"body": "any news?"}),
         (f"/api/v1/tickets/{own}/transitions", {"to": "canceled", "note": "works again"}),

@@ -38,6 +38,7 @@ def test_impact_answer_shape(client, admin, small):
         "depth": 1,
         "state": "down",
         "path": [small["switch"], small["server"]],
+        "parent": small["switch"],
     }
     assert [i["depth"] for i in body["impacted"]] == [1, 2, 3, 4]
     assert body["business_services"] == [small["service"]]
