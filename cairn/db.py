@@ -118,6 +118,16 @@ def configure_engine(engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if sqlite_begin_immediate.get() else "BEGIN")
 
 
+def reader():
+    """What to run a Core read on: the session's connection, skipping the ORM's execution (a third of
+    a small statement's cost), or the session itself when changes are pending, so they are flushed
+    first. Both take ``execute(statement, params)`` and ``scalar(statement)``."""
+    session = db.session()
+    if session.new or session.dirty or session.deleted:
+        return session
+    return session.connection()
+
+
 def id_in(column, ids):
     """``column IN ids`` that stays cheap for thousands of ids: one array parameter on PostgreSQL
     (``= ANY(:ids)``) instead of one bind parameter per id."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from cairn.db import db
+from cairn.db import db, reader
 
 
 def count_of(stmt) -> int:
@@ -22,10 +22,7 @@ def count_of(stmt) -> int:
         counted = stmt.with_only_columns(func.count(), maintain_column_froms=True).order_by(None)
     else:
         counted = select(func.count()).select_from(stmt.order_by(None).subquery())
-    session = db.session()
-    if session.new or session.dirty or session.deleted:  # the ORM's execution flushes them first
-        return session.scalar(counted)
-    return session.connection().scalar(counted)
+    return reader().scalar(counted)
 
 
 def paginate_select(stmt, pagination_parameters, *, count_stmt=None, scalars: bool = True):

@@ -31,7 +31,7 @@ from cairn.audit.mixin import jsonable, record_rows, reserve_ids
 from cairn.audit.models import ChangeLog
 from cairn.auth.models import Team, User
 from cairn.auth.policy import restricted, visible_ids
-from cairn.db import MAX_ID, db, utcnow
+from cairn.db import MAX_ID, db, reader, utcnow
 from cairn.errors import Conflict, DomainError, Invalid, NotFound
 from cairn.external_ids import set_external_ids
 from cmdb import classes, lifecycle
@@ -144,7 +144,7 @@ def ci_answer(ci_id: int, viewer: User | None = None) -> CIAnswer:
     """The CI as a GET shows it (NotFound as ``get_ci``), read for answering only: a third of the
     CPU of loading the model. Nothing read here may be written back."""
     dialect = db.session.get_bind().dialect.name
-    rows = _read(_ci_answer_select(dialect, True), {"ci_id": ci_id}) if 0 < ci_id <= MAX_ID else ()
+    rows = reader().execute(_ci_answer_select(dialect, True), {"ci_id": ci_id}) if 0 < ci_id <= MAX_ID else ()
     answers = _answers(rows, dialect)
     if not answers or not can_see_ci(viewer, answers[0]):
         raise NotFound(f"No CI with id {ci_id}.")
@@ -160,16 +160,7 @@ def ci_answer_page(stmt: Select, order: list, limit: int, offset: int) -> list[C
     ci = ConfigurationItem.__table__
     page = stmt.with_only_columns(ConfigurationItem.id).limit(limit).offset(offset).correlate(None).scalar_subquery()
     chosen = ci.c.id == any_(func.array(page)) if dialect == "postgresql" else ci.c.id.in_(page)
-    return _answers(_read(_ci_answer_select(dialect, False).where(chosen).order_by(*order)), dialect)
-
-
-def _read(statement, params=None):
-    """Rows of a Core select for an answer, on the session's connection without the ORM's execution
-    (a third of the statement's cost); with the ORM's when changes are pending, so they are flushed."""
-    session = db.session()
-    if session.new or session.dirty or session.deleted:
-        return session.execute(statement, params)
-    return session.connection().execute(statement, params)
+    return _answers(reader().execute(_ci_answer_select(dialect, False).where(chosen).order_by(*order)), dialect)
 
 
 # ---------------------------------------------------------------------------------------------
