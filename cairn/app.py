@@ -16,9 +16,10 @@ def create_app(config: Config | dict | None = None) -> Flask:
         config = Config()
     elif isinstance(config, dict):
         config = Config(**config)
-    app = Flask("cairn", static_folder=None, instance_path=str(config.INSTANCE_PATH))
+    from cairn.http import CairnFlask, FastJSONProvider
+
+    app = CairnFlask("cairn", static_folder=None, instance_path=str(config.INSTANCE_PATH))
     app.config.from_mapping(config.as_dict())
-    from cairn.http import FastJSONProvider
 
     app.json = FastJSONProvider(app)
     if app.config.get("CAIRN_PROXY_FIX"):

@@ -72,8 +72,8 @@ class CIs(MethodView):
     @blp.paginate()
     def get(self, filters, pagination_parameters):
         """List CIs, filtered and sorted; format=csv streams all matches as CSV."""
-        stmt = services.search_cis(filters, current_user(), load=False)
         if filters.get("format") == "csv":
+            stmt = services.search_cis(filters, current_user(), load=False)
             pagination_parameters.item_count = count_of(stmt)
             return Response(
                 stream_with_context(export.iter_csv(stmt, filters.get("ci_class"))),
@@ -81,12 +81,11 @@ class CIs(MethodView):
                 headers={"Content-Disposition": 'attachment; filename="cis.csv"'},
             )
         # The total, then the page's answers in one Core statement (no ORM loading of 50 models)
-        pagination_parameters.item_count = count_of(stmt)
-        size = pagination_parameters.page_size
-        offset = (pagination_parameters.page - 1) * size
-        if offset >= pagination_parameters.item_count:
-            return []
-        return services.ci_answer_page(stmt, services.ci_order(filters), size, offset)
+        total, answers = services.ci_list_page(
+            filters, current_user(), pagination_parameters.page, pagination_parameters.page_size
+        )
+        pagination_parameters.item_count = total
+        return answers
 
     @requires(*CMDB_WRITERS)
     @blp.arguments(CIWriteSchema)

@@ -293,3 +293,30 @@ def test_concurrent_patches_without_if_match_all_apply(app, committed_client, co
         ).all()
         db.session.remove()
     assert len(updates) == 8  # every writer set a different value: eight recorded changes, none lost
+
+
+def test_lists_of_one_shape_bind_each_requests_values(client, make):
+    """GET /cis caches its statements by the shape of the filters (cmdb.services.ci_list_page): two
+    requests of one shape with other values, or by two requesters, must not see each other's."""
+    team_a, team_b = make.team("Shape A"), make.team("Shape B")
+    ann, bob = make.user("requester"), make.user("requester")
+    make.ci("laptop", name="shape-ann", owner_team_id=team_a.id, assigned_to_id=ann.id, vendor="Dell")
+    make.ci("laptop", name="shape-bob", owner_team_id=team_b.id, assigned_to_id=bob.id, vendor="HP")
+    make.ci("server", name="shape-srv", owner_team_id=team_a.id, vendor="Dell")
+    staff = make.headers("agent")
+
+    def names(query, headers, total=None):
+        response = client.get(f"/api/v1/cis?{query}", headers=headers)
+        assert response.status_code == 200, response.json
+        assert json.loads(response.headers["X-Pagination"])["total"] == (total or len(response.json))
+        return [c["name"] for c in response.json]
+
+    assert names(f"owner_team_id={team_a.id}", staff) == ["shape-ann", "shape-srv"]
+    assert names(f"owner_team_id={team_b.id}", staff) == ["shape-bob"]
+    assert names("ci_class=laptop&vendor=dell&q=shape", staff) == ["shape-ann"]
+    assert names("ci_class=laptop&vendor=hp&q=shape", staff) == ["shape-bob"]
+    assert names("ci_class=server,laptop&q=shape-s", staff) == ["shape-srv"]
+    assert names("category=hardware&q=shape&sort=-name", staff) == ["shape-srv", "shape-bob", "shape-ann"]
+    assert names("q=shape", make.headers("requester", user=ann)) == ["shape-ann"]
+    assert names("q=shape", make.headers("requester", user=bob)) == ["shape-bob"]
+    assert names("q=shape&page=2&page_size=2", staff, total=3) == ["shape-srv"]

@@ -2,6 +2,8 @@
 block; the connection goes back to the pool as it came (the next request's writes are one
 transaction again), and the answers are those of any other GET."""
 
+import re
+
 import pytest
 from sqlalchemy import event, func, select
 
@@ -9,13 +11,15 @@ from cairn.audit.models import ChangeLog
 from cmdb.models import ConfigurationItem
 
 
-def _watch(engine):
+def _watch(engine, statements=None):
     seen: list[tuple[str, bool]] = []
 
     def before(conn, _cursor, statement, *_args):
         # psycopg's flag; SQLite's driver has none (and read-only views change nothing there)
         autocommit = getattr(conn.connection.dbapi_connection, "autocommit", False) is True
         seen.append((statement.split()[0].upper(), autocommit))
+        if statements is not None:
+            statements.append(" ".join(statement.split()))
 
     event.listen(engine, "before_cursor_execute", before)
     return seen, lambda: event.remove(engine, "before_cursor_execute", before)
@@ -30,11 +34,12 @@ def test_read_only_gets_run_without_a_transaction_and_writes_keep_theirs(app, co
     # The first request may touch the token (a write): out of the way before watching.
     assert client.get(f"/api/v1/cis/{ci.id}", headers=headers).status_code == 200
 
-    seen, stop = _watch(committed_db.engine)
+    statements: list[str] = []
+    seen, stop = _watch(committed_db.engine, statements)
     try:
         one = client.get(f"/api/v1/cis/{ci.id}", headers=headers)
         listed = client.get("/api/v1/cis?ci_class=server", headers=headers)
-        reads = list(seen)
+        reads, read_statements = list(seen), list(statements)
         seen.clear()
         patched = client.patch(f"/api/v1/cis/{ci.id}", headers=headers, json={"description": "after a read"})
         writes = list(seen)
@@ -49,6 +54,9 @@ def test_read_only_gets_run_without_a_transaction_and_writes_keep_theirs(app, co
     assert patched.status_code == 200 and patched.json["description"] == "after a read"
     assert csv.status_code == 200 and "ro-1" in csv.get_data(as_text=True)
     assert reads and {verb for verb, _ in reads} <= {"SELECT", "BEGIN"}  # SQLite's BEGIN is a statement
+    # the answers' own statements are among them (on PostgreSQL run straight on the driver's cursor)
+    from_ci = [sql for sql in read_statements if sql.startswith("SELECT") and re.search(r"\bFROM ci\b", sql)]
+    assert len(from_ci) == 3, read_statements  # the CI; the list's count and page
     assert all(autocommit is postgres for _, autocommit in reads)
     # the write after them: in one transaction, on whatever pooled connection it got
     assert {verb for verb, _ in writes} >= {"SELECT", "UPDATE", "INSERT"}
