@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import decimal
 import hashlib
+import json
 import re
 from collections.abc import Mapping
 from functools import wraps
@@ -385,6 +386,12 @@ class Blueprint(SmorestBlueprint):
             if page < last:
                 metadata["next_page"] = page + 1
         return metadata
+
+    def pagination_header_value(self, page: int, page_size: int, total: int) -> str:
+        """The X-Pagination header's value (JSON) for ``page`` of ``page_size`` items out of ``total``,
+        for a view that pages an answer itself (without ``@blp.paginate``); set it under
+        ``PAGINATION_HEADER_NAME``."""
+        return json.dumps(self._make_pagination_metadata(page, page_size, total))
 
     def add_url_rule(self, rule, *args, **kwargs):
         self._adding_rule = rule

@@ -67,6 +67,9 @@ class Config:
         self.MAX_CONTENT_LENGTH = _int("CAIRN_MAX_REQUEST_BYTES", 10 * 1024 * 1024)
         self.CAIRN_QUEUE_NAME = env.get("CAIRN_QUEUE_NAME", "cairn")
         self.CAIRN_TOKEN_TOUCH_SECONDS = _int("CAIRN_TOKEN_TOUCH_SECONDS", 300)
+        # Where processes keep the dependency graph's snapshot (relations/snapshot.py), one file per
+        # database: unset or empty, the instance path; "off", no snapshots (every process rebuilds).
+        self.CAIRN_GRAPH_SNAPSHOT_DIR = env.get("CAIRN_GRAPH_SNAPSHOT_DIR", "")
         # A process re-checks a token it saw this recently without a query; revocations and
         # deactivations reach other processes within this time (0: check every request).
         self.CAIRN_TOKEN_REMEMBER_SECONDS = float(env.get("CAIRN_TOKEN_REMEMBER_SECONDS") or 2)

@@ -15,9 +15,13 @@ from sqlalchemy import (
     DateTime,
     Integer,
     MetaData,
+    String,
     any_,
     bindparam,
     event,
+    func,
+    literal_column,
+    select,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry
@@ -208,12 +212,17 @@ class DirectSelect:
 
 
 def id_in(column, ids):
-    """``column IN ids`` that stays cheap for thousands of ids: one array parameter on PostgreSQL
-    (``= ANY(:ids)``) instead of one bind parameter per id."""
+    """``column IN ids`` that stays cheap and within the driver's limits for any number of ids: one
+    array parameter on PostgreSQL (``= ANY(:ids)``), one JSON parameter on SQLite (``IN (SELECT
+    value FROM json_each(:ids))``; SQLite refuses a statement with more than 32,766 parameters),
+    instead of one bind parameter per id."""
     ids = list(ids)
-    if len(ids) > 50 and db.session.get_bind().dialect.name == "postgresql":
+    if len(ids) <= 50:
+        return column.in_(ids)
+    if db.session.get_bind().dialect.name == "postgresql":
         return column == any_(bindparam(None, ids, type_=ARRAY(BigInteger)))
-    return column.in_(ids)
+    listed = func.json_each(bindparam(None, orjson.dumps(ids).decode(), type_=String))
+    return column.in_(select(literal_column("value")).select_from(listed))
 
 
 def get_or_404(model, object_id: int, message: str | None = None, *, for_update: bool = False):

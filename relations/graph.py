@@ -16,27 +16,41 @@ log past the last graph change it applied and reloads the current rows of the re
 CIs named there (state, not diffs, so applying twice is harmless). A full rebuild happens at the
 first query, when the database went backwards (a rolled-back version), or when the increment is
 larger than a rebuild would cost.
+
+Fast cold start: after a full rebuild, a background thread writes the rebuilt graph to a snapshot
+file (one per database, in ``CAIRN_GRAPH_SNAPSHOT_DIR``, by default the instance path; the format
+is in ``relations.snapshot``; ``cairn graph snapshot`` writes one too). A process's first query
+restores the graph from that file instead of rebuilding it when the file is usable against the
+database (written by this graph code for this schema revision, its graph version not ahead of the
+database's, its watermark row still there with the same time, the relationship types unchanged),
+then catches up through the change log past the watermark exactly as a running process does (more
+than ``MAX_INCREMENT_ROWS`` rows: a rebuild); when anything does not hold, it rebuilds. A snapshot
+is tagged with its rebuild's version and watermark, so it carries the rebuild's guarantee (on
+PostgreSQL, every graph change up to the watermark was committed and loaded).
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import sys
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import networkx as nx
 from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cairn.audit.models import ChangeLog
+from cairn.config import setting
 from cairn.db import db, utcnow
 from cmdb.lifecycle import is_active
 from cmdb.models import ConfigurationItem
-from relations import answers
+from relations import answers, snapshot
 from relations.models import GraphState, Relationship, RelationshipType
 from relations.types import BUILTIN_TYPES, IMPACT_DIRECTIONS, MEMBER_OF, SOURCE_DEPENDS_ON_TARGET
 
@@ -96,6 +110,28 @@ class TypeInfo:
     def propagates(self) -> bool:
         """False for types whose impact is ``none``: recorded and shown, never followed by impact."""
         return self.impact in IMPACT_DIRECTIONS
+
+
+def _type_fields(info: TypeInfo) -> dict:
+    return {
+        "name": info.name,
+        "label": info.label,
+        "reverse_label": info.reverse_label,
+        "impact": info.impact,
+        "source_classes": list(info.source_classes),
+        "target_classes": list(info.target_classes),
+    }
+
+
+def _type_info(fields: dict) -> TypeInfo:
+    return TypeInfo(
+        fields["name"],
+        fields["label"],
+        fields["reverse_label"],
+        fields["impact"],
+        tuple(fields["source_classes"]),
+        tuple(fields["target_classes"]),
+    )
 
 
 def load_types(session=None) -> dict[str, TypeInfo]:
@@ -176,7 +212,30 @@ class LiveGraph:
         self.watermark = 0  # change-log id up to which every graph change is applied
         self.watermark_at: datetime | None = None
         self.built = False
-        self.stats = {"rebuilds": 0, "refreshes": 0, "last_build_s": 0.0, "last_refresh_s": 0.0}
+        # The snapshot file of this graph's database (None: no snapshots; see _graph_for_engine).
+        self.snapshot_path: Path | None = None
+        self.database_key = ""
+        self._snapshot_lock = threading.Lock()  # one writer at a time
+        self._seq_lock = threading.Lock()
+        self._snapshot_seq = 0  # rebuilds whose snapshot was handed to a writer
+        self._snapshot_written = 0  # the latest of them written
+        self._snapshot_thread: threading.Thread | None = None
+        self._copy_lock = threading.Lock()  # held while a snapshot writer copies the graph
+        self.stats = {
+            "rebuilds": 0,
+            "refreshes": 0,
+            "last_build_s": 0.0,
+            "last_refresh_s": 0.0,
+            "loaded_from": None,  # "tables" or "snapshot": how the graph was last loaded whole
+            "restores": 0,
+            "last_restore_s": 0.0,
+            "restore_fallbacks": 0,  # snapshots found but not usable against the database
+            "last_snapshot_copy_s": 0.0,  # the writer's copy of the graph, while increments wait
+            "snapshot_writes": 0,
+            "last_snapshot_write_s": 0.0,
+            "snapshot_bytes": 0,
+            "snapshot_failures": 0,
+        }
 
     # -- adjacency interface shared with the as-of graph (see relations.impact)
     @property
@@ -209,7 +268,14 @@ class LiveGraph:
         if self.built and version == self.version and stamp == self.stamp:
             return
         started = time.perf_counter()
-        if not self.built or version < self.version or not self._watermark_intact(session):
+        if not self.built:
+            if self.snapshot_path is None or not self._restore(session, version):
+                self.rebuild(session)
+                return
+            if version == self.version and stamp == self.stamp:
+                return
+            started = time.perf_counter()  # the catch-up below is timed as a refresh
+        elif version < self.version or not self._watermark_intact(session):
             self.rebuild(session)
             return
         rows = list(
@@ -244,13 +310,16 @@ class LiveGraph:
 
     def _watermark_intact(self, session) -> bool:
         """False when the change-log row we stopped at is gone or another one (a rollback)."""
-        if self.watermark == 0:
-            return True
-        at = session.scalar(select(ChangeLog.at).where(ChangeLog.id == self.watermark))
-        return at is not None and at == self.watermark_at
+        return _change_intact(session, self.watermark, self.watermark_at)
 
     def rebuild(self, session) -> None:
-        """Load the whole graph from the current relationships."""
+        """Load the whole graph from the current relationships; when this graph keeps a snapshot,
+        write it on a background thread."""
+        self._rebuild(session)
+        if self.snapshot_path is not None:
+            self._write_snapshot_later(self.snapshot_tags(session))
+
+    def _rebuild(self, session) -> None:
         started = time.perf_counter()
         if session.get_bind().dialect.name == "postgresql":
             # Wait for graph writers in flight, so every graph change up to the watermark read
@@ -265,43 +334,16 @@ class LiveGraph:
             select(ChangeLog.id, ChangeLog.at).order_by(ChangeLog.id.desc()).limit(1)
         ).first()
         types = load_types(session)
-        forward, passive_types = _split_types(types)
-        canonical = {name: name for name in types}  # one string object per type, not one per edge
-        G, P = nx.DiGraph(), nx.DiGraph()
-        succ, pred, node = G._succ, G._pred, G._node
-        member_targets: set[int] = set()
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            # Filling networkx's adjacency dicts directly (as add_edge does, one shared data dict per
-            # edge) instead of add_edges_from, which copies every data dict: half the time and memory.
             result = session.execute(
                 select(Relationship.id, Relationship.source_id, Relationship.target_id, Relationship.type)
                 .where(Relationship.valid_to.is_(None))
                 .execution_options(yield_per=20_000)
             )
-            for rel_id, source, target, type_name in result:
-                type_name = canonical.get(type_name, type_name)
-                if type_name in passive_types:
-                    _add_passive(P, G, rel_id, source, target, type_name)
-                    continue
-                u, v = (source, target) if type_name in forward else (target, source)
-                su = succ.get(u)
-                if su is None:
-                    su = succ[u] = {}
-                    pred[u] = {}
-                    node[u] = {}
-                if v not in succ:
-                    succ[v] = {}
-                    pred[v] = {}
-                    node[v] = {}
-                data = su.get(v)
-                if data is None:
-                    data = su[v] = {}
-                    pred[v][u] = data
-                data[rel_id] = type_name
-                if type_name == MEMBER_OF:
-                    member_targets.add(u)
+            G, P, member_targets = _fill(result, types)
+            node = G._node
             for cid, data in self._load_nodes(session, list(node)).items():
                 node[cid] = data
         finally:
@@ -309,17 +351,126 @@ class LiveGraph:
                 gc.enable()
         # The graph is long-lived: keep the collector from walking its ~1M objects again and again.
         gc.freeze()
-        self.G, self.passive, self.types, self.member_targets = G, P, types, member_targets
-        self.inactive = {n for n, data in G._node.items() if "status" in data}
-        self.version, self.stamp = version, stamp
-        self.watermark, self.watermark_at = (watermark_row[0], watermark_row[1]) if watermark_row else (0, None)
-        self.built = True
+        watermark, watermark_at = (watermark_row[0], watermark_row[1]) if watermark_row else (0, None)
+        self._install(G, P, types, member_targets, version, stamp, watermark, watermark_at)
         self.stats["rebuilds"] += 1
         self.stats["last_build_s"] = time.perf_counter() - started
+        self.stats["loaded_from"] = "tables"
         log.info(
             "graph rebuilt",
             extra={"nodes": G.number_of_nodes(), "edges": G.number_of_edges(), "seconds": self.stats["last_build_s"]},
         )
+
+    def snapshot_tags(self, session) -> dict:
+        """What a snapshot of the graph as it is now is tagged with (see relations.snapshot)."""
+        return {
+            "database": self.database_key,
+            "version": self.version,
+            "stamp": self.stamp,
+            "watermark": self.watermark,
+            "watermark_at": self.watermark_at,
+            "types": [_type_fields(t) for t in self.types.values()],
+            "schema": _schema_revision(session),
+            "code": graph_code_fingerprint(),
+        }
+
+    def _install(self, G, P, types, member_targets, version, stamp, watermark, watermark_at) -> None:
+        self.G, self.passive, self.types, self.member_targets = G, P, types, member_targets
+        self.inactive = {n for n, data in G._node.items() if "status" in data}
+        self.version, self.stamp = version, stamp
+        self.watermark, self.watermark_at = watermark, watermark_at
+        self.built = True
+
+    # -- the snapshot
+    def _restore(self, session, version: int) -> bool:
+        """Load the graph from its snapshot file when there is one this database can use (then the
+        caller catches up from the change log past its watermark); False: rebuild instead."""
+        started = time.perf_counter()
+        level = logging.WARNING  # a file that is not a good snapshot
+        try:
+            snap = snapshot.read(self.snapshot_path, self.database_key)
+        except snapshot.SnapshotError as exc:
+            snap, reason = None, str(exc)
+        else:
+            if snap is None:
+                return False  # none written yet
+            types = load_types(session)
+            reason = _unusable(session, snap, version, types)
+            if reason is not None:
+                level = logging.INFO  # a good one the database has moved past: expected now and then
+        if reason is None:
+            gc_was_enabled = gc.isenabled()
+            gc.disable()
+            try:
+                G, P, member_targets = snap.graph({name: name for name in types})
+            except snapshot.SnapshotError as exc:
+                reason = str(exc)
+            finally:
+                if gc_was_enabled:
+                    gc.enable()
+        if reason is not None:
+            log.log(level, "graph snapshot %s not used, rebuilding from the tables: %s", self.snapshot_path, reason)
+            self.stats["restore_fallbacks"] += 1
+            return False
+        gc.freeze()
+        self._install(G, P, types, member_targets, snap.version, snap.stamp, snap.watermark, snap.watermark_at)
+        self.stats["restores"] += 1
+        self.stats["last_restore_s"] = time.perf_counter() - started
+        self.stats["loaded_from"] = "snapshot"
+        log.info(
+            "graph restored from its snapshot",
+            extra={"nodes": snap.nodes, "relationships": snap.edges, "seconds": self.stats["last_restore_s"]},
+        )
+        return True
+
+    def _write_snapshot_later(self, tags: dict) -> None:
+        """Write the snapshot of the graph just rebuilt on a background thread, so the rebuild's caller
+        does not wait for it. The thread reads the graph without the graph lock (queries only read it
+        too); the one thing that changes a graph in place, ``_apply``, waits for ``_copy_lock``, held
+        from here until the thread has copied what it needs (a rebuild makes new objects, leaving the
+        ones being copied alone). Encoding and writing the copy need no lock at all. Not a daemon: an
+        exiting process finishes the file (a killed one leaves a temporary file, swept later)."""
+        with self._seq_lock:
+            self._snapshot_seq += 1
+            seq = self._snapshot_seq
+        graph = (self.G, self.passive, self.member_targets, list(self.types))
+        self._copy_lock.acquire()  # free unless the previous rebuild's writer is still copying
+        try:
+            thread = threading.Thread(
+                target=self._write_snapshot, args=(graph, tags, seq), name="cairn-graph-snapshot", daemon=False
+            )
+            thread.start()
+        except BaseException:
+            self._copy_lock.release()
+            raise
+        self._snapshot_thread = thread
+
+    def _write_snapshot(self, graph: tuple, tags: dict, seq: int) -> None:
+        started = time.perf_counter()
+        try:
+            try:
+                kept = snapshot.capture(*graph, **tags)
+            finally:
+                self._copy_lock.release()
+            self.stats["last_snapshot_copy_s"] = time.perf_counter() - started
+            with self._snapshot_lock:  # one writer at a time; an older rebuild's never replaces a newer one's
+                if seq < self._snapshot_written:
+                    return
+                size = snapshot.write(self.snapshot_path, kept.finish())
+                self._snapshot_written = seq
+        except Exception as exc:  # a snapshot is an optimisation: never fail the process for it
+            self.stats["snapshot_failures"] += 1
+            log.warning("graph snapshot %s not written: %s", self.snapshot_path, exc, exc_info=True)
+            return
+        self.stats["snapshot_writes"] += 1
+        self.stats["last_snapshot_write_s"] = time.perf_counter() - started
+        self.stats["snapshot_bytes"] = size
+
+    def wait_for_snapshot(self, timeout: float | None = None) -> None:
+        """Wait until the snapshot writer started by the last rebuild is done (tests, tools)."""
+        thread = self._snapshot_thread
+        if thread is not None:
+            thread.join(timeout)
 
     def _load_nodes(self, session, ids) -> dict[int, dict]:
         import sys
@@ -352,6 +503,10 @@ class LiveGraph:
 
     def _apply(self, session, rel_ids: set[int], ci_ids: set[int]) -> None:
         """Make the named relationships and CIs match their current rows."""
+        with self._copy_lock:  # a snapshot writer copying this graph: wait for its copy (a second or so)
+            self._apply_unguarded(session, rel_ids, ci_ids)
+
+    def _apply_unguarded(self, session, rel_ids: set[int], ci_ids: set[int]) -> None:
         G, P = self.G, self.passive
         forward, passive_types = _split_types(self.types)
         touched: set[int] = set()
@@ -411,6 +566,98 @@ class LiveGraph:
                 self.inactive.discard(n)
 
 
+def _fill(rows, types: dict[str, TypeInfo]):
+    """(G, passive, member_targets) from (rel_id, source, target, type name) rows of the open
+    relationships, node data left empty."""
+    forward, passive_types = _split_types(types)
+    canonical = {name: name for name in types}  # one string object per type, not one per edge
+    G, P = nx.DiGraph(), nx.DiGraph()
+    succ, pred, node = G._succ, G._pred, G._node
+    member_targets: set[int] = set()
+    # Filling networkx's adjacency dicts directly (as add_edge does, one shared data dict per edge)
+    # instead of add_edges_from, which copies every data dict: half the time and memory.
+    for rel_id, source, target, type_name in rows:
+        type_name = canonical.get(type_name, type_name)
+        if type_name in passive_types:
+            _add_passive(P, G, rel_id, source, target, type_name)
+            continue
+        u, v = (source, target) if type_name in forward else (target, source)
+        su = succ.get(u)
+        if su is None:
+            su = succ[u] = {}
+            pred[u] = {}
+            node[u] = {}
+        if v not in succ:
+            succ[v] = {}
+            pred[v] = {}
+            node[v] = {}
+        data = su.get(v)
+        if data is None:
+            data = su[v] = {}
+            pred[v][u] = data
+        data[rel_id] = type_name
+        if type_name == MEMBER_OF:
+            member_targets.add(u)
+    return G, P, member_targets
+
+
+def _change_intact(session, change_id: int, at: datetime | None) -> bool:
+    """False when change-log row ``change_id`` is gone or another one (a rollback)."""
+    if change_id == 0:
+        return True
+    found = session.scalar(select(ChangeLog.at).where(ChangeLog.id == change_id))
+    return found is not None and found == at
+
+
+def _unusable(session, snap: snapshot.Snapshot, version: int, types: dict[str, TypeInfo]) -> str | None:
+    """Why a snapshot must not be restored on this database, or None."""
+    if snap.code != graph_code_fingerprint():
+        return "written by another version of the graph code"
+    if snap.version > version:
+        return f"its graph version {snap.version} is ahead of the database's {version} (rolled back, or restored)"
+    if snap.schema != _schema_revision(session):
+        return "the database was migrated since"
+    if any(types.get(fields["name"]) != _type_info(fields) for fields in snap.types):
+        return "the relationship types changed"
+    if any(name in types for name in snap.type_names[len(snap.types) :]):
+        return "the relationship types changed"
+    if not _change_intact(session, snap.watermark, snap.watermark_at):
+        return f"its change-log watermark {snap.watermark} is gone or another row (rolled back)"
+    return None
+
+
+def _schema_revision(session) -> str:
+    """The database's Alembic revisions ("" without the table): a migration may change relationships
+    or CIs without a change-log row, so a snapshot from before it is not restored."""
+    from sqlalchemy import inspect, text
+
+    connection = session.connection()
+    if not inspect(connection).has_table("alembic_version"):
+        return ""
+    return ",".join(sorted(connection.execute(text("SELECT version_num FROM alembic_version")).scalars()))
+
+
+_fingerprint: str | None = None
+
+
+def graph_code_fingerprint() -> str:
+    """A hash of the modules that decide what the graph holds (this one, the snapshot format, the
+    relationship types, the lifecycle's inactive statuses): a snapshot written by other code, a
+    release ago or by another host in a rolling deploy, is not restored."""
+    global _fingerprint
+    if _fingerprint is None:
+        import hashlib
+
+        from cmdb import lifecycle
+        from relations import types
+
+        digest = hashlib.blake2b(digest_size=8)
+        for module in (sys.modules[__name__], snapshot, types, lifecycle):
+            digest.update(Path(module.__file__).read_bytes())
+        _fingerprint = digest.hexdigest()
+    return _fingerprint
+
+
 def _add_passive(P: nx.DiGraph, G: nx.DiGraph, rel_id: int, source: int, target: int, type_name: str) -> None:
     """Record an impact-less relationship in ``P``; its ends become (maybe edgeless) nodes of ``G``,
     where every node's data lives."""
@@ -432,8 +679,38 @@ def _graph_for_engine() -> LiveGraph:
     graph = _graphs.get(key)
     if graph is None:
         with _graphs_lock:
-            graph = _graphs.setdefault(key, LiveGraph())
+            graph = _graphs.get(key)
+            if graph is None:
+                graph = _graphs[key] = LiveGraph()
+                target = snapshot_target()
+                if target is not None:
+                    graph.snapshot_path, graph.database_key = target
     return graph
+
+
+def snapshot_target() -> tuple[Path, str] | None:
+    """(the current database's snapshot file, its database key), or None when snapshots are off.
+    ``CAIRN_GRAPH_SNAPSHOT_DIR``: unset or empty, the app's instance path; ``off``: no snapshots."""
+    from flask import current_app
+
+    directory = setting("CAIRN_GRAPH_SNAPSHOT_DIR", "").strip()
+    if directory.lower() == "off":
+        return None
+    key = snapshot.database_key(db.engine.url)
+    return snapshot.path_for(directory or current_app.instance_path, key), key
+
+
+def build_snapshot(session=None) -> tuple[LiveGraph, snapshot.Capture]:
+    """Rebuild the current database's graph from the tables and copy it for a snapshot (``cairn graph
+    snapshot``, benchmarks): ``capture.finish()`` is the snapshot, for ``relations.snapshot.write``.
+    On PostgreSQL the rebuild holds graph writers off until the transaction ends: end it first."""
+    session = session or db.session
+    graph = LiveGraph()
+    target = snapshot_target()
+    graph.database_key = target[1] if target else snapshot.database_key(db.engine.url)
+    graph._rebuild(session)
+    tags = graph.snapshot_tags(session)
+    return graph, snapshot.capture(graph.G, graph.passive, graph.member_targets, list(graph.types), **tags)
 
 
 @contextmanager
@@ -462,5 +739,6 @@ def graph_stats() -> dict:
         "edges": graph.G.number_of_edges(),
         "passive_edges": graph.passive.number_of_edges(),
         "inactive": len(graph.inactive),
+        "snapshot_path": str(graph.snapshot_path) if graph.snapshot_path is not None else None,
         **graph.stats,
     }

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from flask import current_app
 from flask.views import MethodView
 
@@ -102,26 +100,17 @@ def _impact_kwargs(args) -> dict:
     }
 
 
-def _paging(args) -> tuple[int, int] | None:
-    """(page, page_size) when either was given, the other defaulted as on every list; else None."""
-    if args.get("page") is None and args.get("page_size") is None:
-        return None
-    defaults = blp.DEFAULT_PAGINATION_PARAMETERS
-    return args.get("page") or defaults["page"], args.get("page_size") or defaults["page_size"]
-
-
 def _impact_answer(ci_ids, args, *, single_root: bool, **more):
-    """The impact answer the arguments ask for, as JSON, with X-Pagination when paged."""
-    paging = _paging(args)
-    page, page_size = paging or (None, None)
+    """The impact answer the arguments ask for, as JSON, with X-Pagination when paged (the schema,
+    relations.schemas.ImpactAnswerParams, gives both page and page_size when either was asked)."""
+    page, page_size = args.get("page"), args.get("page_size")
     body = services.impact_answer(
         ci_ids, single_root=single_root, viewer=current_user(), summary=bool(args.get("summary")), page=page,
         page_size=page_size, **_impact_kwargs(args), **more,
     )  # fmt: skip
     response = _json(body)
-    if paging:
-        metadata = blp._make_pagination_metadata(page, page_size, body["count"])
-        response.headers[blp.PAGINATION_HEADER_NAME] = json.dumps(metadata)
+    if page is not None:
+        response.headers[blp.PAGINATION_HEADER_NAME] = blp.pagination_header_value(page, page_size, body["count"])
     return response
 
 

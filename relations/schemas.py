@@ -57,22 +57,18 @@ class RelationshipQuerySchema(Schema):
     as_of = ma.fields.DateTime(metadata={"description": "the relationships valid at that moment (UTC if no zone)"})
 
 
+PAGE = Blueprint.DEFAULT_PAGINATION_PARAMETERS["page"]
 PAGE_SIZE = Blueprint.DEFAULT_PAGINATION_PARAMETERS["page_size"]
 MAX_PAGE_SIZE = Blueprint.DEFAULT_PAGINATION_PARAMETERS["max_page_size"]
 MAX_PAGE = 2**31 - 1
 
 
-class _ImpactParams(Schema):
-    max_depth = ma.fields.Integer(strict=False, validate=ma.validate.Range(min=1, max=MAX_DEPTH))
-    as_of = ma.fields.DateTime(
-        metadata={"description": "ISO 8601; answer from the graph as it was then (UTC if no zone)"}
-    )
-    relationship_types = DelimitedList(Text(40), validate=ma.validate.Length(max=20))
-    ci_classes = DelimitedList(OneOf(REGISTRY), validate=ma.validate.Length(max=50))
-    include_inactive = ma.fields.Boolean(
-        load_default=False,
-        metadata={"description": "also list, under `inactive`, the retired and disposed CIs the walk met"},
-    )
+class ImpactAnswerParams(Schema):
+    """How much of an impact answer to send: the whole list (neither parameter), a page of it, or its
+    summary. The impact answers of CIs (GET /cis/{id}/impact, /dependencies, POST /impact) and of a
+    ticket (GET /tickets/{id}/impact) take these the same way. Either of page and page_size asks
+    for a page: the other is then loaded with its default, as on every list."""
+
     summary = ma.fields.Boolean(
         load_default=False,
         metadata={
@@ -86,7 +82,7 @@ class _ImpactParams(Schema):
         metadata={
             "description": "with page and/or page_size: one page of `impacted`, nearest first, then the most "
             "critical, then by id; `count` stays the total (also in X-Pagination). Neither: the whole list "
-            "by depth and id. Default 1"
+            f"by depth and id. Default {PAGE}"
         },
     )
     page_size = ma.fields.Integer(
@@ -100,6 +96,26 @@ class _ImpactParams(Schema):
         if data.get("summary") and (data.get("page") is not None or data.get("page_size") is not None):
             given = [key for key in ("page", "page_size") if data.get(key) is not None]
             raise ma.ValidationError({key: ["Not with summary: a summary has no items to page."] for key in given})
+
+    @ma.post_load
+    def _page_defaults(self, data, **kwargs):
+        if data.get("page") is not None or data.get("page_size") is not None:
+            data["page"] = data.get("page") or PAGE
+            data["page_size"] = data.get("page_size") or PAGE_SIZE
+        return data
+
+
+class _ImpactParams(ImpactAnswerParams):
+    max_depth = ma.fields.Integer(strict=False, validate=ma.validate.Range(min=1, max=MAX_DEPTH))
+    as_of = ma.fields.DateTime(
+        metadata={"description": "ISO 8601; answer from the graph as it was then (UTC if no zone)"}
+    )
+    relationship_types = DelimitedList(Text(40), validate=ma.validate.Length(max=20))
+    ci_classes = DelimitedList(OneOf(REGISTRY), validate=ma.validate.Length(max=50))
+    include_inactive = ma.fields.Boolean(
+        load_default=False,
+        metadata={"description": "also list, under `inactive`, the retired and disposed CIs the walk met"},
+    )
 
 
 class ImpactQuerySchema(_ImpactParams):

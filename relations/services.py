@@ -68,12 +68,37 @@ __all__ = [
     "impact",
     "impact_answer",
     "impact_document",
+    "id_chunks",
     "register_impact_enricher",
+    "visible_among",
 ]
 
 MAX_DEPTH = 50
 MAX_ROOTS = 1000
 DIRECTIONS = ("impact", "dependencies")
+# Ids per IN list on SQLite, which binds one parameter per id and refuses a statement with more than
+# SQLITE_MAX_VARIABLE_NUMBER of them (999 before SQLite 3.32, 32,766 since, more in some builds):
+# an answer naming 40,000 CIs asks in chunks. PostgreSQL gets every id in one array parameter
+# (cairn.db.id_in), so one chunk.
+ID_CHUNK = 500
+
+
+def id_chunks(ids: Iterable[int]) -> list[list[int]]:
+    """``ids`` split into lists that ``cairn.db.id_in`` may take whole on this database."""
+    ids = list(ids)
+    if not ids:
+        return []
+    size = len(ids) if db.session.get_bind().dialect.name == "postgresql" else ID_CHUNK
+    return [ids[start : start + size] for start in range(0, len(ids), size)]
+
+
+def visible_among(visible_ids: Callable[[Any, list[int]], set[int]], viewer, ids: Iterable[int | None]) -> set[int]:
+    """``visible_ids(viewer, ids)`` (``cmdb.services.visible_ci_ids``, ``tickets.services.
+    visible_ticket_ids``: one query each) for any number of ids, a chunk at a time."""
+    found: set[int] = set()
+    for part in id_chunks({i for i in ids if i is not None}):
+        found |= visible_ids(viewer, part)
+    return found
 
 
 # ---------------------------------------------------------------------------------------------
@@ -341,13 +366,11 @@ def _check_batch(
 
 
 def _classes_of(ids) -> dict[int, str]:
-    return dict(
-        db.session.execute(
-            select(ConfigurationItem.id, ConfigurationItem.ci_class).where(
-                id_in(ConfigurationItem.id, [i for i in ids if 0 < i <= MAX_ID])
-            )
-        ).all()
-    )
+    found: dict[int, str] = {}
+    for part in id_chunks(i for i in ids if 0 < i <= MAX_ID):
+        ci = ConfigurationItem
+        found.update(db.session.execute(select(ci.id, ci.ci_class).where(id_in(ci.id, part))).tuples().all())
+    return found
 
 
 def _check_classes_of(info: TypeInfo, source_class: str, target_class: str) -> dict | None:
@@ -565,14 +588,9 @@ def _roots(ci_ids: list[int], adj, field: str | None) -> tuple[list[int], dict[i
         else:
             unknown.append(r)
     if unknown:
-        valid = [r for r in unknown if 0 < r <= MAX_ID]
-        teams.update(
-            list(
-                db.session.execute(
-                    select(ConfigurationItem.id, ConfigurationItem.owner_team_id).where(ConfigurationItem.id.in_(valid))
-                ).tuples()
-            )
-        )
+        ci = ConfigurationItem
+        for part in id_chunks(r for r in unknown if 0 < r <= MAX_ID):
+            teams.update(db.session.execute(select(ci.id, ci.owner_team_id).where(id_in(ci.id, part))).tuples().all())
         missing = [r for r in unknown if r not in teams]
         if missing:
             message = f"No CI with id {', '.join(map(str, missing))}."
@@ -760,11 +778,13 @@ def impact_answer(
     summary: bool = False,
     page: int | None = None,
     page_size: int | None = None,
+    allow_no_roots: bool = False,
     **question,
 ) -> dict:
     """An impact answer over HTTP for ``viewer``, as ``impact_document`` (``question``: ``impact``'s
     keywords) or, when asked, a page of it or its summary; the body to write with orjson (it may hold
-    ``orjson.Fragment`` values).
+    ``orjson.Fragment`` values). With ``allow_no_roots``, no ``ci_ids`` at all (a ticket without CIs)
+    is an answer in the same shape with nothing impacted, instead of Invalid.
 
     ``page``/``page_size`` (both given; the caller applies the defaults): that page of the items,
     nearest first, then the most critical, then by id (for a viewer who may not see some CIs, those
@@ -780,7 +800,10 @@ def impact_answer(
 
     The traversal is shared with every other page, summary and caller of ``impact`` asking the same
     question at the same graph version (relations.answers); visibility is applied here, each time."""
-    answer = _impact(ci_ids, chains=summary, **question)
+    if not ci_ids and allow_no_roots:
+        answer = _no_roots(**question)
+    else:
+        answer = _impact(ci_ids, chains=summary, **question)
     result = answer.result
     visible = _visible_in(result, viewer)
     body = _head(result, single_root, visible, answer.down_count())
@@ -805,13 +828,37 @@ def impact_answer(
     return body
 
 
+def _no_roots(
+    *,
+    max_depth=None,
+    as_of=None,
+    relationship_types=None,
+    ci_classes=None,
+    direction="impact",
+    include_inactive=False,
+    _field=None,
+) -> answers.Answer:
+    """The answer of a question with no CIs: the parameters checked as ``impact`` checks them,
+    nothing impacted, the graph version of now (not cached: there is nothing to compute)."""
+    allowed, _ = _validate(max_depth, as_of, relationship_types, ci_classes, direction)
+    extras: dict[str, Any] = {"direction": direction}
+    if include_inactive:
+        extras["inactive"] = []
+    if as_of is not None:
+        extras["as_of"] = (as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)).isoformat()
+    version, _ = graph_module.read_version(db.session)
+    result = ImpactResult(roots=[], impacted=[], business_services=[], owner_team_ids=[], graph_version=version,
+                          extras=extras)  # fmt: skip
+    return answers.Answer(result, frozenset(allowed) if allowed is not None else None, chains={})
+
+
 def _visible_in(result: ImpactResult, viewer) -> set[int] | None:
     """The CIs an answer names that ``viewer`` may see; None when it sees everything."""
     if not restricted(viewer):
         return None
     named = set(result.roots) | {n for i in result.impacted for n in i.path}
     named |= {n for item in result.extras.get("inactive", ()) for n in item["path"]}
-    return visible_ci_ids(viewer, named)
+    return visible_among(visible_ci_ids, viewer, named)
 
 
 def _head(result: ImpactResult, single_root: bool, visible: set[int] | None, down: int) -> dict[str, Any]:
@@ -861,10 +908,10 @@ def _open_incidents(open_tickets) -> dict[int, list[dict]]:
 
 
 def _team_names(team_ids) -> dict[int, str]:
-    if not team_ids:
-        return {}
-    rows = db.session.execute(select(Team.id, Team.name).where(id_in(Team.id, list(team_ids))))
-    return {team_id: name for team_id, name in rows}
+    names: dict[int, str] = {}
+    for part in id_chunks(team_ids):
+        names.update(db.session.execute(select(Team.id, Team.name).where(id_in(Team.id, part))).tuples().all())
+    return names
 
 
 def _shown(ci_id: int | None, visible: set[int] | None) -> int | None:
@@ -873,13 +920,14 @@ def _shown(ci_id: int | None, visible: set[int] | None) -> int | None:
 
 
 def _owner_teams(ci_ids: set[int]) -> list[int]:
-    if not ci_ids:
-        return []
-    teams = db.session.scalars(
-        select(ConfigurationItem.owner_team_id)
-        .where(id_in(ConfigurationItem.id, list(ci_ids)), ConfigurationItem.owner_team_id.is_not(None))
-        .distinct()
-    )
+    teams: set[int] = set()
+    ci = ConfigurationItem
+    for part in id_chunks(ci_ids):
+        teams.update(
+            db.session.scalars(
+                select(ci.owner_team_id).where(id_in(ci.id, part), ci.owner_team_id.is_not(None)).distinct()
+            )
+        )
     return sorted(teams)
 
 
@@ -1147,14 +1195,18 @@ def impact_links(ci_ids, *, as_of: datetime | None = None) -> list[dict]:
     types = _types()
     carrying = [name for name, info in types.items() if info.propagates]
     r = Relationship
-    stmt = select(r.id, r.source_id, r.target_id, r.type).where(id_in(r.source_id, wanted), r.type.in_(carrying))
+    stmt = select(r.id, r.source_id, r.target_id, r.type).where(r.type.in_(carrying))
     if as_of is not None:
         as_of = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
         stmt = stmt.where(r.valid_from <= as_of, or_(r.valid_to.is_(None), r.valid_to > as_of))
     else:
         stmt = stmt.where(r.valid_to.is_(None))
+    rows = sorted(
+        (row for part in id_chunks(wanted) for row in db.session.execute(stmt.where(id_in(r.source_id, part)))),
+        key=lambda row: row[0],
+    )
     links = []
-    for rel_id, source, target, type_name in db.session.execute(stmt.order_by(r.id)):
+    for rel_id, source, target, type_name in rows:
         if target not in wanted:
             continue
         info = types[type_name]

@@ -38,39 +38,49 @@ def reach(ci_ids) -> set[int]:
 
 
 def impact_of_ticket(
-    ticket: Ticket, *, as_of: datetime | None = None, max_depth: int | None = None, viewer: User | None = None
+    ticket: Ticket,
+    *,
+    as_of: datetime | None = None,
+    max_depth: int | None = None,
+    viewer: User | None = None,
+    summary: bool = False,
+    page: int | None = None,
+    page_size: int | None = None,
 ) -> dict:
-    """The blast radius of all of a ticket's CIs, in the shape of POST /impact (with the open
-    tickets on the impacted CIs, which the registered enricher adds), as ``viewer`` may see it."""
-    from relations.services import impact_document
+    """The blast radius of all of a ticket's CIs, as POST /impact answers it for those CIs (with the
+    open tickets on the impacted CIs, which the registered enricher adds), and ``ticket_id``, as
+    ``viewer`` may see it: the whole list, ``page`` of ``page_size`` items or the ``summary``
+    (relations.services.impact_answer). A ticket without CIs has an answer with nothing impacted.
+    The body may hold ``orjson.Fragment`` values: write it with orjson."""
+    from relations.services import impact_answer
 
-    ci_ids = ticket.ci_ids
-    if not ci_ids:
-        body = {"roots": [], "count": 0, "impacted": [], "business_services": [], "owner_team_ids": [],
-                "open_tickets": [], "hidden_open_tickets": 0}  # fmt: skip
-    else:
-        result = blast_radius(ci_ids, as_of=as_of, max_depth=max_depth)
-        body = impact_document(result, single_root=False, viewer=viewer)
+    body = impact_answer(
+        ticket.ci_ids, single_root=False, viewer=viewer, summary=summary, page=page, page_size=page_size,
+        allow_no_roots=True, as_of=as_of, max_depth=max_depth,
+    )  # fmt: skip
     body["ticket_id"] = ticket.id
     return body
 
 
 def open_tickets_on(ci_ids, *, exclude_ticket_id: int | None = None) -> list[dict]:
     """Open tickets linked to any of the CIs, each with the CIs (of those) it touches; P1 first."""
-    ci_ids = set(ci_ids)
-    if not ci_ids:
-        return []
-    rows = db.session.execute(
+    from relations.services import id_chunks
+
+    stmt = (
         select(Ticket.id, Ticket.number, Ticket.kind, Ticket.state, Ticket.priority, Ticket.title, TicketCI.ci_id)
         .join(TicketCI, TicketCI.ticket_id == Ticket.id)
         .where(
-            id_in(TicketCI.ci_id, ci_ids),
             TicketCI.removed_at.is_(None),
             Ticket.state.not_in(workflow.DONE_STATES),
             Ticket.id != (exclude_ticket_id or 0),
         )
-        .order_by(Ticket.priority, Ticket.id)
-    ).all()
+    )
+    # A chunk of CIs at a time (an answer may name 40,000 of them; SQLite binds one parameter per
+    # id), in one order whatever the chunks: P1 first, then by ticket, each ticket's CIs by id.
+    rows = sorted(
+        (row for part in id_chunks(set(ci_ids)) for row in db.session.execute(stmt.where(id_in(TicketCI.ci_id, part)))),
+        key=lambda row: (row.priority, row.id, row.ci_id),
+    )
     tickets: dict[int, dict] = {}
     for ticket_id, number, kind, state, priority, title, ci_id in rows:
         entry = tickets.setdefault(
@@ -85,12 +95,14 @@ def open_tickets_on(ci_ids, *, exclude_ticket_id: int | None = None) -> list[dic
 def open_tickets_enricher(result, viewer: User | None = None) -> dict:
     """Registered with relations: every impact answer names the open tickets on its CIs, those
     ``viewer`` may see (each with the CIs of those it may see); the others are only counted."""
+    from relations.services import visible_among
+
     ids = set(result.roots) | {item.ci_id for item in result.impacted}
     found = open_tickets_on(ids)
     if not restricted(viewer):
         return {"open_tickets": found, "hidden_open_tickets": 0}
-    tickets = visible_ticket_ids(viewer, [t["id"] for t in found])
-    cis = visible_ci_ids(viewer, {ci_id for t in found for ci_id in t["ci_ids"]})
+    tickets = visible_among(visible_ticket_ids, viewer, [t["id"] for t in found])
+    cis = visible_among(visible_ci_ids, viewer, {ci_id for t in found for ci_id in t["ci_ids"]})
     shown = [{**t, "ci_ids": [c for c in t["ci_ids"] if c in cis]} for t in found if t["id"] in tickets]
     return {"open_tickets": shown, "hidden_open_tickets": len(found) - len(shown)}
 
@@ -160,8 +172,11 @@ def conflicts_shown(ticket: Ticket, viewer: User | None) -> list[dict]:
     found = conflicts(ticket)
     if not restricted(viewer):
         return found
-    tickets = visible_ticket_ids(viewer, [item["ticket"].id for item in found])
-    cis = visible_ci_ids(viewer, {c for item in found for c in (*item["shared_ci_ids"], *item["direct_ci_ids"])})
+    from relations.services import visible_among
+
+    tickets = visible_among(visible_ticket_ids, viewer, [item["ticket"].id for item in found])
+    shared = {c for item in found for c in (*item["shared_ci_ids"], *item["direct_ci_ids"])}
+    cis = visible_among(visible_ci_ids, viewer, shared)
     shown = []
     for item in found:
         item = {**item, **{key: [c for c in item[key] if c in cis] for key in ("shared_ci_ids", "direct_ci_ids")}}

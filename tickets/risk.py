@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 
 from cairn.config import setting
-from cairn.db import db, utcnow
+from cairn.db import db, id_in, utcnow
 from tickets import workflow
 from tickets.models import Ticket, TicketCI
 
@@ -166,7 +166,7 @@ def facts_of(ticket: Ticket, ci_ids: list[int]) -> dict:
     degraded = [item for item in items if item.state != "down"]
     services = [item for item in items if item.ci_class == "business_service"]
     own = db.session.execute(
-        select(ConfigurationItem.ci_class, ConfigurationItem.criticality).where(ConfigurationItem.id.in_(ci_ids))
+        select(ConfigurationItem.ci_class, ConfigurationItem.criticality).where(id_in(ConfigurationItem.id, ci_ids))
     ).all()
     tiers = sorted(((class_tier(ci_class), ci_class) for ci_class, _ in own), reverse=True)
     touched = set(ci_ids) | {item.ci_id for item in items}
@@ -199,7 +199,7 @@ def _in_blackout(start: datetime, end: datetime) -> bool:
 def _open_major_incidents(ci_ids: set[int]) -> int:
     if not ci_ids:
         return 0
-    linked = select(TicketCI.ticket_id).where(TicketCI.ci_id.in_(ci_ids), TicketCI.removed_at.is_(None))
+    linked = select(TicketCI.ticket_id).where(id_in(TicketCI.ci_id, ci_ids), TicketCI.removed_at.is_(None))
     return db.session.scalar(
         select(func.count()).where(
             Ticket.id.in_(linked),
@@ -214,7 +214,7 @@ def _recent_failed_changes(ticket: Ticket, ci_ids: list[int]) -> int:
     if not ci_ids:
         return 0
     since = utcnow() - timedelta(days=90)
-    linked = select(TicketCI.ticket_id).where(TicketCI.ci_id.in_(ci_ids))
+    linked = select(TicketCI.ticket_id).where(id_in(TicketCI.ci_id, ci_ids))
     return db.session.scalar(
         select(func.count()).where(
             Ticket.id.in_(linked),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import current_app
 from flask.views import MethodView
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -290,10 +291,21 @@ class History(MethodView):
 class Impact(MethodView):
     @requires(*STAFF_READERS)
     @blp.arguments(TicketImpactQuerySchema, location="query")
-    @blp.response(200, TicketImpactSchema)
+    @blp.response(200, TicketImpactSchema, headers={"X-Pagination": "PAGINATION"})
     def get(self, args, ticket_id):
-        """The blast radius of all the ticket's CIs, with the open tickets on them."""
-        return graph.impact_of_ticket(_ticket(ticket_id), viewer=current_user(), **args)
+        """The blast radius of all the ticket's CIs, with the open tickets on them: the whole list, a
+        page of it or its summary, as GET /cis/{id}/impact (X-Pagination when paged)."""
+        page, page_size = args.get("page"), args.get("page_size")  # both or neither (the schema's defaults)
+        body = graph.impact_of_ticket(
+            _ticket(ticket_id), viewer=current_user(), summary=args["summary"], page=page, page_size=page_size,
+            max_depth=args.get("max_depth"), as_of=args.get("as_of"),
+        )  # fmt: skip
+        # Written here with the app's JSON (orjson): the body may hold orjson.Fragment values, and
+        # thousands of items need no schema to dump them.
+        response = current_app.response_class(current_app.json.dumps(body), mimetype="application/json")
+        if page is not None:
+            response.headers[blp.PAGINATION_HEADER_NAME] = blp.pagination_header_value(page, page_size, body["count"])
+        return response
 
 
 @blp.route("/tickets/<int:ticket_id>/conflicts")

@@ -11,6 +11,7 @@ from cairn.auth.schemas import TeamRefSchema, UserRefSchema
 from cairn.db import utcnow
 from cmdb.schemas import ExternalIdSchema
 from cmdb.services import visible_ci_ids
+from relations.schemas import MAX_DEPTH, ImpactAnswerParams, ImpactSchema
 from tickets import sla, workflow
 from tickets.models import KINDS, LINK_TYPES, OUTCOMES
 
@@ -428,25 +429,22 @@ class ConflictSchema(Schema):
         return end.isoformat() if end else None
 
 
-class TicketImpactQuerySchema(Schema):
-    max_depth = ma.fields.Integer(validate=ma.validate.Range(min=1, max=50))
-    as_of = When()
+class TicketImpactQuerySchema(ImpactAnswerParams):
+    """The impact of the ticket's CIs failing together: ``summary``, ``page`` and ``page_size`` as on
+    GET /cis/{id}/impact and POST /impact."""
+
+    max_depth = ma.fields.Integer(validate=ma.validate.Range(min=1, max=MAX_DEPTH))
+    as_of = When(metadata={"description": "ISO 8601; answer from the graph as it was then (UTC if no zone)"})
 
 
-class TicketImpactSchema(Schema):
-    """POST /impact's answer for the ticket's CIs, with the open tickets on them."""
+class TicketImpactSchema(ImpactSchema):
+    """POST /impact's answer for the ticket's CIs (whole, a page or the summary, as asked), with the
+    open tickets on them; a ticket without CIs has an answer with nothing impacted."""
+
+    class Meta(Schema.Meta):
+        exclude = ("root", "inactive")
 
     ticket_id = ma.fields.Integer()
-    roots = ma.fields.List(ma.fields.Integer())
-    count = ma.fields.Integer()
-    down = ma.fields.Integer()
-    degraded = ma.fields.Integer()
-    impacted = ma.fields.List(ma.fields.Dict())
-    business_services = ma.fields.List(ma.fields.Integer())
-    owner_team_ids = ma.fields.List(ma.fields.Integer())
-    graph_version = ma.fields.Raw()
-    open_tickets = ma.fields.List(ma.fields.Dict(), metadata={"description": "those the caller may see"})
-    hidden_open_tickets = ma.fields.Integer(metadata={"description": "open tickets the caller may not see"})
 
 
 class ProbableCauseQuerySchema(Schema):

@@ -8,4 +8,5 @@ PERIODIC_JOBS: list[tuple[str, int]] = [
     ("cmdb.assets.tasks.asset_reminders", 3600),
     ("cairn.jobs.durable.sweep", 60),
     ("integrations.email.tasks.poll_imap", 60),
+    ("relations.tasks.refresh_graph_snapshot", 3600),
 ]

@@ -5,10 +5,11 @@ never a stale answer, never one viewer's view served to another)."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections import Counter
+from contextlib import contextmanager
 from datetime import timedelta
 
-import jsonschema_rs
 import pytest
 
 from cairn.db import utcnow
@@ -16,6 +17,7 @@ from cairn.errors import PROBLEM_JSON
 from relations import answers, services
 from relations.answers import AnswerCache
 from relations.impact import ImpactResult
+from tests.openapi import assert_documented
 
 RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 
@@ -113,15 +115,6 @@ def spec(app):
         return c.get("/api/v1/openapi.json").json
 
 
-def _validates(spec, path, method, response) -> None:
-    documented = spec["paths"][path][method]["responses"][str(response.status_code)]
-    while "$ref" in documented:
-        documented = spec["components"]["responses"][documented["$ref"].rsplit("/", 1)[1]]
-    schema = {"components": spec["components"], **documented["content"][response.mimetype]["schema"]}
-    errors = [str(e).splitlines()[0] for e in jsonschema_rs.Draft202012Validator(schema).iter_errors(response.json)]
-    assert errors == []
-
-
 # ---------------------------------------------------------------------------------------------
 # The summary
 
@@ -131,7 +124,7 @@ def test_summary_counts_equal_the_counts_of_the_full_list(client, admin, site, s
     full = client.get(url, headers=admin).json
     r = client.get(url, headers=admin, query_string={"summary": "true"})
     assert r.status_code == 200, r.json
-    _validates(spec, "/api/v1/cis/{ci_id}/impact", "get", r)
+    assert_documented(spec, "/api/v1/cis/{ci_id}/impact", "get", r)
     body = r.json
     assert "impacted" not in body
     for key in ("root", "roots", "count", "down", "degraded", "business_services", "owner_team_ids", "graph_version"):
@@ -181,7 +174,7 @@ def test_summary_by_post_and_through_classes_left_out(client, admin, site, spec)
     got = client.get(f"/api/v1/cis/{site['sw']}/impact", headers=admin, query_string={"summary": "true"}).json
     r = client.post("/api/v1/impact", json={"ci_ids": [site["sw"]], "summary": True}, headers=admin)
     assert r.status_code == 200, r.json
-    _validates(spec, "/api/v1/impact", "post", r)
+    assert_documented(spec, "/api/v1/impact", "post", r)
     assert "root" not in r.json and r.json["summary"] == got["summary"]
     # Only servers and services listed: svc-a is still reached through app1, which the list leaves out.
     query = {"summary": "true", "ci_classes": "server,business_service"}
@@ -215,7 +208,7 @@ def test_pages_concatenated_are_the_full_list_in_page_order(client, admin, site,
     while True:
         r = client.get(url, headers=admin, query_string={"page": page, "page_size": 3})
         assert r.status_code == 200
-        _validates(spec, "/api/v1/cis/{ci_id}/impact", "get", r)
+        assert_documented(spec, "/api/v1/cis/{ci_id}/impact", "get", r)
         meta = json.loads(r.headers["X-Pagination"])
         assert meta["total"] == r.json["count"] == 9 and meta["total_pages"] == 3
         assert (r.json["down"], r.json["degraded"]) == (full.json["down"], full.json["degraded"])
@@ -490,3 +483,176 @@ def test_a_tickets_impact_items_carry_their_parent_too(client, admin, site):
     change = client.post("/api/v1/tickets", json=body, headers=admin).json
     answer = client.get(f"/api/v1/tickets/{change['id']}/impact", headers=admin).json
     assert answer["count"] == 9 and all(i["parent"] == i["path"][-2] for i in answer["impacted"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Huge answers: no query may bind one parameter per CI of the answer
+
+STAR = 40_000
+OLD_SQLITE_VARIABLES = 999  # SQLITE_MAX_VARIABLE_NUMBER before SQLite 3.32 (32,766 since)
+CRITICALITIES = ("low", "medium", "high", "critical")
+
+
+@contextmanager
+def _bound_parameters_at_most(db, limit: int):
+    """While inside, on SQLite, a statement may bind at most ``limit`` parameters (as in an old
+    build): a query binding one per CI of a 40,000-CI answer fails. Nothing changes on PostgreSQL."""
+    if db.session.get_bind().dialect.name != "sqlite":
+        yield
+        return
+    raw = db.session.connection().connection.dbapi_connection
+    before = raw.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="too many SQL variables"):
+            raw.execute(f"SELECT 1 WHERE 1 IN ({','.join('?' * (limit + 1))})", [1] * (limit + 1))
+        yield
+    finally:
+        raw.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, before)
+
+
+@pytest.fixture
+def star(db, make, client, admin):
+    """A hub switch and 40,000 CIs that depend on it, as rows inserted in bulk (seconds, not 40,000
+    API calls; no change-log rows): leaf n is a business service when n % 10,000 == 0, else a
+    server; its criticality cycles low, medium, high, critical; its owning team Star A, Star B,
+    none. A requester is assigned the hub and the leaves n % 1,000 == 7, and has an incident on
+    leaf 7; an agent has one on leaf 8; an admin's change is on the hub."""
+    from sqlalchemy import insert, select
+
+    from cmdb.models import ConfigurationItem
+    from relations.graph import bump_version, forget_graphs
+    from relations.models import Relationship
+
+    requester = make.user("requester")
+    teams = [make.team(name="Star A").id, make.team(name="Star B").id, None]
+    hub = make.ci("network_switch", name="star-hub", criticality="critical", assigned_to_id=requester.id).id
+    now = utcnow()
+    rows = [
+        {
+            "name": f"leaf-{n:05d}", "ci_class": "business_service" if n % 10_000 == 0 else "server",
+            "status": "deployed", "criticality": CRITICALITIES[n % 4], "owner_team_id": teams[n % 3],
+            "assigned_to_id": requester.id if n % 1000 == 7 else None, "vendor": "", "description": "",
+            "version": 1, "created_at": now, "updated_at": now, "attributes": {},
+        }
+        for n in range(STAR)
+    ]  # fmt: skip
+    table = ConfigurationItem.__table__
+    db.session.execute(insert(table), rows)
+    leaves = list(db.session.scalars(select(table.c.id).where(table.c.name.like("leaf-%")).order_by(table.c.id)))
+    services.relationship_types()  # the built-in types' rows, which relationships refer to
+    links = [
+        {"source_id": leaf, "target_id": hub, "type": "depends_on", "note": "", "valid_from": now, "valid_to": None,
+         "version": 1, "created_at": now, "updated_at": now}
+        for leaf in leaves
+    ]  # fmt: skip
+    db.session.execute(insert(Relationship.__table__), links)
+    bump_version(db.session.connection())
+    db.session.commit()
+    # Written past the change log the graph follows: the next question builds the graph afresh.
+    forget_graphs()
+    headers = make.headers(user=requester)
+
+    def ticket(kind, ci_id, title, headers):
+        body = {"kind": kind, "title": title, "ci_ids": [ci_id], "impact": 2, "urgency": 2}
+        r = client.post("/api/v1/tickets", json=body, headers=headers)
+        assert r.status_code == 201, r.json
+        return r.json["id"]
+
+    return {
+        "hub": hub,
+        "leaves": leaves,
+        "teams": teams,
+        "requester": requester,
+        "headers": headers,
+        "own_incident": ticket("incident", leaves[7], "my server is down", headers),
+        "agent_incident": ticket("incident", leaves[8], "leaf 8 is down", make.headers("agent")),
+        "change": ticket("change", hub, "replace the hub", admin),
+    }
+
+
+def _ids(items) -> list:
+    return [i["ci"]["id"] for i in items]
+
+
+def test_an_answer_of_40000_cis_asks_the_database_in_bounded_queries(client, admin, db, star):
+    """Summary, pages and the ticket's impact of a CI 40,000 others depend on, for staff and for a
+    requester who may see 40 of them, with SQLite allowing only 999 parameters per statement."""
+    from tickets import graph
+    from tickets.models import Ticket
+
+    hub, leaves, teams = star["hub"], star["leaves"], star["teams"]
+    url, ticket_url = f"/api/v1/cis/{hub}/impact", f"/api/v1/tickets/{star['change']}/impact"
+    by_rank = [leaves[n] for c in (3, 2, 1, 0) for n in range(c, STAR, 4)]  # depth 1, critical first, by id
+    services_ = [leaves[n] for n in range(0, STAR, 10_000)]
+    mine = [n for n in range(STAR) if n % 1000 == 7]
+    with _bound_parameters_at_most(db, OLD_SQLITE_VARIABLES):
+        # Staff: the summary...
+        r = client.get(url, headers=admin, query_string={"summary": "true"})
+        assert r.status_code == 200, r.get_data(as_text=True)[:500]
+        body = r.json
+        assert (body["count"], body["down"], body["degraded"]) == (STAR, STAR, 0)
+        assert body["business_services"] == services_ and body["owner_team_ids"] == sorted(teams[:2])
+        summary = body["summary"]
+        assert summary["by_depth"] == [{"depth": 1, "down": STAR, "degraded": 0}]
+        assert summary["by_class"] == [{"ci_class": "server", "down": STAR - 4, "degraded": 0},
+                                       {"ci_class": "business_service", "down": 4, "degraded": 0}]  # fmt: skip
+        team_counts = Counter(teams[n % 3] for n in range(STAR))
+        assert {e["id"]: e["down"] for e in summary["by_team"]} == team_counts
+        assert [e["id"] for e in summary["by_business_service"]] == services_
+        assert [(e["id"], [i["id"] for i in e["incidents"]]) for e in summary["open_incidents"]] == [
+            (leaves[7], [star["own_incident"]]), (leaves[8], [star["agent_incident"]])
+        ]  # fmt: skip
+        assert {t["id"] for t in body["open_tickets"]} == {star["own_incident"], star["agent_incident"], star["change"]}
+        # ... a page ...
+        r = client.get(url, headers=admin, query_string={"page": 3, "page_size": 1000})
+        assert r.status_code == 200 and _ids(r.json["impacted"]) == by_rank[2000:3000]
+        assert json.loads(r.headers["X-Pagination"]) == {"total": STAR, "total_pages": 40, "first_page": 1,
+                                                         "last_page": 40, "page": 3, "previous_page": 2,
+                                                         "next_page": 4}  # fmt: skip
+        # ... and the change's impact: the same summary, its pages, its whole list.
+        r = client.get(ticket_url, headers=admin, query_string={"summary": "true"})
+        assert r.status_code == 200, r.get_data(as_text=True)[:500]
+        assert r.json["summary"] == summary and r.json["ticket_id"] == star["change"]
+        assert {k: v for k, v in r.json.items() if k != "ticket_id"} == {k: v for k, v in body.items() if k != "root"}
+        r = client.get(ticket_url, headers=admin, query_string={"page": 40, "page_size": 1000})
+        assert r.status_code == 200 and _ids(r.json["impacted"]) == by_rank[39_000:]
+        assert json.loads(r.headers["X-Pagination"]) == {"total": STAR, "total_pages": 40, "first_page": 1,
+                                                         "last_page": 40, "page": 40, "previous_page": 39}  # fmt: skip
+        whole = client.get(ticket_url, headers=admin)
+        assert whole.status_code == 200 and _ids(whole.json["impacted"]) == leaves
+        assert whole.json["hidden_open_tickets"] == 0 and len(whole.json["open_tickets"]) == 3
+
+        # A requester: the hub and 40 leaves are its own; the other 39,960 are counted, not shown.
+        headers = star["headers"]
+        r = client.get(url, headers=headers, query_string={"summary": "true"})
+        assert r.status_code == 200, r.get_data(as_text=True)[:500]
+        seen = r.json
+        assert (seen["count"], seen["down"]) == (STAR, STAR)
+        assert seen["business_services"] == [] and seen["owner_team_ids"] == sorted(
+            {teams[n % 3] for n in mine} - {None}
+        )
+        summary = seen["summary"]
+        assert summary["hidden"] == {"down": STAR - len(mine), "degraded": 0}
+        assert summary["by_class"] == [{"ci_class": "server", "down": len(mine), "degraded": 0}]
+        assert {e["id"]: e["down"] for e in summary["by_team"]} == Counter(teams[n % 3] for n in mine)
+        assert summary["by_depth"] == [{"depth": 1, "down": STAR, "degraded": 0}]
+        assert summary["by_business_service"] == []
+        assert [e["id"] for e in summary["open_incidents"]] == [leaves[7]]
+        assert [t["id"] for t in seen["open_tickets"]] == [star["own_incident"]]
+        assert seen["hidden_open_tickets"] == 2
+        hidden = {"id": None, "visible": False}
+        r = client.get(url, headers=headers, query_string={"page_size": 50})
+        assert r.status_code == 200 and json.loads(r.headers["X-Pagination"])["total_pages"] == STAR // 50
+        page = r.json["impacted"]
+        assert _ids(page[:40]) == [leaves[n] for n in mine] and [i["ci"] for i in page[40:]] == [hidden] * 10
+        last = client.post("/api/v1/impact", json={"ci_ids": [hub], "page": STAR // 50, "page_size": 50},
+                           headers=headers)  # fmt: skip
+        assert last.status_code == 200 and [i["ci"] for i in last.json["impacted"]] == [hidden] * 50
+        assert "leaf-" not in last.get_data(as_text=True)
+        # The ticket route is for staff; the ticket's answer for the requester is its CI's.
+        assert client.get(ticket_url, headers=headers, query_string={"summary": "true"}).status_code == 403
+        change = db.session.get(Ticket, star["change"])
+        theirs = graph.impact_of_ticket(change, viewer=star["requester"], summary=True)
+        assert theirs["summary"] == summary and theirs["hidden_open_tickets"] == 2
+        paged = graph.impact_of_ticket(change, viewer=star["requester"], page=1, page_size=50)
+        assert paged["impacted"] == page
