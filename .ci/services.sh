@@ -66,6 +66,23 @@ ensure_dovecot() {
     /usr/sbin/dovecot stop >/dev/null 2>&1 || true
 }
 
+# The real inventory agents and nmap for tests/integrations/agents (each runs once against a live
+# test server; nmap scans 127.0.0.1 only).
+ensure_discovery_tools() {
+    local missing=()
+    have fusioninventory-agent || missing+=(fusioninventory-agent)
+    have ocsinventory-agent || missing+=(ocsinventory-agent)
+    have nmap || missing+=(nmap)
+    if [ ${#missing[@]} = 0 ]; then
+        return 0
+    fi
+    if ! is_root || ! have apt-get; then
+        echo "warning: ${missing[*]} missing (apt-get install ${missing[*]}); the agent and nmap tests will fail" >&2
+        return 0
+    fi
+    apt_install "${missing[@]}"
+}
+
 if ! have pg_isready && ! is_root; then
     echo "error: PostgreSQL client tools are missing (apt-get install postgresql)" >&2
     exit 1
@@ -73,5 +90,6 @@ fi
 pg_up || start_postgres
 redis_up || start_redis
 ensure_dovecot
+ensure_discovery_tools
 bash "$(dirname "$0")/ensure_chromium.sh"
-echo "services: PostgreSQL on $PG_HOST:$PG_PORT and Redis on 127.0.0.1:$REDIS_PORT are up; dovecot and chromium are installed"
+echo "services: PostgreSQL on $PG_HOST:$PG_PORT and Redis on 127.0.0.1:$REDIS_PORT are up; dovecot, chromium, the inventory agents and nmap are installed"

@@ -476,6 +476,7 @@ def _document_raw_body(doc, view) -> None:
         "content": {
             media_type: {"schema": {"type": "string", "format": "binary", "minLength": 1, "description": "not blank"}}
             for media_type in sorted(accepted)
+            if media_type  # "": a body sent without a Content-Type is taken, but is no media type
         },
     }
 

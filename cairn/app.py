@@ -115,6 +115,7 @@ API_BLUEPRINTS = (
     "integrations.sync.routes",
     "integrations.webhooks.routes",
     "integrations.search.routes",
+    "integrations.agents.routes",
 )
 
 

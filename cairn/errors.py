@@ -178,7 +178,9 @@ def handle_unexpected(error: Exception):
         db.session.rollback()
     except Exception:  # noqa: BLE001 - the original error is what matters
         pass
-    log.exception("unhandled error on %s %s", request.method, request.path)
+    from cairn.http import logged_path
+
+    log.exception("unhandled error on %s %s", request.method, logged_path())
     return problem(500, "An internal error occurred; it has been logged with the request id.")
 
 

@@ -145,16 +145,27 @@ def finish_request(response):
         access_log.info(
             "%s %s %s",
             request.method,
-            request.path,
+            logged_path(),
             response.status_code,
             extra={
                 "method": request.method,
-                "path": request.path,
+                "path": logged_path(),
                 "status": response.status_code,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 2),
             },
         )
     return response
+
+
+def logged_path() -> str:
+    """The request's path as logs may show it: for a view whose secret is in its path (an inventory
+    agent's site token), the route's pattern instead (``/api/v1/agent-inventory/<string:token>``)."""
+    from cairn.auth.guard import PATH_TOKEN, declared_roles
+
+    rule, endpoint = request.url_rule, request.endpoint
+    if rule is not None and endpoint is not None and declared_roles(endpoint, request.method) == PATH_TOKEN:
+        return rule.rule
+    return request.path
 
 
 def teardown_request(_exc=None):

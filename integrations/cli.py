@@ -87,7 +87,12 @@ def _fail(message: str):
 
 
 # Modules with a ``register(app)`` that adds their commands.
-COMMAND_MODULES = ("integrations.reports.cli", "integrations.email.cli", "integrations.sync.cli")
+COMMAND_MODULES = (
+    "integrations.reports.cli",
+    "integrations.email.cli",
+    "integrations.sync.cli",
+    "integrations.agents.cli",
+)
 
 
 def register_commands(app) -> None:

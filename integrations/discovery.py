@@ -1,14 +1,21 @@
 """Discovery and reconciliation: match discovered items to CIs, decide field by field which source
 may write, record who saw what when, and turn installed software into software CIs.
 
-Identification, in order: serial number with vendor, then a normalised MAC address, then the fqdn,
-then the host name. The first rule that matches decides; a rule that matches two CIs is reported as
-ambiguous and nothing is guessed.
+Identification, in order: serial number with vendor, then a normalised MAC address, then an
+inventory agent's device id, then the fqdn, then the host name. The first rule that matches decides;
+a rule that matches two CIs is reported as ambiguous and nothing is guessed.
 
 Field precedence: ``CAIRN_DISCOVERY_PRECEDENCE`` is JSON ``{field: [source, ...]}`` (``model``,
 ``attributes.os_version``, ``*`` for the rest), best source first; sources not listed rank after the
 listed ones and among themselves the latest report wins. A field whose value was last written by
 someone else than a source (an edit by hand) keeps it unless ``CAIRN_DISCOVERY_MANUAL_WINS`` is false.
+
+Installed software comes two ways. ``software`` (the first form) makes a software CI per name, version
+and publisher and only ever adds installations. ``installed_software`` (what inventory agents send)
+is the device's whole list: a software CI per product (normalised name and publisher), the version and
+install date on the ``installed_on`` relationship's note, and the installations this source recorded
+on the device before and no longer lists closed (valid_to) through the relations services; a new
+version closes the old installation and opens one with the new version, so the history shows upgrades.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from cairn.uow import checkpoint
 from cmdb import classes
 from cmdb import services as cmdb_services
 from cmdb.models import ConfigurationItem
+from integrations.agents.models import AgentDevice
 from integrations.reports.registry import ChartData, register
 from integrations.sync.models import CIFieldSource, CISourceSeen, SyncJob
 from integrations.sync.schemas import DiscoveredItemSchema, StaleQuerySchema
@@ -94,6 +102,7 @@ class Index:
     fqdn: dict[str, set[int]] = field(default_factory=dict)
     hostname: dict[str, set[int]] = field(default_factory=dict)
     software: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    device: dict[str, set[int]] = field(default_factory=dict)
 
     def add(self, ci_id: int, vendor, serial, attributes: dict | None) -> None:
         attributes = attributes or {}
@@ -119,6 +128,8 @@ class Index:
             macs |= self.mac.get(mac, set())
         if macs:
             return "mac_address", sorted(macs)
+        if keys.get("device_id") and (found := self.device.get(keys["device_id"])):
+            return "device_id", sorted(found)
         for rule in ("fqdn", "hostname"):
             value = keys.get(rule)
             found = getattr(self, rule).get(value) if value else None
@@ -138,11 +149,19 @@ def build_index() -> Index:
     for ci_id, ci_class, name, vendor, serial, attributes in rows:
         if ci_class == "software":
             attributes = attributes or {}
-            key = (name.lower(), str(attributes.get("version") or ""), str(attributes.get("publisher") or "").lower())
+            key = (_product(name), str(attributes.get("version") or ""), str(attributes.get("publisher") or "").lower())
             index.software.setdefault(key, ci_id)
         else:
             index.add(ci_id, vendor, serial, attributes)
+    for device_id, ci_id in db.session.execute(select(AgentDevice.device_id, AgentDevice.ci_id)):
+        if ci_id is not None:
+            index.device.setdefault(device_id, set()).add(ci_id)
     return index
+
+
+def _product(name: str) -> str:
+    """A software name as matched: lower case, runs of white space as one space."""
+    return " ".join(name.lower().split())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -191,6 +210,7 @@ def _desired(item: dict) -> tuple[dict, dict]:
         "macs": macs,
         "fqdn": _host(item.get("fqdn")),
         "hostname": _host(item.get("hostname")),
+        "device_id": item.get("device_id"),
     }
     return data, keys
 
@@ -237,11 +257,14 @@ def _as_update(fields: dict[str, Any]) -> dict:
     return update
 
 
-def reconcile(source: str, raw_items: list, *, dry_run: bool = False, on_page=None) -> dict:
+def reconcile(
+    source: str, raw_items: list, *, dry_run: bool = False, on_page=None, matched: dict | None = None
+) -> dict:
     """Reconcile discovered items from ``source``; returns ``{counts, results}``. ``dry_run`` says
     what would be created, updated and left ambiguous, and writes nothing. ``on_page(done)`` is
     called after each page (a job commits its progress there: reconciling is idempotent, so a run
-    that starts again from the first item after a crash doubles nothing)."""
+    that starts again from the first item after a crash doubles nothing). ``matched``, when given, is
+    filled with item index -> the CI it created or matched."""
     outer = db.session.begin_nested() if dry_run else None
     try:
         counts: Counter = Counter(items=len(raw_items))
@@ -251,6 +274,8 @@ def reconcile(source: str, raw_items: list, *, dry_run: bool = False, on_page=No
         pending_links: list[tuple[Planned, int]] = []
         for start in range(0, len(raw_items), PAGE):
             plans = _reconcile_page(source, raw_items, start, index, order, manual, counts, results, dry_run)
+            if matched is not None:
+                matched.update((p.index, p.ci_id) for p in plans if p.ci_id and p.status != "error")
             pending_links.extend((p, p.ci_id) for p in plans if p.ci_id and p.item.get("relationships"))
             if on_page is not None and not dry_run:
                 on_page(start + PAGE)
@@ -271,8 +296,8 @@ def _reconcile_page(source, raw_items, start, index, order, manual, counts, resu
             _result(results, counts, i, "error", errors=exc.messages)
             continue
         data, keys = _desired(item)
-        if not (keys["serial_number"] or keys["macs"] or keys["fqdn"] or keys["hostname"]):
-            message = "Give at least one of serial_number, mac_addresses, fqdn, hostname."
+        if not (keys["serial_number"] or keys["macs"] or keys["fqdn"] or keys["hostname"] or keys["device_id"]):
+            message = "Give at least one of serial_number, mac_addresses, device_id, fqdn, hostname."
             _result(results, counts, i, "error", errors={"_item": [message]})
             continue
         plan = Planned(i, item, keys, data)
@@ -323,6 +348,7 @@ def _reconcile_page(source, raw_items, start, index, order, manual, counts, resu
     _record_seen(source, {p.ci_id for p in ok}, now)
     _record_provenance(source, ok, now)
     _software(source, ok, index, counts, now)
+    _installed_software(source, ok, index, counts, now)
     return plans
 
 
@@ -344,6 +370,11 @@ def _upsert(model, rows: list[dict], keys: list[str], update_columns: list[str])
     stmt = stmt.on_conflict_do_update(index_elements=keys, set_={c: getattr(stmt.excluded, c) for c in update_columns})
     for start in range(0, len(rows), 5000):
         db.session.execute(stmt, rows[start : start + 5000])
+
+
+def record_seen(source: str, ci_ids: set[int], now) -> None:
+    """Record that ``source`` saw these CIs at ``now`` (the stale-CIs report reads it)."""
+    _record_seen(source, ci_ids, now)
 
 
 def _record_seen(source: str, ci_ids: set[int], now) -> None:
@@ -424,6 +455,88 @@ def _software(source: str, plans: list[Planned], index: Index, counts: Counter, 
     _record_seen(source, {s for s, _ in pairs}, now)
 
 
+def _installation_note(source: str, entry: dict) -> str:
+    note = f"seen by {source}"
+    if entry.get("version"):
+        note += f"; version {entry['version']}"
+    if entry.get("install_date"):
+        note += f"; installed {entry['install_date']}"
+    return note[:1000]
+
+
+def _installed_software(source: str, plans: list[Planned], index: Index, counts: Counter, now) -> None:
+    """Agents' complete lists: products by name and publisher, version and date on the installation."""
+    plans = [p for p in plans if p.item.get("installed_software") is not None]
+    if not plans:
+        return
+    types = load_types()
+    allowed = set(types["installed_on"].target_classes) if "installed_on" in types else set()
+    wanted: dict[tuple[str, str, str], dict] = {}
+    listed: dict[int, dict[int, str]] = {}  # device -> {software CI: note}
+    entries: list[tuple[int, tuple, str]] = []
+    for plan in plans:
+        if allowed and plan.item["ci_class"] not in allowed:
+            counts["software_skipped"] += len(plan.item["installed_software"])
+            continue
+        listed[plan.ci_id] = {}
+        for entry in plan.item["installed_software"]:
+            publisher = " ".join(entry.get("publisher", "").split())
+            key = (_product(entry["name"]), "", publisher.lower())
+            entries.append((plan.ci_id, key, _installation_note(source, entry)))
+            if key not in index.software and key not in wanted:
+                wanted[key] = {
+                    "name": " ".join(entry["name"].split()),
+                    "ci_class": "software",
+                    "status": "deployed",
+                    "vendor": publisher,
+                    "attributes": {"publisher": publisher} if publisher else {},
+                }
+    if wanted:
+        keys = list(wanted)
+        for outcome in cmdb_services.bulk_upsert_cis(
+            [cmdb_services.BulkItem(i, wanted[k]) for i, k in enumerate(keys)]
+        ):
+            if outcome.id is not None:
+                index.software[keys[outcome.index]] = outcome.id
+                counts["software_created"] += 1
+            else:
+                counts["software_errors"] += 1
+    for device, key, note in entries:
+        if key in index.software:
+            listed[device].setdefault(index.software[key], note)
+    prefix = f"seen by {source}"
+    current: dict[tuple[int, int], Relationship] = {}
+    for rel in db.session.scalars(
+        select(Relationship).where(
+            Relationship.target_id.in_(list(listed)),
+            Relationship.type == "installed_on",
+            Relationship.valid_to.is_(None),
+        )
+    ):
+        current[(rel.source_id, rel.target_id)] = rel
+    closed = 0
+    for (software_id, device), rel in current.items():
+        note = listed[device].get(software_id)
+        mine = rel.note == prefix or rel.note.startswith(prefix + ";")
+        if note is None and mine or note is not None and mine and rel.note != note:
+            relations_services.delete_relationship(rel)
+            closed += 1
+    if closed:
+        counts["installations_closed"] += closed
+    create = [
+        {"source_id": software_id, "target_id": device, "type": "installed_on", "note": note}
+        for device, notes in listed.items()
+        for software_id, note in notes.items()
+        if (software_id, device) not in current or current[(software_id, device)].valid_to is not None
+    ]
+    if create:
+        outcomes = relations_services.ensure_relationships(create)
+        made = sum(1 for _, created in outcomes if created)
+        if made:
+            counts["installations_created"] += made
+    _record_seen(source, {s for notes in listed.values() for s in notes}, now)
+
+
 # ---------------------------------------------------------------------------------------------
 # Relationships named in items
 
@@ -495,9 +608,19 @@ def start_run(source: str, items: list, *, dry_run: bool) -> SyncJob:
 DISCOVERY_JOB = "integrations.sync.tasks.run_discovery"
 
 
-def _run(job: SyncJob, items: list, on_page=None) -> None:
+def run_inline(source: str, items: list) -> tuple[SyncJob, dict[int, int]]:
+    """Record a run and reconcile it now, whatever its size; also item index -> its CI."""
+    job = SyncJob(kind="discovery", source=source, dry_run=False, actor=current_actor().label, status="queued")
+    db.session.add(job)
+    db.session.flush()
+    matched: dict[int, int] = {}
+    _run(job, items, matched=matched)
+    return job, matched
+
+
+def _run(job: SyncJob, items: list, on_page=None, matched: dict | None = None) -> None:
     job.started_at = job.started_at or utcnow()
-    outcome = reconcile(job.source, items, dry_run=job.dry_run, on_page=on_page)
+    outcome = reconcile(job.source, items, dry_run=job.dry_run, on_page=on_page, matched=matched)
     job.counts, job.results = outcome["counts"], outcome["results"]
     job.status, job.finished_at, job.payload = "done", utcnow(), None
 

@@ -34,6 +34,36 @@ def public(func):
     return func
 
 
+# Views whose caller proves itself with a secret in the path (inventory agents, which cannot send a
+# bearer header): no bearer token, no session, no role; the secret grants that view only.
+PATH_TOKEN = frozenset({"path-token"})
+PATH_TOKEN_CHECK_ATTR = "_cairn_path_token_check"
+
+
+def path_token(check):
+    """Declare a view authenticated by ``check(**view_args)``, which returns the credential (kept in
+    ``g.path_token``) or None (401)."""
+
+    def decorate(func):
+        setattr(func, ROLES_ATTR, PATH_TOKEN)
+        setattr(func, PATH_TOKEN_CHECK_ATTR, check)
+        return func
+
+    return decorate
+
+
+def _check_path_token():
+    view = current_app.view_functions[request.endpoint]
+    view_class = getattr(view, "view_class", None)
+    handlers = (
+        [getattr(view_class, m, None) for m in (request.method.lower(), "post", "get", "put")] if view_class else [view]
+    )
+    check = next((getattr(h, PATH_TOKEN_CHECK_ATTR) for h in handlers if hasattr(h, PATH_TOKEN_CHECK_ATTR)), None)
+    g.path_token = check(**(request.view_args or {})) if check is not None else None
+    if g.path_token is None:
+        abort(401, message="Unknown or revoked token.", headers={"WWW-Authenticate": 'Bearer realm="cairn"'})
+
+
 def declared_roles(endpoint: str, method: str):
     """What the view behind ``endpoint`` declares for ``method``: a role set, PUBLIC, or None."""
     if endpoint.startswith(PUBLIC_ENDPOINT_PREFIXES) or endpoint == "static" or endpoint.endswith(".static"):
@@ -82,6 +112,8 @@ def authenticate_request():
         return authenticate_session(declared)
     if declared == PUBLIC:
         return None
+    if declared == PATH_TOKEN:
+        return _check_path_token()
     header = request.headers.get("Authorization", "")
     scheme, _, secret = header.partition(" ")
     token = None

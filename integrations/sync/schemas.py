@@ -66,6 +66,13 @@ class SoftwareSchema(Schema):
     publisher = Text(200, load_default="")
 
 
+class InstalledSoftwareSchema(Schema):
+    name = Text(200, min_length=1, required=True)
+    version = Text(100, load_default="")
+    publisher = Text(200, load_default="")
+    install_date = Text(10, load_default="")
+
+
 class TargetRefSchema(Schema):
     serial_number = Text(200, min_length=1)
     vendor = Text(200)
@@ -91,6 +98,14 @@ class DiscoveredItemSchema(Schema):
     ip_addresses = ma.fields.List(Text(64), validate=ma.validate.Length(max=256))
     attributes = ma.fields.Dict(keys=ma.fields.String(validate=ma.validate.Length(max=64)))
     software = ma.fields.List(ma.fields.Nested(SoftwareSchema), validate=ma.validate.Length(max=2000))
+    # An inventory agent's view: every product installed (a software CI by name and publisher; the
+    # version and install date on the installed_on relationship). Installations this source recorded
+    # on the device earlier and no longer lists are closed.
+    installed_software = ma.fields.List(
+        ma.fields.Nested(InstalledSoftwareSchema), validate=ma.validate.Length(max=20_000)
+    )
+    # An agent's own id for the device: matched after serial and MAC (integrations/agents).
+    device_id = Text(200, min_length=1)
     relationships = ma.fields.List(ma.fields.Nested(DiscoveredRelationshipSchema), validate=ma.validate.Length(max=200))
 
 

@@ -1,0 +1,1 @@
+"""Inventory agents (FusionInventory, OCS Inventory) speaking the OCS XML protocol, and nmap scans."""
