@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -304,3 +305,63 @@ def test_an_import_whose_worker_is_killed_resumes_without_doubles(
         counts = conn.execute(select(SyncJob.counts).where(SyncJob.id == job_id)).scalar()
     assert len(names) == len(set(names)) == rows, "every row in, none doubled"
     assert counts["rows"] == rows and counts["created"] == rows
+
+
+def test_the_scheduled_snapshot_job_writes_what_a_new_web_process_restores(deployment, committed_make, tmp_path):
+    """The hourly graph-snapshot job as deployed: queued by `cairn scheduler`, run by a `cairn worker`
+    (the web processes keep no snapshots here, so the file is the job's); a gunicorn started after
+    it restores its graph from that file and catches up from the change log."""
+    from relations import snapshot
+
+    snapshots = tmp_path / "snapshots"
+    snapshots.mkdir()
+    d = deployment(CAIRN_GRAPH_SNAPSHOT_DIR="off", CAIRN_LOG_LEVEL="INFO", CAIRN_LOG_JSON="false")
+    d.start_redis()
+    d.start_web(workers=2)
+    headers = committed_make.headers("admin")
+    with httpx.Client(base_url=d.url, headers=headers, timeout=30) as client:
+        app_ci, db_ci, disk = (
+            client.post("/api/v1/cis", json={"name": f"snap-{n}", "ci_class": cls}).json()["id"]
+            for n, cls in enumerate(("application", "database", "storage"))
+        )
+        link = {"source_id": app_ci, "target_id": db_ci, "type": "depends_on"}
+        linked = client.post("/api/v1/relationships", json=link)
+        assert linked.status_code == 201, linked.text
+
+    d.env["CAIRN_GRAPH_SNAPSHOT_DIR"] = str(snapshots)
+    d.start_worker()
+    d.start_scheduler()
+    path = wait_until(lambda: next(snapshots.glob("graph-*.snapshot"), None), 60, message=f"the snapshot ({d.log_dir})")
+    written = wait_until(lambda: _readable(snapshot, path), 10, message="a whole snapshot")
+    assert written.edges == 1
+    assert any("graph snapshot rewritten" in p.read_text() for p in d.log_dir.glob("worker-*.log"))
+
+    # A write after the snapshot, then a new web process: restored, caught up.
+    with httpx.Client(base_url=d.url, headers=headers, timeout=30) as client:
+        later = client.post("/api/v1/relationships", json={"source_id": db_ci, "target_id": disk, "type": "depends_on"})
+        assert later.status_code == 201, later.text
+    fresh_logs = tmp_path / "fresh"
+    fresh_logs.mkdir()
+    logging_env = {"CAIRN_LOG_LEVEL": "INFO", "CAIRN_LOG_JSON": "false"}
+    fresh = Deployment(
+        d.env["DATABASE_URL"], Path(d.env["CAIRN_INSTANCE_PATH"]), fresh_logs, redis=False,
+        CAIRN_GRAPH_SNAPSHOT_DIR=str(snapshots), **logging_env,
+    )  # fmt: skip
+    fresh.env["REDIS_URL"] = d.env["REDIS_URL"]
+    try:
+        fresh.start_web(workers=1)
+        with httpx.Client(base_url=fresh.url, headers=headers, timeout=30) as client:
+            impact = client.get(f"/api/v1/cis/{disk}/impact")
+        assert impact.status_code == 200, impact.text
+        assert {item["ci"]["id"] for item in impact.json()["impacted"]} == {db_ci, app_ci}
+        web_log = (fresh_logs / "web-1.log").read_text()
+        assert "graph restored from its snapshot" in web_log and "graph rebuilt" not in web_log
+    finally:
+        fresh.close()
+
+
+def _readable(snapshot, path):
+    try:
+        return snapshot.read(path)
+    except (OSError, snapshot.SnapshotError):
+        return None
