@@ -68,37 +68,12 @@ __all__ = [
     "impact",
     "impact_answer",
     "impact_document",
-    "id_chunks",
     "register_impact_enricher",
-    "visible_among",
 ]
 
 MAX_DEPTH = 50
 MAX_ROOTS = 1000
 DIRECTIONS = ("impact", "dependencies")
-# Ids per IN list on SQLite, which binds one parameter per id and refuses a statement with more than
-# SQLITE_MAX_VARIABLE_NUMBER of them (999 before SQLite 3.32, 32,766 since, more in some builds):
-# an answer naming 40,000 CIs asks in chunks. PostgreSQL gets every id in one array parameter
-# (cairn.db.id_in), so one chunk.
-ID_CHUNK = 500
-
-
-def id_chunks(ids: Iterable[int]) -> list[list[int]]:
-    """``ids`` split into lists that ``cairn.db.id_in`` may take whole on this database."""
-    ids = list(ids)
-    if not ids:
-        return []
-    size = len(ids) if db.session.get_bind().dialect.name == "postgresql" else ID_CHUNK
-    return [ids[start : start + size] for start in range(0, len(ids), size)]
-
-
-def visible_among(visible_ids: Callable[[Any, list[int]], set[int]], viewer, ids: Iterable[int | None]) -> set[int]:
-    """``visible_ids(viewer, ids)`` (``cmdb.services.visible_ci_ids``, ``tickets.services.
-    visible_ticket_ids``: one query each) for any number of ids, a chunk at a time."""
-    found: set[int] = set()
-    for part in id_chunks({i for i in ids if i is not None}):
-        found |= visible_ids(viewer, part)
-    return found
 
 
 # ---------------------------------------------------------------------------------------------
@@ -366,11 +341,9 @@ def _check_batch(
 
 
 def _classes_of(ids) -> dict[int, str]:
-    found: dict[int, str] = {}
-    for part in id_chunks(i for i in ids if 0 < i <= MAX_ID):
-        ci = ConfigurationItem
-        found.update(db.session.execute(select(ci.id, ci.ci_class).where(id_in(ci.id, part))).tuples().all())
-    return found
+    ci = ConfigurationItem
+    wanted = [i for i in ids if 0 < i <= MAX_ID]
+    return dict(db.session.execute(select(ci.id, ci.ci_class).where(id_in(ci.id, wanted))).tuples().all())
 
 
 def _check_classes_of(info: TypeInfo, source_class: str, target_class: str) -> dict | None:
@@ -589,8 +562,8 @@ def _roots(ci_ids: list[int], adj, field: str | None) -> tuple[list[int], dict[i
             unknown.append(r)
     if unknown:
         ci = ConfigurationItem
-        for part in id_chunks(r for r in unknown if 0 < r <= MAX_ID):
-            teams.update(db.session.execute(select(ci.id, ci.owner_team_id).where(id_in(ci.id, part))).tuples().all())
+        wanted = [r for r in unknown if 0 < r <= MAX_ID]
+        teams.update(db.session.execute(select(ci.id, ci.owner_team_id).where(id_in(ci.id, wanted))).tuples().all())
         missing = [r for r in unknown if r not in teams]
         if missing:
             message = f"No CI with id {', '.join(map(str, missing))}."
@@ -858,7 +831,7 @@ def _visible_in(result: ImpactResult, viewer) -> set[int] | None:
         return None
     named = set(result.roots) | {n for i in result.impacted for n in i.path}
     named |= {n for item in result.extras.get("inactive", ()) for n in item["path"]}
-    return visible_among(visible_ci_ids, viewer, named)
+    return visible_ci_ids(viewer, named)
 
 
 def _head(result: ImpactResult, single_root: bool, visible: set[int] | None, down: int) -> dict[str, Any]:
@@ -908,10 +881,7 @@ def _open_incidents(open_tickets) -> dict[int, list[dict]]:
 
 
 def _team_names(team_ids) -> dict[int, str]:
-    names: dict[int, str] = {}
-    for part in id_chunks(team_ids):
-        names.update(db.session.execute(select(Team.id, Team.name).where(id_in(Team.id, part))).tuples().all())
-    return names
+    return dict(db.session.execute(select(Team.id, Team.name).where(id_in(Team.id, team_ids))).tuples().all())
 
 
 def _shown(ci_id: int | None, visible: set[int] | None) -> int | None:
@@ -920,15 +890,9 @@ def _shown(ci_id: int | None, visible: set[int] | None) -> int | None:
 
 
 def _owner_teams(ci_ids: set[int]) -> list[int]:
-    teams: set[int] = set()
     ci = ConfigurationItem
-    for part in id_chunks(ci_ids):
-        teams.update(
-            db.session.scalars(
-                select(ci.owner_team_id).where(id_in(ci.id, part), ci.owner_team_id.is_not(None)).distinct()
-            )
-        )
-    return sorted(teams)
+    stmt = select(ci.owner_team_id).where(id_in(ci.id, ci_ids), ci.owner_team_id.is_not(None)).distinct()
+    return sorted(db.session.scalars(stmt))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1202,7 +1166,7 @@ def impact_links(ci_ids, *, as_of: datetime | None = None) -> list[dict]:
     else:
         stmt = stmt.where(r.valid_to.is_(None))
     rows = sorted(
-        (row for part in id_chunks(wanted) for row in db.session.execute(stmt.where(id_in(r.source_id, part)))),
+        db.session.execute(stmt.where(id_in(r.source_id, wanted))),
         key=lambda row: row[0],
     )
     links = []

@@ -64,7 +64,6 @@ def impact_of_ticket(
 
 def open_tickets_on(ci_ids, *, exclude_ticket_id: int | None = None) -> list[dict]:
     """Open tickets linked to any of the CIs, each with the CIs (of those) it touches; P1 first."""
-    from relations.services import id_chunks
 
     stmt = (
         select(Ticket.id, Ticket.number, Ticket.kind, Ticket.state, Ticket.priority, Ticket.title, TicketCI.ci_id)
@@ -75,10 +74,10 @@ def open_tickets_on(ci_ids, *, exclude_ticket_id: int | None = None) -> list[dic
             Ticket.id != (exclude_ticket_id or 0),
         )
     )
-    # A chunk of CIs at a time (an answer may name 40,000 of them; SQLite binds one parameter per
-    # id), in one order whatever the chunks: P1 first, then by ticket, each ticket's CIs by id.
+    # P1 first, then by ticket, each ticket's CIs by id (an answer may name 40,000 CIs: id_in binds
+    # them as one parameter).
     rows = sorted(
-        (row for part in id_chunks(set(ci_ids)) for row in db.session.execute(stmt.where(id_in(TicketCI.ci_id, part)))),
+        db.session.execute(stmt.where(id_in(TicketCI.ci_id, set(ci_ids)))),
         key=lambda row: (row.priority, row.id, row.ci_id),
     )
     tickets: dict[int, dict] = {}
@@ -95,14 +94,13 @@ def open_tickets_on(ci_ids, *, exclude_ticket_id: int | None = None) -> list[dic
 def open_tickets_enricher(result, viewer: User | None = None) -> dict:
     """Registered with relations: every impact answer names the open tickets on its CIs, those
     ``viewer`` may see (each with the CIs of those it may see); the others are only counted."""
-    from relations.services import visible_among
 
     ids = set(result.roots) | {item.ci_id for item in result.impacted}
     found = open_tickets_on(ids)
     if not restricted(viewer):
         return {"open_tickets": found, "hidden_open_tickets": 0}
-    tickets = visible_among(visible_ticket_ids, viewer, [t["id"] for t in found])
-    cis = visible_among(visible_ci_ids, viewer, {ci_id for t in found for ci_id in t["ci_ids"]})
+    tickets = visible_ticket_ids(viewer, [t["id"] for t in found])
+    cis = visible_ci_ids(viewer, {ci_id for t in found for ci_id in t["ci_ids"]})
     shown = [{**t, "ci_ids": [c for c in t["ci_ids"] if c in cis]} for t in found if t["id"] in tickets]
     return {"open_tickets": shown, "hidden_open_tickets": len(found) - len(shown)}
 
@@ -172,11 +170,10 @@ def conflicts_shown(ticket: Ticket, viewer: User | None) -> list[dict]:
     found = conflicts(ticket)
     if not restricted(viewer):
         return found
-    from relations.services import visible_among
 
-    tickets = visible_among(visible_ticket_ids, viewer, [item["ticket"].id for item in found])
+    tickets = visible_ticket_ids(viewer, [item["ticket"].id for item in found])
     shared = {c for item in found for c in (*item["shared_ci_ids"], *item["direct_ci_ids"])}
-    cis = visible_among(visible_ci_ids, viewer, shared)
+    cis = visible_ci_ids(viewer, shared)
     shown = []
     for item in found:
         item = {**item, **{key: [c for c in item[key] if c in cis] for key in ("shared_ci_ids", "direct_ci_ids")}}
