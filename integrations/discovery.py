@@ -181,6 +181,7 @@ class Planned:
     errors: dict | None = None
     matches: list[int] | None = None
     rule: str = ""
+    held: dict[str, Any] = field(default_factory=dict)
 
 
 def _desired(item: dict) -> tuple[dict, dict]:
@@ -241,6 +242,8 @@ def _decide(source: str, plan: Planned, ci: ConfigurationItem, provenance: dict,
             allowed = prov is None or _rank(order, name, source) <= _rank(order, name, prov[0])
         elif prov is None or prov[1] != _digest(current):
             allowed = not manual  # set by hand (or by the API) since a source last wrote it
+            if not allowed:
+                plan.held[name] = value  # for a person to settle (the discovery page)
         else:
             allowed = prov[0] == source or _rank(order, name, source) <= _rank(order, name, prov[0])
         if allowed:
@@ -304,7 +307,8 @@ def _reconcile_page(source, raw_items, start, index, order, manual, counts, resu
         plan.rule, candidates = index.identify(keys)
         if len(candidates) > 1:
             plan.status, plan.matches = "ambiguous", candidates
-            _result(results, counts, i, "ambiguous", rule=plan.rule, matches=candidates)
+            described = {"name": data["name"], **{k: v for k, v in keys.items() if v and k != "vendor"}}
+            _result(results, counts, i, "ambiguous", rule=plan.rule, matches=candidates, item=described)
             continue
         plan.ci_id = candidates[0] if candidates else None
         plans.append(plan)
@@ -338,7 +342,10 @@ def _reconcile_page(source, raw_items, start, index, order, manual, counts, resu
                     data = plan.data
                     index.add(outcome.id, data.get("vendor"), data.get("serial_number"), data.get("attributes"))
         extra = {"rule": plan.rule} if plan.rule else {}
-        if dry_run or plan.status in ("created", "error") or plan.fields:
+        if plan.held and plan.status != "error":
+            extra["held"] = plan.held
+            counts["held"] += 1
+        if dry_run or plan.status in ("created", "error") or plan.fields or plan.held:
             extra["fields"] = sorted(plan.fields) if plan.status != "error" else None
             shown_id = None if dry_run and plan.status == "created" else plan.ci_id  # rolled back: no id
             _result(results, counts, plan.index, plan.status, ci_id=shown_id, errors=plan.errors, **extra)
@@ -665,6 +672,33 @@ def get_job(job_id: int, kind: str | tuple[str, ...]) -> SyncJob:
     if job is None or job.kind not in kinds:
         raise NotFound(f"No {kinds[0].replace('_', ' ')} run with id {job_id}.")
     return job
+
+
+def accept_held(job_id: int, index: int) -> ConfigurationItem:
+    """A person settles a conflict for the source: the values a manual edit held back in item
+    ``index`` of run ``job_id`` are written to the CI (through the CI services: change log, feed)
+    and the source owns those fields again, so its later reports keep them current."""
+    job = get_job(job_id, "discovery")
+    entry = next((r for r in job.results or [] if r.get("index") == index and r.get("held")), None)
+    if entry is None or not entry.get("ci_id"):
+        raise NotFound(f"Run {job_id} holds back no value of item {index}.")
+    ci = db.session.get(ConfigurationItem, entry["ci_id"])
+    if ci is None:
+        raise NotFound(f"CI {entry['ci_id']} no longer exists.")
+    held = entry["held"]
+    changed = {name: value for name, value in held.items() if _current(ci, name) != value}
+    if changed:
+        cmdb_services.update_ci(ci, _as_update(changed))
+    now = utcnow()
+    rows = [
+        {"ci_id": ci.id, "field": name, "source": job.source, "value_digest": _digest(value), "set_at": now}
+        for name, value in held.items()
+    ]
+    _upsert(CIFieldSource, rows, ["ci_id", "field"], ["source", "value_digest", "set_at"])
+    settled = {k: v for k, v in entry.items() if k != "held"} | {"accepted": sorted(held)}
+    job.results = [settled if r is entry else r for r in job.results]
+    db.session.flush()
+    return ci
 
 
 # ---------------------------------------------------------------------------------------------

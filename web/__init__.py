@@ -21,6 +21,7 @@ PAGES = (
     "web.impact",
     "web.changes",
     "web.assets",
+    "web.discovery",
     "web.admin",
 )
 

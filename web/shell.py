@@ -48,6 +48,7 @@ MENU = (
     ("web.cis", _l("CIs"), STAFF),
     ("web.changes", _l("Changes"), STAFF),
     ("web.assets", _l("Assets"), STAFF),
+    ("web.discovery_home", _l("Discovery"), STAFF),
     ("web.admin", _l("Admin"), (roles.ADMIN,)),
     ("web.portal", _l("My requests"), (roles.REQUESTER,)),
 )

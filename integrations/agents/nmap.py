@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from xml.etree.ElementTree import Element, ParseError
 
+import marshmallow as ma
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 from sqlalchemy import select
@@ -18,8 +19,11 @@ from sqlalchemy import select
 from cairn.audit.context import current_actor
 from cairn.config import setting
 from cairn.db import db, utcnow
-from cairn.errors import Invalid
+from cairn.errors import Invalid, NotFound
+from cmdb import classes
+from cmdb import services as cmdb_services
 from cmdb.models import ConfigurationItem
+from cmdb.schemas import CIWriteSchema
 from integrations import discovery
 from integrations.sync.models import SyncJob
 
@@ -137,3 +141,41 @@ def import_scan(data: bytes) -> SyncJob:
     db.session.add(job)
     db.session.flush()
     return job
+
+
+def addressable_classes() -> list[str]:
+    """The CI classes an unmanaged host may become: those whose attributes hold IP addresses."""
+    return sorted(name for name, cls in classes.REGISTRY.items() if "ip_addresses" in cls.attributes._declared_fields)
+
+
+def adopt_host(job_id: int, index: int, ci_class: str, name: str = "") -> ConfigurationItem:
+    """Add unmanaged host ``index`` of scan ``job_id`` to the CMDB: a ``ci_class`` CI named ``name``
+    (else its host name, else its address) with its addresses and host name, recorded as seen by the
+    scan; the scan then lists the host as added, with its CI. Raises Invalid (the class or name is
+    refused, as POST /cis would) or NotFound (no such unmanaged host)."""
+    job = discovery.get_job(job_id, "nmap")
+    entry = next((r for r in job.results or [] if r.get("index") == index and r.get("status") == "unmanaged"), None)
+    if entry is None:
+        raise NotFound(f"Scan {job_id} lists no unmanaged host {index}.")
+    if ci_class not in addressable_classes():
+        raise Invalid("The class is invalid.", errors={"ci_class": ["Choose a class that has IP addresses."]})
+    declared = classes.REGISTRY[ci_class].attributes._declared_fields
+    hostnames = entry.get("hostnames") or []
+    attributes: dict = {"ip_addresses": entry.get("ip_addresses") or []}
+    if entry.get("mac_address") and "mac_addresses" in declared:
+        attributes["mac_addresses"] = [entry["mac_address"]]
+    if hostnames and "hostname" in declared:
+        attributes["hostname"] = hostnames[0].split(".")[0]
+    if hostnames and "." in hostnames[0] and "fqdn" in declared:
+        attributes["fqdn"] = hostnames[0]
+    name = (name or "").strip() or (hostnames or attributes["ip_addresses"] or [f"host {index}"])[0]
+    try:
+        data = CIWriteSchema().load({"ci_class": ci_class, "name": name, "attributes": attributes})
+    except ma.ValidationError as exc:
+        raise Invalid("Some fields are invalid.", errors=exc.messages) from None
+    ci = cmdb_services.create_ci(data)
+    discovery.record_seen(SOURCE, {ci.id}, job.finished_at or utcnow())
+    added = {**entry, "status": "added", "ci_id": ci.id}
+    job.results = [added if r is entry else r for r in job.results]
+    db.session.flush()
+    return ci

@@ -39,6 +39,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 VIEWPORT = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
 
 
 def backend() -> str:
@@ -284,6 +285,19 @@ def assert_accessible(
     if failing:
         raise AssertionError(f"{len(failing)} accessibility violation(s) on {page.url}:\n{describe(failing)}")
     return violations
+
+
+def check_page(page, name: str, phone: bool = False) -> None:
+    """Photograph the page as ``name``, run axe-core on it and fail on console errors (CSP included);
+    with ``phone`` also at a phone's width (390 px), then back to the desktop's."""
+    shoot(page, name)
+    assert_accessible(page)
+    if phone:
+        page.set_viewport_size(PHONE)
+        shoot(page, f"{name}-phone")
+        assert_accessible(page)
+        page.set_viewport_size(VIEWPORT)
+    assert console_errors(page) == []
 
 
 def sign_in(page, user) -> None:

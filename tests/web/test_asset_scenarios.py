@@ -9,11 +9,8 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.web.browser import assert_accessible, console_errors, shoot
+from tests.web.browser import check_page as _check
 from tests.web.browser import sign_in as _sign_in
-
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 800}
 
 
 def _estate(server, tag: str) -> dict:
@@ -55,18 +52,6 @@ def _estate(server, tag: str) -> dict:
         return {"product": product.id, "laptops": [laptop.id for laptop in laptops]}
 
     return {"manager": manager, **server.seed(make)}
-
-
-def _check(page, name: str, phone: bool = False) -> None:
-    """Accessible, no console errors (CSP included), photographed; ``phone`` also at 390 px."""
-    shoot(page, name)
-    assert_accessible(page)
-    if phone:
-        page.set_viewport_size(PHONE)
-        shoot(page, f"{name}-phone")
-        assert_accessible(page)
-        page.set_viewport_size(DESKTOP)
-    assert console_errors(page) == []
 
 
 def _active(page) -> int:

@@ -49,6 +49,7 @@ def test_identification_order_and_ambiguity(db, client, make):
     assert results[1]["ci_id"] == by_mac.id and results[1]["rule"] == "mac_address"
     assert results[2]["ci_id"] == by_fqdn.id and results[2]["rule"] == "fqdn"
     assert results[3]["status"] == "ambiguous" and len(results[3]["matches"]) == 2
+    assert results[3]["item"] == {"name": "dup", "hostname": "dup"}
     assert results[4]["status"] == "created" and "ci_id" not in results[4]
     assert results[5]["status"] == "error" and results[6]["status"] == "error"
     assert dry["counts"]["ambiguous"] == 1 and dry["counts"]["created"] == 1
@@ -76,9 +77,11 @@ def test_manual_edits_win_and_precedence_decides_between_sources(db, client, mak
     assert _attributes(client, headers, ci_id)["os_version"] == "1.1"
     # a person edits it: the agent no longer overwrites it
     client.patch(f"/api/v1/cis/{ci_id}", headers=headers, json={"attributes": {"os_version": "pinned"}})
-    _run(client, headers, [{**item, "attributes": {"os_version": "1.2", "os": "Linux"}}])
+    held = _run(client, headers, [{**item, "attributes": {"os_version": "1.2", "os": "Linux"}}])
     attributes = _attributes(client, headers, ci_id)
     assert attributes["os_version"] == "pinned" and attributes["os"] == "Linux"
+    # the run says what it held back, for a person to settle (the discovery page)
+    assert _by_index(held)[0]["held"] == {"attributes.os_version": "1.2"} and held["counts"]["held"] == 1
     config(CAIRN_DISCOVERY_MANUAL_WINS="false")
     _run(client, headers, [{**item, "attributes": {"os_version": "1.3"}}])
     assert _attributes(client, headers, ci_id)["os_version"] == "1.3"
