@@ -22,6 +22,7 @@ from cairn.uow import begin_read_only
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+API_PREFIX = "/api/"
 ACCEPTS_ATTR = "_cairn_accepts"
 access_log = logging.getLogger("cairn.access")
 
@@ -34,7 +35,7 @@ class CairnFlask(Flask):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._sync_views: dict = {}
-        self.session_interface = _CachedSerializerSessions()
+        self.session_interface = CookieSessions()
 
     def ensure_sync(self, func):
         try:
@@ -46,7 +47,12 @@ class CairnFlask(Flask):
             return super().ensure_sync(func)
 
 
-class _CachedSerializerSessions(SecureCookieSessionInterface):
+class CookieSessions(SecureCookieSessionInterface):
+    """The web desk's session cookie: its signing serializer built once per secret key, Secure
+    whenever the request came over HTTPS (behind a proxy, with ``CAIRN_PROXY_FIX`` set) or always
+    with ``SESSION_COOKIE_SECURE``, and never read for the API (tokens only: a cookie opens no API
+    call, and the API pays nothing to decode one)."""
+
     def __init__(self) -> None:
         self._serializers: dict = {}
 
@@ -56,6 +62,14 @@ class _CachedSerializerSessions(SecureCookieSessionInterface):
         if serializer is None and app.secret_key:
             serializer = self._serializers[key] = super().get_signing_serializer(app)
         return serializer
+
+    def open_session(self, app, request):
+        if request.path.startswith(API_PREFIX):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
+
+    def get_cookie_secure(self, app) -> bool:
+        return bool(app.config.get("SESSION_COOKIE_SECURE")) or request.is_secure
 
 
 class FastJSONProvider(DefaultJSONProvider):

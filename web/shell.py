@@ -156,12 +156,16 @@ def _layout() -> dict:
 
 
 def _security_headers(response):
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
+    headers = response.headers
+    # set, not setdefault: no view sets these otherwise, and werkzeug's setdefault raises and
+    # catches an exception per missing header (a few percent of a GET by id's CPU)
+    headers.set("X-Content-Type-Options", "nosniff")
+    headers.set("X-Frame-Options", "DENY")
+    headers.set("Referrer-Policy", "same-origin")
     if response.mimetype == "text/html" and (request.blueprint == "web" or request.endpoint is None):
-        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-        response.headers.setdefault("Cache-Control", "no-store")
+        headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        if "Cache-Control" not in headers:
+            headers["Cache-Control"] = "no-store"
     return response
 
 

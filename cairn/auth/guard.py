@@ -100,13 +100,17 @@ def current_user() -> User:
 
 def authenticate_request():
     """before_request: 401 without a valid token, 403 when the role is not declared for the view."""
-    from cairn.auth.services import authenticate
+    from cairn.auth.services import authenticate, session_user
 
-    g.user = None
-    if request.endpoint is None:  # unknown route: let the 404/405 handlers answer
+    request_ = request._get_current_object()  # read many times here: once through the proxy
+    globals_ = g._get_current_object()
+    globals_.user = None
+    endpoint = request_.endpoint
+    if endpoint is None:  # unknown route: let the 404/405 handlers answer
         return None
-    declared = declared_roles(request.endpoint, request.method)
-    if getattr(current_app.view_functions.get(request.endpoint), SESSION_ATTR, False):
+    app = current_app._get_current_object()
+    declared = declared_roles(endpoint, request_.method)
+    if getattr(app.view_functions.get(endpoint), SESSION_ATTR, False):
         from cairn.auth.sessions import authenticate_session
 
         return authenticate_session(declared)
@@ -114,27 +118,23 @@ def authenticate_request():
         return None
     if declared == PATH_TOKEN:
         return _check_path_token()
-    header = request.headers.get("Authorization", "")
-    scheme, _, secret = header.partition(" ")
+    scheme, _, secret = request_.headers.get("Authorization", "").partition(" ")
     token = None
     if scheme.lower() == "bearer" and secret.strip():
-        token = authenticate(
-            secret.strip(),
-            current_app.config["CAIRN_TOKEN_TOUCH_SECONDS"],
-            current_app.config["CAIRN_TOKEN_REMEMBER_SECONDS"],
-        )
+        touch, remember = app.config["CAIRN_TOKEN_TOUCH_SECONDS"], app.config["CAIRN_TOKEN_REMEMBER_SECONDS"]
+        token = authenticate(secret.strip(), touch, remember)
     if token is None:
         abort(
             401,
             message="A valid bearer token is required.",
             headers={"WWW-Authenticate": 'Bearer realm="cairn"'},
         )
-    g.user = token.user
-    g.token = token
-    g.actor_token = context.set_actor(context.Actor(token.user.email, token.user.id))
+    user = globals_.user = session_user(token)
+    globals_.token = token
+    globals_.actor_token = context.set_actor(context.Actor(user.email, user.id))
     if declared is None:
         # A view that forgot to declare its roles is closed to everyone.
         abort(403, message="This endpoint is not open to any role.")
-    if "*" not in declared and token.user.role not in declared:
-        abort(403, message=f"The role {token.user.role!r} may not do this.")
+    if "*" not in declared and user.role not in declared:
+        abort(403, message=f"The role {user.role!r} may not do this.")
     return None

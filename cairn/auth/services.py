@@ -11,7 +11,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, object_session
 
 from cairn.auth.models import ApiToken, Team, User
 from cairn.auth.roles import ADMIN, ALL_ROLES
@@ -183,7 +183,7 @@ def authenticate(secret: str, touch_after_seconds: int = 300, remember_seconds: 
     now = utcnow()
     remembered = _recent.get(digest) if remember_seconds else None
     if remembered is not None and remembered[0] > time.monotonic():
-        token = db.session.merge(remembered[1], load=False)
+        token = remembered[1]  # detached: session_user() gives its user to this request's session
         if token.expires_at is None or token.expires_at > now:
             return token
     token = db.session.scalar(select(ApiToken).options(joinedload(ApiToken.user)).where(ApiToken.token_hash == digest))
@@ -207,6 +207,15 @@ def authenticate(secret: str, touch_after_seconds: int = 300, remember_seconds: 
             _recent.clear()
         _recent[digest] = (time.monotonic() + remember_seconds, token)
     return token
+
+
+def session_user(token: ApiToken) -> User:
+    """The user of ``token`` as an object of this request's session: a token ``authenticate``
+    remembered is detached, and only its user is merged in (without a query)."""
+    user = token.user
+    if object_session(user) is db.session():
+        return user
+    return db.session.merge(user, load=False)
 
 
 def revoke_token(token: ApiToken) -> None:

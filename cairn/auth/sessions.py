@@ -11,7 +11,6 @@ import hashlib
 import hmac
 
 from flask import current_app, g, request
-from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
 
@@ -73,14 +72,6 @@ def _load_user(value: str) -> User | None:
     return user
 
 
-class _SessionCookies(SecureCookieSessionInterface):
-    """The session cookie is Secure whenever the request came over HTTPS (behind a proxy, with
-    ``CAIRN_PROXY_FIX`` set), or always with ``SESSION_COOKIE_SECURE``."""
-
-    def get_cookie_secure(self, app) -> bool:
-        return bool(app.config.get("SESSION_COOKIE_SECURE")) or request.is_secure
-
-
 def init_app(app, sign_in_endpoint: str) -> None:
     # Flask's defaults hold these keys already: set, not setdefault (Config may override them)
     app.config["SESSION_COOKIE_HTTPONLY"] = True
@@ -89,7 +80,6 @@ def init_app(app, sign_in_endpoint: str) -> None:
     # Checked by authenticate_session for pages only: the API is token-authenticated, CSRF-free.
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # valid as long as the session
-    app.session_interface = _SessionCookies()
     login_manager.init_app(app)
     login_manager.login_view = sign_in_endpoint
     login_manager.session_protection = "basic"
