@@ -28,10 +28,10 @@ from datetime import timedelta
 
 from flask import current_app
 from redis.exceptions import RedisError
-from sqlalchemy import exists, literal_column, select, tuple_
+from sqlalchemy import exists, select, tuple_
 
 from cairn.audit.models import ChangeLog
-from cairn.audit.services import Cursor
+from cairn.audit.services import Cursor, feed_horizon
 from cairn.db import db, utcnow
 from cairn.jobs import lease
 
@@ -93,8 +93,7 @@ def held_back(after: Cursor, object_types: list[str] | None = None) -> bool:
     (PostgreSQL: behind a transaction that started earlier and is still open)?"""
     if db.session.get_bind().dialect.name != "postgresql":
         return False
-    horizon = literal_column("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-    condition = [tuple_(ChangeLog.txid, ChangeLog.id) > tuple_(after.txid, after.id), ChangeLog.txid >= horizon]
+    condition = [tuple_(ChangeLog.txid, ChangeLog.id) > tuple_(after.txid, after.id), ChangeLog.txid >= feed_horizon()]
     if object_types:
         condition.append(ChangeLog.object_type.in_(object_types))
     return bool(db.session.scalar(select(exists().where(*condition))))

@@ -14,6 +14,31 @@ from cairn.db import db
 _CURSOR = re.compile(r"^(\d{1,19})\.(\d{1,19})$")
 
 
+# The gap-free feed's horizon on PostgreSQL: the oldest transaction id still running in *this*
+# database, or the next id to be given when none is. Change-log rows at or above it are held back:
+# a transaction older than a row already read may still commit below it. Transactions of other
+# databases on the same server never write our change log, so they are left out when
+# pg_stat_activity proves where they run (a long transaction elsewhere held every webhook and feed
+# reader back until it ended). That proof never goes stale (a transaction id belongs to one backend
+# and its database for good); what it cannot prove (a hidden or newer session) still holds the
+# horizon, as before. Transaction ids in pg_stat_activity are 32-bit: compared to our 64-bit ids'
+# low 32 bits (two running transactions are never 2^32 ids apart).
+FEED_HORIZON_SQL = """(
+SELECT LEAST(
+  pg_snapshot_xmax(snap.s)::text::bigint,
+  (SELECT min(running::text::bigint) FROM pg_snapshot_xip(snap.s) AS running
+   WHERE running::text::bigint % 4294967296 NOT IN (
+     SELECT elsewhere.backend_xid::text::bigint FROM pg_stat_activity AS elsewhere
+     WHERE elsewhere.backend_xid IS NOT NULL
+       AND elsewhere.datid <> (SELECT oid FROM pg_database WHERE datname = current_database()))))
+FROM (SELECT pg_current_snapshot() AS s) AS snap)"""
+
+
+def feed_horizon():
+    """The SQL expression of the feed's horizon on PostgreSQL (see ``FEED_HORIZON_SQL``)."""
+    return literal_column(FEED_HORIZON_SQL)
+
+
 class CursorError(ValueError):
     pass
 
@@ -49,12 +74,12 @@ def feed(
 ) -> tuple[list[ChangeLog], Cursor]:
     """Changes after ``after`` in commit order, and the cursor to continue from.
 
-    On PostgreSQL only transactions older than the oldest one still running are shown, so a change
-    that commits late can never land behind a cursor a reader already holds.
+    On PostgreSQL only transactions older than the oldest one still running in this database are
+    shown, so a change that commits late can never land behind a cursor a reader already holds.
     """
     stmt = select(ChangeLog).where(tuple_(ChangeLog.txid, ChangeLog.id) > tuple_(after.txid, after.id))
     if db.session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.where(ChangeLog.txid < literal_column("pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
+        stmt = stmt.where(ChangeLog.txid < feed_horizon())
     if object_types:
         stmt = stmt.where(ChangeLog.object_type.in_(object_types))
     if actions:

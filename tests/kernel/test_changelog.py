@@ -123,3 +123,49 @@ def test_concurrent_writers_one_reader_sees_every_change_exactly_once(app, commi
         db.session.remove()
     assert len(all_ids) == writers * per_writer
     assert sorted(seen) == sorted(all_ids), "every change exactly once"
+
+
+def _open_transaction_with_an_id(url):
+    """A psycopg connection to ``url`` inside a transaction that holds a transaction id (a write)."""
+    import psycopg
+
+    conn = psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False))
+    conn.execute("CREATE TEMP TABLE held_open (n int)")
+    conn.execute("INSERT INTO held_open VALUES (1)")
+    return conn
+
+
+def test_a_transaction_open_in_another_database_holds_nothing_back(app, committed_client, committed_make):
+    """The feed waits for older transactions of its own database only: one left open in another
+    database of the same server (another application, a benchmark) does not stall it; one open in
+    ours still does, until it ends."""
+    import pytest
+
+    from cairn.db import db
+
+    with app.app_context():
+        url = db.engine.url
+    if url.get_backend_name() != "postgresql":
+        pytest.skip("the horizon is PostgreSQL's (SQLite writers are serial)")
+    headers = committed_make.headers("integration")
+    start = _feed(committed_client, headers, object_type="ci")["next_cursor"]
+
+    elsewhere = _open_transaction_with_an_id(url.set(database="postgres"))
+    try:
+        made = committed_client.post("/api/v1/cis", headers=headers, json={"name": "seen", "ci_class": "server"})
+        assert made.status_code == 201, made.json
+        shown = _feed(committed_client, headers, after=start, object_type="ci")["changes"]
+        assert [c["object_id"] for c in shown] == [made.json["id"]]
+    finally:
+        elsewhere.close()
+
+    start = _feed(committed_client, headers, after=start, object_type="ci")["next_cursor"]
+    here = _open_transaction_with_an_id(url)
+    try:
+        made = committed_client.post("/api/v1/cis", headers=headers, json={"name": "held", "ci_class": "server"})
+        assert made.status_code == 201, made.json
+        assert _feed(committed_client, headers, after=start, object_type="ci")["changes"] == []
+    finally:
+        here.close()
+    shown = _feed(committed_client, headers, after=start, object_type="ci")["changes"]
+    assert [c["object_id"] for c in shown] == [made.json["id"]]
