@@ -116,6 +116,7 @@ API_BLUEPRINTS = (
     "integrations.webhooks.routes",
     "integrations.search.routes",
     "integrations.agents.routes",
+    "integrations.views.routes",
 )
 
 

@@ -50,6 +50,12 @@ class Invalid(DomainError):
     status = 422
 
 
+class Forbidden(DomainError):
+    """The caller's role or relation to the object does not allow this (403)."""
+
+    status = 403
+
+
 class Conflict(DomainError):
     status = 409
 

@@ -15,7 +15,7 @@ from cairn.auth.policy import hidden, restricted, visible_ids
 from cairn.auth.roles import ADMIN, AGENT, CHANGE_MANAGER, INTEGRATION, REQUESTER
 from cairn.config import setting
 from cairn.db import MAX_ID, db, id_in, utcnow
-from cairn.errors import Conflict, DomainError, Invalid, NotFound
+from cairn.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from cairn.external_ids import set_external_ids
 from cairn.uow import on_rollback
 from cmdb.models import ConfigurationItem
@@ -52,10 +52,6 @@ RETYPABLE_STATES = ("new", "assess", "authorize")
 # A change's risk is computed afresh when read in these states; afterwards its stored copy stands.
 LIVE_RISK_STATES = ("new", "assess", "authorize", "scheduled", "implement")
 PROBLEM_FIELDS = ("root_cause", "workaround")
-
-
-class Forbidden(DomainError):
-    status = 403
 
 
 # ---------------------------------------------------------------------------------------------

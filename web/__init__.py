@@ -22,6 +22,7 @@ PAGES = (
     "web.changes",
     "web.assets",
     "web.discovery",
+    "web.views",
     "web.admin",
 )
 

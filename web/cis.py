@@ -47,6 +47,11 @@ LOCATIONS_OFFERED = 2000
 TEAMS_OFFERED = 500
 WARRANTY_DAYS = 90
 MAX_WARRANTY_DAYS = 3650
+# The API's list filters the filter form has no field for (a saved view may hold them).
+EXTRA_FILTERS = tuple(
+    name for name in CIQuerySchema().fields if name not in ("q", "ci_class", "status", "owner_team_id", "location_id",
+                                                             "sort", "format")
+)  # fmt: skip
 # Who may move a CI through its lifecycle from a page (the API's CMDB writers who can sign in).
 MOVERS = tuple(role for role in CMDB_WRITERS if role in STAFF)
 
@@ -243,13 +248,15 @@ def _list_form(args) -> dict:
     form["ci_class"] = _several(args, "ci_class")
     form["status"] = _several(args, "status")
     form["sort"] = (args.get("sort") or "").strip()[:100]
+    # every other filter of the API's list (a saved view may hold them): kept as given, shown as chips
+    form["extra"] = {key: args.get(key).strip()[:200] for key in EXTRA_FILTERS if (args.get(key) or "").strip()}
     return form
 
 
 def _list_filters(form: dict) -> tuple[dict, dict[str, list[str]]]:
     """The filters of ``cmdb.services.search_cis`` (validated by the API's query schema) and the
     errors of what was left out."""
-    data: dict = {}
+    data: dict = dict(form["extra"])
     for key in ("q", "owner_team_id", "location_id", "sort"):
         if form[key]:
             data[key] = form[key]
@@ -331,9 +338,28 @@ def _query_args(form: dict, **overrides) -> dict:
         "warranty": form["warranty"],
         "within": form["within"] if form["warranty"] == "expiring" else "",
         "sort": form["sort"],
+        **form["extra"],
     }
     args.update(overrides)
     return {key: value for key, value in args.items() if value not in ("", None)}
+
+
+def _views_context(form: dict) -> dict:
+    """The saved-views bar: what saving would save (the form's filters as the API takes them; the
+    warranty filter is relative to today and stays out), and how to drop a filter a view added."""
+    from web.views import views_context
+
+    saved = {
+        "q": form["q"],
+        "ci_class": ",".join(form["ci_class"]),
+        "status": ",".join(form["status"]),
+        "owner_team_id": form["owner_team_id"],
+        "location_id": form["location_id"],
+        **form["extra"],
+    }
+    return views_context(
+        "cis", saved, form["sort"], form["extra"], lambda key: url_for("web.cis", **_query_args(form, **{key: ""}))
+    )
 
 
 @bp.get("/cis")
@@ -353,6 +379,7 @@ def cis():
     sort = (filters.get("sort") or ["name"])[0]
     context = {
         "form": form,
+        "views_ctx": _views_context(form),
         "errors": errors,
         "rows": rows,
         "total": total,

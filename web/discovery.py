@@ -21,7 +21,7 @@ from integrations import discovery
 from integrations.agents import nmap
 from integrations.sync import overview
 from web.blueprint import bp
-from web.forms import form_int
+from web.forms import flash_refusal, form_int
 
 READERS = tuple(r for r in roles.STAFF_READERS if r != roles.INTEGRATION)
 WRITERS = tuple(r for r in roles.CMDB_WRITERS if r != roles.INTEGRATION)
@@ -173,13 +173,6 @@ def discovery_devices():
     )
 
 
-def _refused(error: DomainError) -> None:
-    """Say why a settling form was refused, on the page it returns to (field errors included)."""
-    db.session.rollback()
-    details = [f"{name}: {' '.join(map(str, messages))}" for name, messages in (error.errors or {}).items()]
-    flash(" ".join([error.detail, *details]), "error")
-
-
 def _back(run_id: int):
     """Where a settling form returns: the run's page when it was sent from there, else the overview."""
     if request.form.get("back") == "run":
@@ -195,7 +188,7 @@ def discovery_accept(run_id: int, number: int):
     try:
         ci = discovery.accept_held(run_id, number - 1)
     except DomainError as error:
-        _refused(error)
+        flash_refusal(error)
         return _back(run_id)
     db.session.commit()
     flash(_("The discovered values are now %(name)s's.", name=ci.name), "success")
@@ -210,7 +203,7 @@ def discovery_add_host(run_id: int, number: int):
     try:
         ci = nmap.adopt_host(run_id, number - 1, request.form.get("ci_class") or "", request.form.get("name") or "")
     except DomainError as error:
-        _refused(error)
+        flash_refusal(error)
         return _back(run_id)
     db.session.commit()
     flash(_("%(name)s is now in the CMDB.", name=ci.name), "success")

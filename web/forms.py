@@ -13,6 +13,16 @@ def keep_errors(error: DomainError) -> None:
     g.field_errors = {key: list(value) for key, value in (error.errors or {}).items()}
 
 
+def flash_refusal(error: DomainError) -> None:
+    """For a form that redirects: roll back, and say why it was refused (field errors included) on
+    the page it returns to."""
+    from cairn.db import db
+
+    db.session.rollback()
+    details = [f"{name}: {' '.join(map(str, messages))}" for name, messages in (error.errors or {}).items()]
+    flash(" ".join([error.detail, *details]), "error")
+
+
 def field_errors() -> dict[str, list[str]]:
     return g.get("field_errors") or {}
 

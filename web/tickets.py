@@ -44,6 +44,11 @@ from web.shell import STAFF
 WRITERS = tuple(role for role in STAFF if role in workflow.STAFF)
 
 PAGE_SIZES = (25, 50, 100)
+# The API's list filters the filter form has no field for (a saved view may hold them).
+EXTRA_FILTERS = tuple(
+    name for name in TicketQuerySchema().fields if name not in ("kind", "state", "priority", "team_id", "open", "q",
+                                                                 "sort", "assignee_id")
+)  # fmt: skip
 MAX_PAGE = 100_000
 # The list's sort choices (TicketQuerySchema's sort values; others typed into the URL work too).
 SORT_LABELS = {
@@ -163,12 +168,14 @@ def _list_state(args) -> tuple[dict, dict]:
     """(what the filter form shows, the query string to keep in links) from the request's args."""
     shown = {key: (args.get(key) or "").strip()[:200] for key in ("queue", "kind", "state", "priority", "team_id",
                                                                    "assignee", "open", "q", "sort")}  # fmt: skip
+    # every other filter of the API's list (a saved view may hold them): kept as given, shown as chips
+    shown["extra"] = {key: args.get(key).strip()[:200] for key in EXTRA_FILTERS if (args.get(key) or "").strip()}
     if not any(shown.values()):
         shown["queue"] = "open"
     shown["sort"] = shown["sort"] or DEFAULT_SORT
     per = args.get("per", type=int)
     shown["per"] = per if per in PAGE_SIZES else PAGE_SIZES[0]
-    kept = {key: value for key, value in shown.items() if value}
+    kept = {key: value for key, value in shown.items() if value and key != "extra"} | shown["extra"]
     if kept.get("per") == PAGE_SIZES[0]:
         del kept["per"]
     return shown, kept
@@ -183,6 +190,7 @@ def _list_filters(shown: dict) -> dict:
             raise Invalid(_("Unknown queue."), errors={"queue": [_("Choose one of the listed queues.")]})
         filters.update(services.queue_filters(queue, g.user))
     raw = {key: shown[key] for key in ("kind", "state", "priority", "team_id", "open", "q", "sort") if shown[key]}
+    raw = {**shown["extra"], **raw}
     assignee = shown["assignee"]
     if assignee == "none":
         filters.pop("assignee_id", None)
@@ -195,6 +203,26 @@ def _list_filters(shown: dict) -> dict:
         filters.pop("unassigned", None)
     filters.update(load(TicketQuerySchema(), raw))
     return filters
+
+
+def _views_context(shown: dict, list_url) -> dict:
+    """The saved-views bar: what saving would save, the form's state as the API's filters (the
+    queues that are filters: open, breached, mine; the others stay out)."""
+    from web.views import views_context
+
+    saved = {key: shown[key] for key in ("kind", "state", "priority", "team_id", "open", "q") if shown[key]}
+    queue, assignee = shown["queue"], shown["assignee"]
+    if queue in ("open", "breached", "mine"):
+        saved.setdefault("open", "true")
+    if queue == "breached":
+        saved["breached"] = "true"
+    if queue == "mine" or assignee == "me":
+        saved["assignee_id"] = str(g.user.id)
+    elif assignee and assignee != "none":
+        saved["assignee_id"] = assignee
+    saved = {**shown["extra"], **saved}
+    sort = shown["sort"] if shown["sort"] != DEFAULT_SORT else ""
+    return views_context("tickets", saved, sort, shown["extra"], lambda key: list_url(**{key: None}))
 
 
 @bp.get("/tickets")
@@ -230,6 +258,7 @@ def tickets():
         "page_number": page_number,
         "pages": max(1, -(-total // per)),
         "shown": shown,
+        "views_ctx": _views_context(shown, list_url),
         "problem": problem,
         "fragment": fragment,
         "errors": field_errors(),
