@@ -7,7 +7,8 @@ and webhook deliveries with two RQ workers to a local receiver.
 A scratch database is created and migrated; everything goes through the HTTP API (in-process test
 client: routing, auth, JSON in and out) except discovery, which runs the reconciliation service as
 its job would. Targets (issue 6): bulk create >= 2,000 CIs/s, reconciliation >= 1,000 items/s,
-feed >= 10,000 changes/s, webhooks >= 200 deliveries/s. Relationships (POST /relationships/bulk,
+feed >= 10,000 changes/s, webhooks >= 200 deliveries/s. Bulk edit (PATCH /cis and PATCH
+/tickets, 1,000 a call): >= 2,000 objects/s. Relationships (POST /relationships/bulk,
 batches of 1,000, onto --rel-cis CIs loaded first): >= 5,000/s and flat as the table grows, so the
 rate is printed for every 50,000.
 """
@@ -237,6 +238,46 @@ def bench_webhooks(app, client, headers, count: int, database_url: str, instance
     report("webhook deliveries (2 RQ workers, incl. start)", _Receiver.count, seconds, 200, "deliveries")
 
 
+def bench_edit(client, headers, count: int) -> None:
+    """Bulk edit (PATCH /cis, PATCH /tickets), 1,000 objects a call: by ids and by filter."""
+    bodies = [item(i) for i in range(count)]
+    for start in range(0, count, PAGE):
+        client.post("/api/v1/cis/bulk", headers=headers, json=bodies[start : start + PAGE])
+    listed = []
+    page = 1
+    while len(listed) < count:
+        answer = client.get("/api/v1/cis", headers=headers, query_string={"page_size": 100, "page": page, "sort": "id"})
+        if not answer.json:
+            break
+        listed.extend(r["id"] for r in answer.json)
+        page += 1
+    ids = listed[:count]
+    for label, value in (("by ids", "edited"), ("by ids, again", "edited2")):
+        started = time.perf_counter()
+        for start in range(0, len(ids), PAGE):
+            body = {"ids": ids[start : start + PAGE], "set": {"description": value}}
+            response = client.patch("/api/v1/cis", headers=headers, json=body)
+            assert response.status_code == 200 and all(r["status"] == "updated" for r in response.json), response.json
+        report(f"bulk edit CIs {label} (PATCH /cis)", len(ids), time.perf_counter() - started, 2000, "CIs")
+    started = time.perf_counter()
+    response = client.patch(
+        "/api/v1/cis", headers=headers, json={"filter": {"q": "host-0001"}, "set": {"criticality": "high"}}
+    )
+    assert response.status_code == 200, response.json
+    report("bulk edit CIs by filter (PATCH /cis)", len(response.json), time.perf_counter() - started, 2000, "CIs")
+    tickets = []
+    for n in range(min(count, 2000)):
+        body = {"kind": "incident", "title": f"t{n}", "description": "bench", "impact": 3, "urgency": 3}
+        made = client.post("/api/v1/tickets", headers=headers, json=body)
+        tickets.append(made.json["id"])
+    started = time.perf_counter()
+    for start in range(0, len(tickets), PAGE):
+        body = {"ids": tickets[start : start + PAGE], "set": {"urgency": 1}}
+        response = client.patch("/api/v1/tickets", headers=headers, json=body)
+        assert response.status_code == 200 and all(r["status"] == "updated" for r in response.json), response.json[:2]
+    report("bulk edit tickets by ids (PATCH /tickets)", len(tickets), time.perf_counter() - started, 2000, "tickets")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cis", type=int, default=100_000)
@@ -244,9 +285,10 @@ def main() -> None:
     parser.add_argument("--deliveries", type=int, default=5_000)
     parser.add_argument("--rel-cis", type=int, default=100_000)
     parser.add_argument("--relationships", type=int, default=400_000)
+    parser.add_argument("--edit", type=int, default=10_000, help="CIs loaded, then bulk edited 1,000 a call")
     parser.add_argument(
         "--only",
-        default="bulk,discovery,feed,webhooks,relationships,latency",
+        default="bulk,discovery,feed,webhooks,relationships,edit,latency",
         help="latency: write-to-delivery in the deployed topology (benchmarks/deployed.py)",
     )
     args = parser.parse_args()
@@ -291,6 +333,8 @@ def main() -> None:
         bench_webhooks(app, client, headers, args.deliveries, database_url, instance)
     if "relationships" in parts:
         bench_relationships(client, headers, args.rel_cis, args.relationships)
+    if "edit" in parts:
+        bench_edit(client, headers, args.edit)
 
 
 if __name__ == "__main__":

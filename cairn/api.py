@@ -756,3 +756,41 @@ def with_etag(obj, status: int | None = None):
     """Return value for a view: the object, and its ETag header."""
     headers = {"ETag": etag_of(obj)}
     return (obj, status, headers) if status else (obj, headers)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bulk edit: PATCH of a list (PATCH /cis, PATCH /tickets)
+
+MAX_BULK_EDIT = 1000
+
+
+class BulkEditSchema(Schema):
+    """``{ids: [...] | filter: {...}, set: {...}, dry_run}``: the objects by id, or those the list's
+    filter (its query parameters) matches, at most MAX_BULK_EDIT of them; each list declares ``set``
+    with its own PATCH schema."""
+
+    ids = ma.fields.List(
+        Id(), validate=ma.validate.Length(min=1, max=MAX_BULK_EDIT), metadata={"description": "each id once"}
+    )
+    filter = ma.fields.Dict(
+        keys=Text(60),
+        values=Text(2000),
+        validate=ma.validate.Length(max=30),
+        metadata={"description": 'the list\'s query parameters, e.g. {"ci_class": "laptop", "status": "in_stock"}'},
+    )
+    dry_run = ma.fields.Boolean(load_default=False, metadata={"description": "answer the same, write nothing"})
+
+    @ma.validates_schema
+    def _one_target(self, data, **kwargs):
+        if ("ids" in data) == ("filter" in data):
+            raise ma.ValidationError("Give ids or filter (one of them).", "_schema")
+        if "ids" in data and len(set(data["ids"])) != len(data["ids"]):
+            raise ma.ValidationError("An id is given twice.", "ids")
+
+
+class BulkEditResultSchema(Schema):
+    index = ma.fields.Integer(metadata={"description": "the position in ids, or in the filter's matches by id"})
+    id = ma.fields.Integer()
+    status = OneOf(("updated", "unchanged", "error"))
+    errors = ma.fields.Dict(allow_none=True)
+    detail = ma.fields.String(allow_none=True)

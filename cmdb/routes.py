@@ -6,7 +6,7 @@ from flask import Response, current_app, request, stream_with_context
 from flask.views import MethodView
 from flask_smorest import abort
 
-from cairn.api import Blueprint, check_if_match, etag_of, with_etag
+from cairn.api import Blueprint, BulkEditResultSchema, check_if_match, etag_of, with_etag
 from cairn.audit.services import history_select
 from cairn.auth.guard import current_user, requires
 from cairn.auth.policy import restricted
@@ -14,11 +14,12 @@ from cairn.auth.roles import CMDB_WRITERS, EVERYONE, STAFF_READERS
 from cairn.db import get_or_404
 from cairn.pagination import count_of, paginate_select
 from cairn.uow import read_only
-from cmdb import export, services
+from cmdb import bulk_edit, export, services
 from cmdb.classes import REGISTRY
 from cmdb.models import Location
 from cmdb.schemas import (
     AssignmentSchema,
+    CIBulkEditSchema,
     CIClassSchema,
     CIQuerySchema,
     CISchema,
@@ -94,6 +95,14 @@ class CIs(MethodView):
         """Create a CI."""
         ci = services.create_ci(data)
         return with_etag(ci)
+
+    @requires(*CMDB_WRITERS)
+    @blp.arguments(CIBulkEditSchema)
+    @blp.response(200, BulkEditResultSchema(many=True))
+    def patch(self, data):
+        """Bulk edit: set the same fields on up to 1,000 CIs (by ids, or the list's filter); per-CI
+        results, one bad CI failing alone; dry_run answers the same and writes nothing."""
+        return bulk_edit.bulk_edit_cis(data, current_user())
 
 
 @blp.route("/cis/<int:ci_id>")

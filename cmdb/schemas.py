@@ -1,7 +1,7 @@
 import marshmallow as ma
 from webargs.fields import DelimitedList
 
-from cairn.api import Id, Money, OneOf, QueryId, Schema, Text
+from cairn.api import BulkEditSchema, Id, Money, OneOf, QueryId, Schema, Text
 from cairn.auth.schemas import UserRefSchema
 from cmdb.classes import CATEGORIES, REGISTRY
 from cmdb.lifecycle import CRITICALITIES, STATUSES
@@ -238,3 +238,9 @@ class LocationQuerySchema(Schema):
     kind = OneOf(LOCATION_KINDS)
     parent_id = QueryId()
     q = Text(200)
+
+
+class CIBulkEditSchema(BulkEditSchema):
+    set_ = ma.fields.Nested(
+        CIUpdateSchema, required=True, data_key="set", metadata={"description": "as PATCH /cis/{id}"}
+    )

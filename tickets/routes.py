@@ -7,7 +7,7 @@ from flask.views import MethodView
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from cairn.api import Blueprint, check_if_match, with_etag
+from cairn.api import Blueprint, BulkEditResultSchema, check_if_match, with_etag
 from cairn.auth.guard import current_user, requires
 from cairn.auth.roles import ADMIN, CHANGE_MANAGER, EVERYONE, REQUESTER, STAFF_READERS
 from cairn.db import get_or_404
@@ -16,7 +16,7 @@ from cairn.http import accepts
 from cairn.pagination import paginate_select
 from cmdb.schemas import HistoryEntrySchema
 from cmdb.services import get_ci
-from tickets import attachments, graph, services
+from tickets import attachments, bulk_edit, graph, services
 from tickets.models import BlackoutWindow, Ticket
 from tickets.schemas import (
     ApprovalSchema,
@@ -35,6 +35,7 @@ from tickets.schemas import (
     LinkWriteSchema,
     ProbableCauseQuerySchema,
     ProbableCausesSchema,
+    TicketBulkEditSchema,
     TicketCISchema,
     TicketCIWriteSchema,
     TicketCreateSchema,
@@ -79,6 +80,14 @@ class Tickets(MethodView):
         """Open a ticket; its number and priority are derived."""
         ticket = services.create_ticket(data, current_user())
         return with_etag(ticket)
+
+    @requires(*STAFF)
+    @blp.arguments(TicketBulkEditSchema)
+    @blp.response(200, BulkEditResultSchema(many=True))
+    def patch(self, data):
+        """Bulk edit: set the same fields on up to 1,000 tickets you see (by ids, or the list's
+        filter); per-ticket results, a refused ticket failing alone; dry_run writes nothing."""
+        return bulk_edit.bulk_edit_tickets(data, current_user())
 
 
 @blp.route("/tickets/external/<string:source>/<path:external_id>")

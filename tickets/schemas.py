@@ -5,7 +5,7 @@ from flask import g, has_request_context
 from flask_smorest.fields import Upload
 from webargs.fields import DelimitedList
 
-from cairn.api import FullMatch, Id, OneOf, QueryId, Schema, Text
+from cairn.api import BulkEditSchema, FullMatch, Id, OneOf, QueryId, Schema, Text
 from cairn.auth.policy import restricted
 from cairn.auth.schemas import TeamRefSchema, UserRefSchema
 from cairn.db import utcnow
@@ -493,3 +493,9 @@ class ChangeTemplateUpdateSchema(ChangeTemplateSchema):
 
 class ChangeTemplateQuerySchema(Schema):
     active = ma.fields.Boolean()
+
+
+class TicketBulkEditSchema(BulkEditSchema):
+    set_ = ma.fields.Nested(
+        TicketUpdateSchema, required=True, data_key="set", metadata={"description": "as PATCH /tickets/{id}"}
+    )

@@ -480,9 +480,10 @@ def find_by_external_id(source: str, external_id: str, viewer: User | None = Non
     )
 
 
-def update_ticket(ticket: Ticket, data: dict[str, Any], user: User | None) -> Ticket:
+def update_ticket(ticket: Ticket, data: dict[str, Any], user: User | None, *, flush: bool = True) -> Ticket:
     """Apply a PATCH: text, impact and urgency (priority and SLA follow), assignment, change window
-    and plans, problem analysis."""
+    and plans, problem analysis. ``flush=False`` leaves the flush to the caller (a bulk edit
+    flushes a thousand tickets at once)."""
     data = dict(data)
     errors: dict[str, list[str]] = {}
     if ticket.state in workflow.CLOSED_STATES:
@@ -515,7 +516,8 @@ def update_ticket(ticket: Ticket, data: dict[str, Any], user: User | None) -> Ti
         sla.apply_targets(ticket)
     if ticket.kind == "change" and ticket.state in LIVE_RISK_STATES:
         _set_risk(ticket, ticket.ci_ids)
-    db.session.flush()
+    if flush:
+        db.session.flush()
     return ticket
 
 
