@@ -9,6 +9,7 @@ from flask import current_app
 from flask.cli import AppGroup, FlaskGroup, with_appcontext
 
 from cairn.audit.context import Actor, acting_as
+from cairn.auth.scopes import SCOPES
 from cairn.uow import checkpoint
 
 CLI_ACTOR = Actor("cli")
@@ -78,17 +79,30 @@ def list_users_command():
 @click.argument("email")
 @click.option("--name", default="cli", help="What the token is for.")
 @click.option("--expires-days", type=click.IntRange(1, 3650), default=None, help="Expire after N days.")
-def create_token_command(email, name, expires_days):
+@click.option("--scope", "scopes", multiple=True, type=click.Choice(SCOPES), help="Limit to this scope (repeatable).")
+@click.option("--allow-network", "networks", multiple=True, help="Only from this network, CIDR (repeatable).")
+def create_token_command(email, name, expires_days, scopes, networks):
     """Create a token for a user; the token is printed once, alone, on the last line."""
+    import ipaddress
+
     from cairn.auth.services import create_token, find_user
 
     user = find_user(email)
     if user is None:
         _fail(f"no user with e-mail {email}")
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            _fail(f"not a network: {network} (give an address or CIDR such as 10.0.0.0/8)")
     with acting_as(CLI_ACTOR):
-        token, secret = create_token(user, name, expires_days)
+        token, secret = create_token(
+            user, name, expires_days, scopes=list(scopes) or None, allowed_networks=list(networks) or None
+        )
         checkpoint()
-    click.echo(f"token {token.id} for {user.email} (shown once, store it now):")
+    limits = f", scopes {', '.join(token.scopes)}" if token.scopes else ""
+    limits += f", from {', '.join(token.allowed_networks)}" if token.allowed_networks else ""
+    click.echo(f"token {token.id} for {user.email}{limits} (shown once, store it now):")
     click.echo(secret)
 
 

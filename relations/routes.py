@@ -9,6 +9,7 @@ from cairn.api import Blueprint, check_if_match, with_etag
 from cairn.auth.guard import current_user, requires
 from cairn.auth.policy import restricted
 from cairn.auth.roles import CMDB_WRITERS, EVERYONE, STAFF_READERS
+from cairn.auth.scopes import READ, scope
 from cairn.pagination import paginate_select
 from cmdb.services import get_ci, visible_ci_ids
 from relations import export, services
@@ -143,6 +144,7 @@ class CIDependencies(MethodView):
 @blp.route("/impact")
 class WhatIf(MethodView):
     @requires(*EVERYONE)
+    @scope(READ)  # a question sent as POST: it writes nothing
     @blp.arguments(ImpactRequestSchema)
     @blp.response(200, ImpactSchema, headers=_PAGED)
     def post(self, data):

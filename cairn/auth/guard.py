@@ -137,4 +137,35 @@ def authenticate_request():
         abort(403, message="This endpoint is not open to any role.")
     if "*" not in declared and user.role not in declared:
         abort(403, message=f"The role {user.role!r} may not do this.")
+    if token.scopes is not None or token.allowed_networks:
+        _check_token_limits(token, app, endpoint, request_)
     return None
+
+
+_needed_scopes: dict[tuple[str, str], str | None] = {}
+
+
+def needed_scope(app, endpoint: str, method: str) -> str | None:
+    """The scope a call of ``endpoint`` with ``method`` needs (cairn/auth/scopes.py), cached."""
+    key = (endpoint, method)
+    if key not in _needed_scopes:
+        from cairn.auth.scopes import needed
+
+        view = app.view_functions.get(endpoint)
+        view_class = getattr(view, "view_class", None)
+        name = "get" if method in ("HEAD", "OPTIONS") else method.lower()
+        handler = getattr(view_class, name, None) if view_class is not None else view
+        _needed_scopes[key] = needed(endpoint.split(".", 1)[0], method, handler)
+    return _needed_scopes[key]
+
+
+def _check_token_limits(token, app, endpoint: str, request_) -> None:
+    from cairn.auth.scopes import allowed_networks_ok
+
+    if token.scopes is not None:
+        scope = needed_scope(app, endpoint, request_.method)
+        if scope is None or scope not in token.scopes:
+            held = ", ".join(token.scopes) or "none"
+            abort(403, message=f"This token's scopes ({held}) do not include {scope or 'a scope for this'!r}.")
+    if not allowed_networks_ok(token.allowed_networks, request_.remote_addr):
+        abort(403, message="This token may not be used from this address.")

@@ -8,7 +8,7 @@ from sqlalchemy import Column, ForeignKey, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cairn.audit.mixin import Audited
-from cairn.db import TimestampedModel, db
+from cairn.db import JSONType, TimestampedModel, db
 
 team_members = Table(
     "team_member",
@@ -78,6 +78,10 @@ class ApiToken(Audited, TimestampedModel):
     expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # None: whatever the user's role allows; else only these scopes (cairn/auth/scopes.py)
+    scopes: Mapped[list | None] = mapped_column(JSONType, nullable=True)
+    # None: from anywhere; else only from these networks (CIDR)
+    allowed_networks: Mapped[list | None] = mapped_column(JSONType, nullable=True)
 
     user: Mapped[User] = relationship()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import g
 from flask.views import MethodView
 from flask_smorest import abort
 from sqlalchemy import func, or_, select
@@ -12,6 +13,7 @@ from cairn.auth.guard import current_user, requires
 from cairn.auth.models import ApiToken, Team, User
 from cairn.auth.roles import ADMIN, ADMINS, EVERYONE, STAFF_READERS
 from cairn.auth.schemas import (
+    MeSchema,
     NewTokenSchema,
     TeamQuerySchema,
     TeamSchema,
@@ -35,10 +37,12 @@ def _contains(text: str, *columns):
 @blp.route("/me")
 class Me(MethodView):
     @requires(*EVERYONE)
-    @blp.response(200, UserSchema)
+    @blp.response(200, MeSchema)
     def get(self):
-        """The caller."""
-        return current_user()
+        """The caller, and what the calling token is limited to (its scopes and networks)."""
+        user, token = current_user(), g.token
+        user.token_scopes, user.token_allowed_networks = token.scopes, token.allowed_networks  # shown, not stored
+        return user
 
 
 @blp.route("/users")
@@ -145,9 +149,13 @@ class Tokens(MethodView):
     @blp.arguments(TokenSchema)
     @blp.response(201, NewTokenSchema)
     def post(self, data):
-        """Create a token for the caller; the secret is in this response only."""
+        """Create a token for the caller; the secret is in this response only. A token limited to
+        some scopes or networks makes tokens limited at least as much."""
         expires_at = services.parse_expiry(data.get("expires_at"))
-        token, secret = services.create_token(current_user(), data.get("name", ""))
+        scopes, networks = services.narrower_limits(g.token, data.get("scopes"), data.get("allowed_networks"))
+        token, secret = services.create_token(
+            current_user(), data.get("name", ""), scopes=scopes, allowed_networks=networks
+        )
         token.expires_at = expires_at
         token.token = secret
         return token

@@ -4,6 +4,7 @@ import marshmallow as ma
 
 from cairn.api import Id, OneOf, Schema, Text
 from cairn.auth.roles import ALL_ROLES
+from cairn.auth.scopes import SCOPES
 
 
 class TeamRefSchema(Schema):
@@ -21,6 +22,13 @@ class UserSchema(Schema):
     teams = ma.fields.List(ma.fields.Nested(TeamRefSchema), dump_only=True)
     created_at = ma.fields.DateTime(dump_only=True)
     updated_at = ma.fields.DateTime(dump_only=True)
+
+
+class MeSchema(UserSchema):
+    token_scopes = ma.fields.List(
+        ma.fields.String(), dump_only=True, allow_none=True, metadata={"description": "the calling token's; null: all"}
+    )
+    token_allowed_networks = ma.fields.List(ma.fields.String(), dump_only=True, allow_none=True)
 
 
 class UserUpdateSchema(Schema):
@@ -63,9 +71,30 @@ class TeamUpdateSchema(Schema):
     member_ids = ma.fields.List(Id(), validate=ma.validate.Length(max=1000))
 
 
+def _network(value: str) -> None:
+    import ipaddress
+
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ma.ValidationError("Not a network: give an address or CIDR such as 10.0.0.0/8.") from None
+
+
 class TokenSchema(Schema):
     id = ma.fields.Integer(dump_only=True)
     name = Text(200)
+    scopes = ma.fields.List(
+        OneOf(SCOPES),
+        allow_none=True,
+        validate=ma.validate.Length(min=1, max=len(SCOPES)),
+        metadata={"description": "null: whatever the user's role allows; else only these"},
+    )
+    allowed_networks = ma.fields.List(
+        Text(49, validate=_network),
+        allow_none=True,
+        validate=ma.validate.Length(min=1, max=20),
+        metadata={"description": "null: from anywhere; else only from these networks (CIDR)"},
+    )
     prefix = ma.fields.String(dump_only=True)
     user_id = ma.fields.Integer(dump_only=True)
     expires_at = ma.fields.AwareDateTime(allow_none=True, default_timezone=UTC)

@@ -16,7 +16,7 @@ from sqlalchemy.orm import joinedload, object_session
 from cairn.auth.models import ApiToken, Team, User
 from cairn.auth.roles import ADMIN, ALL_ROLES
 from cairn.db import db, utcnow
-from cairn.errors import Conflict, Invalid
+from cairn.errors import Conflict, Forbidden, Invalid
 from cairn.uow import checkpoint
 
 TOKEN_PREFIX = "cairn_"
@@ -147,8 +147,16 @@ def find_user(email: str) -> User | None:
     return db.session.scalar(select(User).where(User.email == email.strip().lower()))
 
 
-def create_token(user: User, name: str = "", expires_in_days: int | None = None) -> tuple[ApiToken, str]:
-    """Make a token for ``user``; returns the row and the secret, which is not stored anywhere."""
+def create_token(
+    user: User,
+    name: str = "",
+    expires_in_days: int | None = None,
+    *,
+    scopes: list[str] | None = None,
+    allowed_networks: list[str] | None = None,
+) -> tuple[ApiToken, str]:
+    """Make a token for ``user`` (limited to ``scopes`` and ``allowed_networks`` when given);
+    returns the row and the secret, which is not stored anywhere."""
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(
         user=user,
@@ -156,10 +164,36 @@ def create_token(user: User, name: str = "", expires_in_days: int | None = None)
         prefix=secret[len(TOKEN_PREFIX) : len(TOKEN_PREFIX) + 8],
         token_hash=hash_token(secret),
         expires_at=utcnow() + timedelta(days=expires_in_days) if expires_in_days else None,
+        scopes=sorted(set(scopes)) if scopes is not None else None,
+        allowed_networks=list(dict.fromkeys(allowed_networks)) if allowed_networks else None,
     )
     db.session.add(token)
     db.session.flush()
     return token, secret
+
+
+def narrower_limits(caller: ApiToken | None, scopes, networks) -> tuple[list | None, list | None]:
+    """The limits of a token made by ``caller``: what was asked, which may not exceed the caller's
+    own (a limited token cannot mint a broader one: Forbidden); not asked, the caller's."""
+    import ipaddress
+
+    if caller is None:
+        return scopes, networks
+    if caller.scopes is not None:
+        if scopes is None:
+            scopes = list(caller.scopes)
+        elif not set(scopes) <= set(caller.scopes):
+            raise Forbidden(f"This token may only make tokens within its scopes ({', '.join(caller.scopes)}).")
+    if caller.allowed_networks:
+        if not networks:
+            networks = list(caller.allowed_networks)
+        else:
+            mine = [ipaddress.ip_network(n, strict=False) for n in caller.allowed_networks]
+            for network in networks:
+                asked = ipaddress.ip_network(network, strict=False)
+                if not any(asked.version == m.version and asked.subnet_of(m) for m in mine):
+                    raise Forbidden("This token may only make tokens within its networks.")
+    return scopes, networks
 
 
 # token hash -> (monotonic deadline, the token with its user, detached): see authenticate().

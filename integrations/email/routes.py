@@ -10,6 +10,7 @@ from sqlalchemy import select
 from cairn.api import Blueprint
 from cairn.auth.guard import requires
 from cairn.auth.roles import ADMIN, AGENT, AUDITOR, INTEGRATION
+from cairn.auth.scopes import MAIL_INBOUND, scope
 from cairn.db import db
 from cairn.http import accepts
 from cairn.pagination import paginate_select
@@ -48,6 +49,7 @@ class InboundMail(MethodView):
         return paginate_select(stmt.order_by(InboundEmail.id.desc()), pagination_parameters)
 
     @requires(*MAIL_WRITERS)
+    @scope(MAIL_INBOUND)
     @accepts("message/rfc822")
     @blp.arguments(InboundPostArgsSchema, location="query")
     @blp.response(202, InboundAcceptedSchema)

@@ -100,6 +100,8 @@ def estate(client, make, db):
         other.email, other.name, "zqnote",
     ]  # fmt: skip
     e.ids["foreign_attachment"] = foreign_file["id"]
+    view = _ok(client.post("/api/v1/views", headers=headers, json={"name": "mine", "resource": "tickets"}))
+    e.ids["view"] = view["id"]
     return e
 
 
@@ -212,7 +214,8 @@ def _path(rule, values: dict) -> str:
 
 def _own_values(rule, estate: Estate) -> dict:
     values = {"ci_id": estate.ids["ci"], "ticket_id": estate.ids["ticket"], "attachment_id": estate.ids["attachment"],
-              "location_id": estate.ids["location"], "team_id": estate.ids["team"]}  # fmt: skip
+              "location_id": estate.ids["location"], "team_id": estate.ids["team"],
+              "view_id": estate.ids["view"]}  # fmt: skip
     if rule.rule in EXTERNAL:
         values["source"], values["external_id"] = EXTERNAL[rule.rule]
     return values
