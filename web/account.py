@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from flask_login import login_user
 
 from cairn.auth import roles
+from cairn.auth.scopes import SCOPES
 from cairn.auth.services import change_password, create_token, revoke_token, set_preferences, tokens_of
 from cairn.auth.sessions import page
 from cairn.db import db
@@ -88,7 +89,8 @@ def account_token_create():
     if not name or (days_text and (days is None or not 1 <= days <= MAX_TOKEN_DAYS)):
         flash(_("Give the token a name and a lifetime of 1 to %(max)d days.", max=MAX_TOKEN_DAYS), "error")
         return _page(status=422)
-    _token, secret = create_token(g.user, name, days)
+    scopes = [scope for scope in SCOPES if request.form.get(f"scope_{scope}")]
+    _token, secret = create_token(g.user, name, days, scopes=scopes or None)
     return _page(new_secret=secret, status=201)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from cairn.auth.services import authenticate, tokens_of, verify_password
 from tests.web.pages import PASSWORD, post, sign_in
 
@@ -66,8 +68,6 @@ def test_a_token_is_shown_once_works_on_the_api_and_can_be_revoked(client, make)
     sign_in(client, user)
     created = post(client, "/account/tokens", {"name": "laptop script", "expires_in_days": "30"})
     assert created.status_code == 201
-    import re
-
     secret = re.search(r'id="new-token">([^<]+)<', created.get_data(as_text=True)).group(1)
     assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
     assert secret not in client.get("/account").get_data(as_text=True)
@@ -114,3 +114,16 @@ def test_set_password_command(app, make):
     assert short.exit_code == 1 and "at least 12" in short.output
     missing = runner.invoke(args=["users", "set-password", "nobody@example.com", "--password", "x" * 20])
     assert missing.exit_code == 1
+
+
+def test_a_token_limited_to_scopes_from_the_account_page(client, make):
+    user = make.user("agent")
+    sign_in(client, user)
+    created = post(client, "/account/tokens", {"name": "reader", "expires_in_days": "30", "scope_read": "1"})
+    assert created.status_code == 201
+    secret = re.search(r'id="new-token">([^<]+)<', created.get_data(as_text=True)).group(1)
+    (token,) = tokens_of(user)
+    assert token.scopes == ["read"] and "read" in created.get_data(as_text=True)
+    headers = {"Authorization": f"Bearer {secret}"}
+    assert client.get("/api/v1/cis", headers=headers).status_code == 200
+    assert client.post("/api/v1/cis", headers=headers, json={"name": "x", "ci_class": "server"}).status_code == 403

@@ -185,6 +185,7 @@ def test_signed_out_nothing_opens_a_forged_form_is_refused_and_script_stays_text
         assert refused.code == 400
     page.goto("/account")
     expect(page.get_by_text("You have no tokens.")).to_be_visible()
+    _check(page, "account")
 
     # a comment with a script in it is shown as text and runs nothing
     page.goto("/tickets/new")
