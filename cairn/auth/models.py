@@ -8,7 +8,7 @@ from sqlalchemy import Column, ForeignKey, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cairn.audit.mixin import Audited
-from cairn.db import JSONType, TimestampedModel, db
+from cairn.db import JSONType, TimestampedModel, db, utcnow
 
 team_members = Table(
     "team_member",
@@ -87,3 +87,23 @@ class ApiToken(Audited, TimestampedModel):
 
     def audit_summary(self, action: str) -> str:
         return f"token {self.prefix}… {action}d"
+
+
+AUTH_EVENT_KINDS = ("sign_in", "sign_in_failed", "sign_in_throttled", "sign_out", "token_used")
+
+
+class AuthEvent(db.Model):
+    """One sign-in, failed sign-in (with its reason, never the password), throttling, sign-out, or
+    a token's use from an address (recorded when the token's last use is touched, not per call)."""
+
+    __tablename__ = "auth_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"), nullable=True, index=True)
+    email: Mapped[str] = mapped_column(String(254), default="")
+    reason: Mapped[str] = mapped_column(String(100), default="")
+    ip: Mapped[str] = mapped_column(String(45), default="")
+    user_agent: Mapped[str] = mapped_column(String(300), default="")
+    token_prefix: Mapped[str] = mapped_column(String(16), default="")

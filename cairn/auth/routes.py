@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from flask import g
 from flask.views import MethodView
 from flask_smorest import abort
@@ -10,9 +12,11 @@ from sqlalchemy import func, or_, select
 from cairn.api import Blueprint, check_if_match, with_etag
 from cairn.auth import services
 from cairn.auth.guard import current_user, requires
-from cairn.auth.models import ApiToken, Team, User
-from cairn.auth.roles import ADMIN, ADMINS, EVERYONE, STAFF_READERS
+from cairn.auth.models import ApiToken, AuthEvent, Team, User
+from cairn.auth.roles import ADMIN, ADMINS, AUDITOR, EVERYONE, STAFF_READERS
 from cairn.auth.schemas import (
+    AuthEventQuerySchema,
+    AuthEventSchema,
     MeSchema,
     NewTokenSchema,
     TeamQuerySchema,
@@ -171,3 +175,23 @@ class TokenById(MethodView):
         if token.user_id != current_user().id and current_user().role != ADMIN:
             abort(404, message="No such token.")
         services.revoke_token(token)
+
+
+@blp.route("/auth-events")
+class AuthEvents(MethodView):
+    @requires(ADMIN, AUDITOR)
+    @blp.arguments(AuthEventQuerySchema, location="query")
+    @blp.response(200, AuthEventSchema(many=True))
+    @blp.paginate()
+    def get(self, filters, pagination_parameters):
+        """The sign-in audit, newest first: sign-ins, failures with their reason, throttling,
+        sign-outs, and token use by address."""
+        stmt = select(AuthEvent)
+        for key in ("kind", "user_id", "ip"):
+            if filters.get(key) is not None:
+                stmt = stmt.where(getattr(AuthEvent, key) == filters[key])
+        if filters.get("since"):
+            stmt = stmt.where(AuthEvent.at >= filters["since"].astimezone(UTC).replace(tzinfo=None))
+        if filters.get("until"):
+            stmt = stmt.where(AuthEvent.at < filters["until"].astimezone(UTC).replace(tzinfo=None))
+        return paginate_select(stmt.order_by(AuthEvent.id.desc()), pagination_parameters)

@@ -2,7 +2,8 @@ from datetime import UTC
 
 import marshmallow as ma
 
-from cairn.api import Id, OneOf, Schema, Text
+from cairn.api import Id, OneOf, QueryId, Schema, Text
+from cairn.auth.models import AUTH_EVENT_KINDS
 from cairn.auth.roles import ALL_ROLES
 from cairn.auth.scopes import SCOPES
 
@@ -105,3 +106,23 @@ class TokenSchema(Schema):
 
 class NewTokenSchema(TokenSchema):
     token = ma.fields.String(dump_only=True, metadata={"description": "The secret, shown only now."})
+
+
+class AuthEventQuerySchema(Schema):
+    kind = OneOf(AUTH_EVENT_KINDS)
+    user_id = QueryId()
+    ip = Text(45)
+    since = ma.fields.AwareDateTime(default_timezone=UTC, metadata={"description": "at or after"})
+    until = ma.fields.AwareDateTime(default_timezone=UTC, metadata={"description": "before"})
+
+
+class AuthEventSchema(Schema):
+    id = ma.fields.Integer()
+    at = ma.fields.DateTime()
+    kind = ma.fields.String()
+    user_id = ma.fields.Integer(allow_none=True)
+    email = ma.fields.String()
+    reason = ma.fields.String()
+    ip = ma.fields.String()
+    user_agent = ma.fields.String()
+    token_prefix = ma.fields.String()

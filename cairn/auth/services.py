@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import joinedload, object_session
 
-from cairn.auth.models import ApiToken, Team, User
+from cairn.auth.models import ApiToken, AuthEvent, Team, User
 from cairn.auth.roles import ADMIN, ALL_ROLES
 from cairn.db import db, utcnow
 from cairn.errors import Conflict, Forbidden, Invalid
@@ -229,6 +229,7 @@ def authenticate(secret: str, touch_after_seconds: int = 300, remember_seconds: 
         return None
     if token.last_used_at is None or now - token.last_used_at > timedelta(seconds=touch_after_seconds):
         token.last_used_at = now
+        record_auth_event("token_used", token.user, token_prefix=token.prefix)
         try:
             checkpoint()
         except OperationalError:
@@ -250,6 +251,29 @@ def session_user(token: ApiToken) -> User:
     if object_session(user) is db.session():
         return user
     return db.session.merge(user, load=False)
+
+
+def record_auth_event(
+    kind: str, user: User | None = None, *, email: str = "", reason: str = "", token_prefix: str = ""
+) -> AuthEvent:
+    """Add a sign-in audit row (AuthEvent) with the request's address and user agent; the caller's
+    unit of work commits it (a failed sign-in commits it at once, its answer being an error)."""
+    from flask import has_request_context, request
+
+    ip, agent = "", ""
+    if has_request_context():
+        ip, agent = (request.remote_addr or "")[:45], (request.headers.get("User-Agent") or "")[:300]
+    event = AuthEvent(
+        kind=kind,
+        user_id=user.id if user is not None else None,
+        email=(email or (user.email if user is not None else ""))[:254],
+        reason=reason[:100],
+        ip=ip,
+        user_agent=agent,
+        token_prefix=token_prefix,
+    )
+    db.session.add(event)
+    return event
 
 
 def revoke_token(token: ApiToken) -> None:
