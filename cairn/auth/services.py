@@ -9,9 +9,10 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import joinedload, object_session
+from sqlalchemy.orm import joinedload, make_transient_to_detached, object_session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from cairn.auth.models import ApiToken, AuthEvent, Team, User
 from cairn.auth.roles import ADMIN, ALL_ROLES
@@ -240,8 +241,26 @@ def authenticate(secret: str, touch_after_seconds: int = 300, remember_seconds: 
     if remember_seconds:
         if len(_recent) > 10_000:
             _recent.clear()
-        _recent[digest] = (time.monotonic() + remember_seconds, token)
+        _recent[digest] = (time.monotonic() + remember_seconds, _remembered(token))
     return token
+
+
+def _remembered(token: ApiToken) -> ApiToken:
+    """A copy of ``token`` and its user that belongs to no session: what this request's session
+    does later (a checkpoint or a rollback expires its objects) can never leave the remembered
+    token half-loaded for the next request."""
+    copy = _detached_copy(token)
+    set_committed_value(copy, "user", _detached_copy(token.user))
+    return copy
+
+
+def _detached_copy(obj):
+    mapper = inspect(obj).mapper
+    copy = mapper.class_manager.new_instance()
+    for prop in mapper.column_attrs:
+        set_committed_value(copy, prop.key, getattr(obj, prop.key))
+    make_transient_to_detached(copy)
+    return copy
 
 
 def session_user(token: ApiToken) -> User:

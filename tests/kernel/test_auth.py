@@ -213,3 +213,38 @@ def test_a_process_remembers_tokens_briefly_and_forgets_on_revocation(app, db, c
     finally:
         app.config["CAIRN_TOKEN_REMEMBER_SECONDS"] = 0
         forget_tokens()
+
+
+def test_a_remembered_token_survives_what_its_first_request_did(app, db, client, make):
+    """The token a process remembers belongs to no session: the first request's touch commits and
+    expires what it loaded, a later failed request rolls back; the next requests still read the
+    remembered token and its user (and its limits) without asking the database for them."""
+    from sqlalchemy import event
+
+    from cairn.auth.services import create_token, forget_tokens
+
+    user = make.user("agent", name="Remy")
+    _, secret = create_token(user, "remembered", scopes=["read"])
+    db.session.commit()
+    headers = {"Authorization": f"Bearer {secret}"}
+    app.config["CAIRN_TOKEN_REMEMBER_SECONDS"] = 60
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    try:
+        assert client.get("/api/v1/me", headers=headers).json["name"] == "Remy"  # touches: commit, expire
+        assert client.get("/api/v1/cis", headers=headers, query_string={"status": "nope"}).status_code == 422
+        engine = db.engine
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            me = client.get("/api/v1/me", headers=headers)
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        assert me.status_code == 200 and me.json["name"] == "Remy" and me.json["token_scopes"] == ["read"]
+        assert not any("api_token" in s for s in statements), "the remembered token is not read again"
+        assert client.post("/api/v1/cis", headers=headers, json={"name": "x", "ci_class": "server"}).status_code == 403
+    finally:
+        app.config["CAIRN_TOKEN_REMEMBER_SECONDS"] = 0
+        forget_tokens()
