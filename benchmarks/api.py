@@ -44,9 +44,12 @@ class Client:
         self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
     def request(self, method: str, path: str, body=None) -> tuple[int, bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        """``body``: a JSON value, or bytes already encoded (sent as they are)."""
+        if body is not None and not isinstance(body, bytes):
+            body = json.dumps(body)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=300)
         try:
-            conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=self.headers)
+            conn.request(method, path, body=body, headers=self.headers)
             response = conn.getresponse()
             return response.status, response.read()
         finally:
@@ -119,10 +122,13 @@ def prepare(db: str, workdir: Path) -> dict:
     return env
 
 
-def start_server(env: dict, port: int, app: str = "wsgi:app", cwd: Path = ROOT) -> subprocess.Popen:
-    """gunicorn with 2 sync workers serving ``app`` (module:attribute, imported from ``cwd``)."""
+def start_server(
+    env: dict, port: int, app: str = "wsgi:app", cwd: Path = ROOT, workers: int = 2, timeout: int = 30
+) -> subprocess.Popen:
+    """gunicorn with ``workers`` sync workers serving ``app`` (module:attribute, imported from ``cwd``)."""
     server = subprocess.Popen(
-        [str(BIN / "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{port}", "--log-level", "warning", app],
+        [str(BIN / "gunicorn"), "-w", str(workers), "--timeout", str(timeout), "-b", f"127.0.0.1:{port}",
+         "--log-level", "warning", app],
         env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     for _ in range(200):

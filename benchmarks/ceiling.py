@@ -311,6 +311,12 @@ def measured(server: tuple, op: str, estate: dict, seconds: float, connections: 
 
 def _cpu_seconds(master: int) -> float:
     """User and system CPU of ``master``'s children (gunicorn's workers) and of PostgreSQL's processes."""
+    return sum(cpu_split(master))
+
+
+def cpu_split(master: int) -> tuple[float, float]:
+    """User and system CPU seconds of ``master``'s children (gunicorn's workers), and of PostgreSQL's
+    processes."""
     import pwd
 
     tick = os.sysconf("SC_CLK_TCK")
@@ -319,7 +325,7 @@ def _cpu_seconds(master: int) -> float:
     except KeyError:
         postgres = None
     children = set(Path(f"/proc/{master}/task/{master}/children").read_text().split())
-    total = 0
+    workers = database = 0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -327,10 +333,14 @@ def _cpu_seconds(master: int) -> float:
             owned_by_postgres = postgres is not None and entry.stat().st_uid == postgres
             if entry.name in children or owned_by_postgres:
                 fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                total += int(fields[11]) + int(fields[12])  # utime, stime
+                ticks = int(fields[11]) + int(fields[12])  # utime, stime
+                if entry.name in children:
+                    workers += ticks
+                else:
+                    database += ticks
         except (FileNotFoundError, ProcessLookupError):
             continue
-    return total / tick
+    return workers / tick, database / tick
 
 
 def main() -> None:

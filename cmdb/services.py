@@ -32,7 +32,7 @@ from cairn.audit.mixin import jsonable, record_rows, reserve_ids
 from cairn.audit.models import ChangeLog
 from cairn.auth.models import Team, User
 from cairn.auth.policy import restricted, visible_ids
-from cairn.db import MAX_ID, DirectSelect, db, utcnow
+from cairn.db import MAX_ID, DirectSelect, db, id_in, utcnow
 from cairn.errors import Conflict, DomainError, Invalid, NotFound
 from cairn.external_ids import set_external_ids
 from cmdb import classes, lifecycle
@@ -838,23 +838,58 @@ def _insert_cis(created: list[tuple[BulkItem, dict]], now) -> None:
 
 
 def _insert_with_ids(connection, table, rows: list[dict]) -> None:
-    """Insert ``rows`` and set each one's ``id``: from the sequence on PostgreSQL (then a pipelined
-    executemany), by INSERT .. RETURNING elsewhere."""
+    """Insert ``rows`` and set each one's ``id``: from the sequence on PostgreSQL (then COPY, or a
+    pipelined executemany), by INSERT .. RETURNING elsewhere."""
     if not rows:
         return
     if connection.dialect.name == "postgresql":
         for row, new_id in zip(rows, reserve_ids(connection, table.name, len(rows)), strict=True):
             row["id"] = new_id
-        connection.execute(insert(table), rows)
+        if not _copy_rows(connection, table, rows):
+            connection.execute(insert(table), rows)
     else:
         ids = connection.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).scalars()
         for row, new_id in zip(rows, ids, strict=True):
             row["id"] = new_id
 
 
+def _copy_rows(connection, table, rows: list[dict]) -> bool:
+    """COPY ``rows`` into ``table`` (PostgreSQL), each value through its column type's bind processor
+    as an INSERT would send it: no statement per row for the driver to build and the server to
+    parse, bind and execute (a page of CIs spent more in those than in the rows themselves). False,
+    having written nothing, when the rows differ in their keys or leave out a column that has a
+    default on the Python side (an INSERT would fill it in): the caller inserts them instead."""
+    keys = rows[0].keys()
+    if any(c.name not in keys and c.default is not None for c in table.c) or any(r.keys() != keys for r in rows):
+        return False
+    dialect = connection.dialect
+    processors = [(name, table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in keys]
+    quote = dialect.identifier_preparer
+    columns = ", ".join(quote.quote(name) for name in keys)
+    cursor = connection.connection.driver_connection.cursor()
+    try:
+        with cursor.copy(f"COPY {quote.format_table(table)} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                values = []
+                for name, process in processors:
+                    value = row[name]
+                    values.append(value if process is None else process(value))
+                copy.write_row(values)
+    finally:
+        cursor.close()
+    return True
+
+
+_NOT_IN_DIFF = frozenset(("created_at", "updated_at", "version"))
+_JSON_SCALARS = frozenset((str, int, float, bool))
+
+
 def _created_diff(row: dict) -> dict:
-    skipped = ("created_at", "updated_at", "version")
-    return {key: [None, jsonable(value)] for key, value in row.items() if value is not None and key not in skipped}
+    return {
+        key: [None, value if type(value) in _JSON_SCALARS else jsonable(value)]
+        for key, value in row.items()
+        if value is not None and key not in _NOT_IN_DIFF
+    }
 
 
 def _bulk_new_row(item: BulkItem, refs: dict[str, set[int]], tags: dict, serials: dict, now) -> dict:
@@ -915,18 +950,60 @@ def cis_by_external_ids(keys: list[tuple[str, str]]) -> dict[tuple[str, str], Co
     for source, external_id in dict.fromkeys(keys):
         by_source.setdefault(source, []).append(external_id)
     found: dict[tuple[str, str], ConfigurationItem] = {}
+    postgresql = db.session.get_bind().dialect.name == "postgresql"
     for source, external_ids in by_source.items():
         for start in range(0, len(external_ids), 1000):
-            # source = ? AND external_id IN (...): the unique index answers it (a row-value IN list
-            # of pairs is planned as a scan of the whole table on PostgreSQL).
-            rows = db.session.execute(
-                select(CIExternalId.external_id, ConfigurationItem)
-                .join(ConfigurationItem, ConfigurationItem.id == CIExternalId.ci_id)
-                .where(CIExternalId.source == source, CIExternalId.external_id.in_(external_ids[start : start + 1000]))
-            ).tuples()
+            part = external_ids[start : start + 1000]
+            if postgresql:
+                rows = _external_id_probes(source, part)
+            else:
+                # source = ? AND external_id IN (...): the unique index answers it.
+                rows = db.session.execute(
+                    select(CIExternalId.external_id, ConfigurationItem)
+                    .join(ConfigurationItem, ConfigurationItem.id == CIExternalId.ci_id)
+                    .where(CIExternalId.source == source, CIExternalId.external_id.in_(part))
+                ).tuples()
             for external_id, ci in rows:
                 found[(source, external_id)] = ci
     return found
+
+
+# PostgreSQL: the bulk lookups probe the unique indexes once per key, whatever the planner believes
+# of the tables. An IN list leaves the plan to the statistics, and without fresh ones (autovacuum
+# off, or behind a load that is growing the table) it read every external id of the source, or the
+# whole ci table for the serials, on each page: a load that slowed down as it grew. A scalar
+# subquery per key, or a LATERAL one behind OFFSET 0 (never merged into a join), is always a probe.
+_EXTERNAL_ID_PROBES = text(
+    "SELECT k.external_id, (SELECT e.ci_id FROM ci_external_id e WHERE e.source = :source"
+    " AND e.external_id = k.external_id) FROM unnest(CAST(:external_ids AS text[])) AS k(external_id)"
+)
+_SERIAL_PROBES = text(
+    "SELECT c.vendor, c.serial_number, c.id FROM unnest(CAST(:serials AS text[])) AS k(serial)"
+    " CROSS JOIN LATERAL (SELECT vendor, serial_number, id FROM ci WHERE serial_number = k.serial OFFSET 0) AS c"
+)
+_TAG_PROBES = text(
+    "SELECT c.asset_tag, c.id FROM unnest(CAST(:tags AS text[])) AS k(tag)"
+    " CROSS JOIN LATERAL (SELECT asset_tag, id FROM ci WHERE asset_tag = k.tag OFFSET 0) AS c"
+)
+
+
+def _external_id_probes(source: str, external_ids: list[str]) -> list[tuple[str, ConfigurationItem]]:
+    pairs = [
+        (external_id, ci_id)
+        for external_id, ci_id in db.session.execute(
+            _EXTERNAL_ID_PROBES, {"source": source, "external_ids": external_ids}
+        ).tuples()
+        if ci_id is not None
+    ]
+    if not pairs:
+        return []
+    cis = {
+        ci.id: ci
+        for ci in db.session.scalars(
+            select(ConfigurationItem).where(id_in(ConfigurationItem.id, [i for _, i in pairs]))
+        )
+    }
+    return [(external_id, cis[ci_id]) for external_id, ci_id in pairs if ci_id in cis]
 
 
 def _prefetch_references(bodies: list[dict]) -> dict[str, set[int]]:
@@ -947,19 +1024,25 @@ def _prefetch_unique_keys(items: list[BulkItem]) -> tuple[dict[str, int], dict[t
     serials = {item.data["serial_number"] for item in items if item.data.get("serial_number")}
     by_tag: dict[str, int] = {}
     by_serial: dict[tuple[str, str], int] = {}
+    postgresql = db.session.get_bind().dialect.name == "postgresql"
     if tags:
-        by_tag = dict(
-            db.session.execute(
+        if postgresql:
+            rows = db.session.execute(_TAG_PROBES, {"tags": sorted(tags)})
+        else:
+            rows = db.session.execute(
                 select(ConfigurationItem.asset_tag, ConfigurationItem.id).where(ConfigurationItem.asset_tag.in_(tags))
-            ).all()
-        )
-    if serials:
-        rows = db.session.execute(
-            select(ConfigurationItem.vendor, ConfigurationItem.serial_number, ConfigurationItem.id).where(
-                ConfigurationItem.serial_number.in_(serials)
             )
-        ).tuples()
-        by_serial = {(vendor or "", serial): ci_id for vendor, serial, ci_id in rows}
+        by_tag = dict(rows.tuples().all())
+    if serials:
+        if postgresql:
+            rows = db.session.execute(_SERIAL_PROBES, {"serials": sorted(serials)})
+        else:
+            rows = db.session.execute(
+                select(ConfigurationItem.vendor, ConfigurationItem.serial_number, ConfigurationItem.id).where(
+                    ConfigurationItem.serial_number.in_(serials)
+                )
+            )
+        by_serial = {(vendor or "", serial): ci_id for vendor, serial, ci_id in rows.tuples()}
     return by_tag, by_serial
 
 

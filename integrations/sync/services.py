@@ -3,6 +3,9 @@ external id. CIs are written through cmdb.services, relationships through relati
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,8 +35,29 @@ class ItemResult:
         return {"index": self.index, "status": self.status, "id": self.id, "errors": self.errors}
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic collector off while one bulk page is worked: a page makes some 10^5 objects
+    that all live until its answer, and each collection they set off walked them (and, every few
+    times, the whole heap of the app) again, a fifth of a page's CPU for no garbage. What cycles the
+    page leaves are collected by the next collection after it."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def bulk_cis(raw_items: list, schema: ma.Schema, *, dry_run: bool = False) -> list[ItemResult]:
     """Validate each raw CI body with ``schema`` and upsert the valid ones by their external id."""
+    with _collector_paused():
+        return _bulk_cis(raw_items, schema, dry_run=dry_run)
+
+
+def _bulk_cis(raw_items: list, schema: ma.Schema, *, dry_run: bool) -> list[ItemResult]:
     results: dict[int, ItemResult] = {}
     items: list[cmdb_services.BulkItem] = []
     for index, raw in enumerate(raw_items):
@@ -67,6 +91,11 @@ def _messages(exc: ma.ValidationError) -> dict:
 def bulk_relationships(raw_items: list, schema: ma.Schema, *, dry_run: bool = False) -> list[ItemResult]:
     """Create relationships; an end is ``source_id``/``target_id`` or ``source``/``target`` as
     ``{source, id}`` external ids. One that exists already is ``unchanged`` (with its id)."""
+    with _collector_paused():
+        return _bulk_relationships(raw_items, schema, dry_run=dry_run)
+
+
+def _bulk_relationships(raw_items: list, schema: ma.Schema, *, dry_run: bool) -> list[ItemResult]:
     results: dict[int, ItemResult] = {}
     loaded: list[tuple[int, dict]] = []
     for index, raw in enumerate(raw_items):
