@@ -35,6 +35,7 @@ from tickets.workflow import DONE_STATES
 from web.blueprint import bp
 from web.forms import field_errors, form_int, keep_errors, load
 from web.shell import STAFF
+from web.views import ViewsBar, views_context
 
 PAGE_SIZE = 50
 TIMELINE_SIZE = 30
@@ -344,11 +345,9 @@ def _query_args(form: dict, **overrides) -> dict:
     return {key: value for key, value in args.items() if value not in ("", None)}
 
 
-def _views_context(form: dict) -> dict:
+def _views_context(form: dict) -> ViewsBar:
     """The saved-views bar: what saving would save (the form's filters as the API takes them; the
     warranty filter is relative to today and stays out), and how to drop a filter a view added."""
-    from web.views import views_context
-
     saved = {
         "q": form["q"],
         "ci_class": ",".join(form["ci_class"]),

@@ -15,8 +15,8 @@ from flask_babel import lazy_gettext as _l
 
 from cairn.auth import roles
 from cairn.auth.sessions import page
-from cairn.db import MAX_ID, db
-from cairn.errors import DomainError, NotFound
+from cairn.db import db
+from cairn.errors import DomainError
 from integrations import discovery
 from integrations.agents import nmap
 from integrations.sync import overview
@@ -73,8 +73,6 @@ def _page_number() -> int:
 
 
 def _run_or_404(run_id: int):
-    if not 0 < run_id <= MAX_ID:
-        raise NotFound(f"No discovery run with id {run_id}.")
     return discovery.get_job(run_id, overview.RUN_KINDS)
 
 
@@ -180,31 +178,33 @@ def _back(run_id: int):
     return redirect(url_for("web.discovery_home", _anchor=request.form.get("anchor") or None))
 
 
-@bp.post("/discovery/runs/<int:run_id>/held/<int:number>/accept")
-@page(*WRITERS)
-def discovery_accept(run_id: int, number: int):
-    """Accept the values item ``number`` (1-based, as the run page counts) held back."""
+def _settle(run_id: int, act, done: str):
+    """Run a settling action of run ``run_id`` (404 when there is no such run): refused, say why;
+    done, commit and say ``done`` (formatted with the CI's name); back where the form was sent from."""
     _run_or_404(run_id)
     try:
-        ci = discovery.accept_held(run_id, number - 1)
+        ci = act()
     except DomainError as error:
         flash_refusal(error)
         return _back(run_id)
     db.session.commit()
-    flash(_("The discovered values are now %(name)s's.", name=ci.name), "success")
+    flash(done % {"name": ci.name}, "success")
     return _back(run_id)
+
+
+@bp.post("/discovery/runs/<int:run_id>/held/<int:number>/accept")
+@page(*WRITERS)
+def discovery_accept(run_id: int, number: int):
+    """Accept the values item ``number`` (1-based, as the run page counts) held back."""
+    return _settle(
+        run_id, lambda: discovery.accept_held(run_id, number - 1), _("The discovered values are now %(name)s's.")
+    )
 
 
 @bp.post("/discovery/runs/<int:run_id>/hosts/<int:number>/add")
 @page(*WRITERS)
 def discovery_add_host(run_id: int, number: int):
     """Add host ``number`` (1-based) of a scan to the CMDB."""
-    _run_or_404(run_id)
-    try:
-        ci = nmap.adopt_host(run_id, number - 1, request.form.get("ci_class") or "", request.form.get("name") or "")
-    except DomainError as error:
-        flash_refusal(error)
-        return _back(run_id)
-    db.session.commit()
-    flash(_("%(name)s is now in the CMDB.", name=ci.name), "success")
-    return _back(run_id)
+    ci_class, name = request.form.get("ci_class") or "", request.form.get("name") or ""
+    added = _("%(name)s is now in the CMDB.")
+    return _settle(run_id, lambda: nmap.adopt_host(run_id, number - 1, ci_class, name), added)

@@ -38,6 +38,7 @@ from web.blueprint import bp
 from web.changes import change_context
 from web.forms import field_errors, is_number, keep_errors, load, present
 from web.shell import STAFF
+from web.views import ViewsBar, views_context
 
 # Who works tickets from the desk: the staff roles the ticket API lets write (auditors and asset
 # managers read them).
@@ -205,11 +206,9 @@ def _list_filters(shown: dict) -> dict:
     return filters
 
 
-def _views_context(shown: dict, list_url) -> dict:
+def _views_context(shown: dict, list_url) -> ViewsBar:
     """The saved-views bar: what saving would save, the form's state as the API's filters (the
     queues that are filters: open, breached, mine; the others stay out)."""
-    from web.views import views_context
-
     saved = {key: shown[key] for key in ("kind", "state", "priority", "team_id", "open", "q") if shown[key]}
     queue, assignee = shown["queue"], shown["assignee"]
     if queue in ("open", "breached", "mine"):

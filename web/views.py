@@ -4,6 +4,10 @@ integrations.views.services' (the API's): filters the list would refuse are refu
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+
 from flask import flash, g, redirect, request, url_for
 from flask_babel import gettext as _
 
@@ -24,21 +28,36 @@ FILTER_PREFIX = "f_"
 WEB_NAMES = {"tickets": {"assignee_id": "assignee"}}
 
 
-def views_context(resource: str, filters: dict, sort: str, extra: dict, remove_url) -> dict:
-    """What a list's views bar shows: the views the user sees, the one open, the user's teams to
-    share with, the list's filters as the API takes them (what "save" saves), and the filters the
-    list's form has no field for (``extra``, each with ``remove_url(name)`` to drop it)."""
-    open_id = form_int(request.args.get("view"))
-    return {
-        "extra": extra,
-        "remove_url": remove_url,
-        "resource": resource,
-        "views": services.list_views(g.user, resource),
-        "open_view": open_id,
-        "teams": list(g.user.teams),
-        "filters": {key: value for key, value in filters.items() if value not in ("", None)},
-        "sort": sort,
-    }
+@dataclass
+class ViewsBar:
+    """What a list's views bar shows: the list's filters as the API takes them (what "save" saves),
+    the filters the list's form has no field for (``extra``, each with ``remove_url(name)`` to drop
+    it), and, read only when the whole page is drawn (not for a filter fragment), the views the user
+    sees, the one open and the user's teams to share with."""
+
+    resource: str
+    filters: dict
+    sort: str
+    extra: dict
+    remove_url: Callable[[str], str]
+
+    @cached_property
+    def views(self) -> list:
+        return services.list_views(g.user, self.resource)
+
+    @cached_property
+    def teams(self) -> list:
+        return list(g.user.teams)
+
+    @cached_property
+    def open_view(self) -> int | None:
+        return form_int(request.args.get("view"))
+
+
+def views_context(resource: str, filters: dict, sort: str, extra: dict, remove_url) -> ViewsBar:
+    """The views bar of a list (see ViewsBar); blank filters left out."""
+    kept = {key: value for key, value in filters.items() if value not in ("", None)}
+    return ViewsBar(resource, kept, sort, extra, remove_url)
 
 
 def _list_url(resource: str, filters: dict, sort: str, view_id: int | None = None) -> str:

@@ -257,8 +257,8 @@ def devices(site: str = "", page: int = 1, per_page: int = 50) -> tuple[list[Age
     stmt = select(AgentDevice).order_by(AgentDevice.last_inventory_at.desc(), AgentDevice.id.desc())
     if site:
         stmt = stmt.where(AgentDevice.site == site)
-    rows = list(db.session.scalars(stmt.limit(per_page + 1).offset((page - 1) * per_page)))[:per_page]
+    rows = list(db.session.scalars(stmt.limit(per_page + 1).offset((page - 1) * per_page)))
+    more, rows = len(rows) > per_page, rows[:per_page]
     user_ids = sorted({d.proposed_assignee_id for d in rows if d.proposed_assignee_id})
     users = {u.id: u for u in db.session.scalars(select(User).where(id_in(User.id, user_ids)))} if user_ids else {}
-    more = db.session.scalar(stmt.with_only_columns(AgentDevice.id).limit(1).offset(page * per_page)) is not None
     return rows, more, _cis(d.ci_id for d in rows if d.ci_id), users
