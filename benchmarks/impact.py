@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 WORK = Path(os.environ.get("CAIRN_BENCH_DIR", Path(tempfile.gettempdir()) / "cairn-bench"))
 PG_ADMIN = os.environ.get("CAIRN_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-SIZES = {"5k": (5_000, 20_000), "10k": (10_000, 40_000), "100k": (100_000, 400_000)}
+SIZES = {"5k": (5_000, 20_000), "10k": (10_000, 40_000), "100k": (100_000, 400_000), "1m": (1_000_000, 4_000_000)}
 SEED = 20240601
 
 # kind -> (CI class, layer, share of the estate)

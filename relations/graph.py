@@ -714,12 +714,15 @@ def build_snapshot(session=None) -> tuple[LiveGraph, snapshot.Capture]:
 
 
 @contextmanager
-def live_graph(session=None):
-    """The fresh graph of the current database, locked for reading: ``with live_graph() as g:``."""
+def live_graph(session=None, seen: tuple[int, int] | None = None):
+    """The fresh graph of the current database, locked for reading: ``with live_graph() as g:``.
+    ``seen``: the (version, stamp) the asker read from the database just before (the graph host's
+    questions): a graph already there needs no read of its own."""
     session = session or db.session
     graph = _graph_for_engine()
     with graph.lock:
-        graph.ensure_fresh(session)
+        if seen is None or not graph.built or (graph.version, graph.stamp) != tuple(seen):
+            graph.ensure_fresh(session)
         yield graph
 
 

@@ -20,6 +20,7 @@ Every impacted CI carries the hop depth and the path from a failing root that ex
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -57,6 +58,63 @@ class ImpactResult:
     owner_team_ids: list[int]
     graph_version: int
     extras: dict = field(default_factory=dict)
+
+    def __reduce__(self):
+        # Pickled as columns (the graph host sends answers this way, relations.graphd): an object
+        # per impacted CI would cost ten times as much to write and read.
+        return (
+            _result_from_columns,
+            (self.roots, _columns(self.impacted), self.business_services, self.owner_team_ids,
+             self.graph_version, self.extras),
+        )  # fmt: skip
+
+
+_NONE = -1  # no parent / no owning team, in the columns
+
+
+def _columns(impacted: list[ImpactedCI]) -> tuple:
+    """The impacted CIs as arrays and a table of the repeated strings (class, criticality, state)."""
+    strings: dict[str, int] = {}
+    code = strings.setdefault
+    ids, names, kinds, depths, parents, teams = array("q"), [], array("H"), array("H"), array("q"), array("q")
+    flat, ends = array("q"), array("Q")
+    for i in impacted:
+        ids.append(i.ci_id)
+        names.append(i.name)
+        kinds.append(code(i.ci_class, len(strings)))
+        kinds.append(code(i.criticality, len(strings)))
+        kinds.append(code(i.state, len(strings)))
+        depths.append(i.depth)
+        parents.append(_NONE if i.parent is None else i.parent)
+        teams.append(_NONE if i.owner_team_id is None else i.owner_team_id)
+        flat.extend(i.path)
+        ends.append(len(flat))
+    return list(strings), ids, names, kinds, depths, parents, teams, flat, ends
+
+
+def _result_from_columns(roots, columns, business_services, owner_team_ids, graph_version, extras) -> ImpactResult:
+    strings, ids, names, kinds, depths, parents, teams, flat, ends = columns
+    kinds, flat, ends = kinds.tolist(), flat.tolist(), ends.tolist()
+    impacted, start = [], 0
+    for k, (ci_id, name, depth, parent, team) in enumerate(
+        zip(ids.tolist(), names, depths.tolist(), parents.tolist(), teams.tolist(), strict=True)
+    ):
+        end = ends[k]
+        impacted.append(
+            ImpactedCI(
+                ci_id,
+                name,
+                strings[kinds[3 * k]],
+                strings[kinds[3 * k + 1]],
+                depth,
+                strings[kinds[3 * k + 2]],
+                flat[start:end],
+                None if parent == _NONE else parent,
+                None if team == _NONE else team,
+            )  # fmt: skip
+        )
+        start = end
+    return ImpactResult(roots, impacted, business_services, owner_team_ids, graph_version, extras)
 
 
 @dataclass

@@ -35,10 +35,10 @@ from cairn.auth.policy import hidden, restricted
 from cairn.config import setting
 from cairn.db import MAX_ID, db, id_in, utcnow
 from cairn.errors import Conflict, Invalid, NotFound
-from cmdb.classes import REGISTRY
+from cmdb.classes import REGISTRY, may_take_part
 from cmdb.models import ConfigurationItem
 from cmdb.services import visible_ci_ids
-from relations import answers
+from relations import answers, graphd
 from relations import graph as graph_module
 from relations.graph import GRAPH_CI_FIELDS, TypeInfo, bump_version, live_graph, load_types, status_change_matters
 from relations.impact import (
@@ -168,11 +168,11 @@ def search_relationships(filters: dict[str, Any]):
 
 def _check_classes(info: TypeInfo, source: ConfigurationItem, target: ConfigurationItem) -> dict:
     errors: dict[str, list[str]] = {}
-    if info.source_classes and source.ci_class not in info.source_classes:
+    if not may_take_part(source.ci_class, info.name, info.source_classes):
         errors["source_id"] = [
             f"A {source.ci_class} cannot be the source of {info.name}; allowed: {', '.join(info.source_classes)}."
         ]
-    if info.target_classes and target.ci_class not in info.target_classes:
+    if not may_take_part(target.ci_class, info.name, info.target_classes):
         errors["target_id"] = [
             f"A {target.ci_class} cannot be the target of {info.name}; allowed: {', '.join(info.target_classes)}."
         ]
@@ -347,8 +347,8 @@ def _classes_of(ids) -> dict[int, str]:
 
 
 def _check_classes_of(info: TypeInfo, source_class: str, target_class: str) -> dict | None:
-    src_ok = not info.source_classes or source_class in info.source_classes
-    dst_ok = not info.target_classes or target_class in info.target_classes
+    src_ok = may_take_part(source_class, info.name, info.source_classes)
+    dst_ok = may_take_part(target_class, info.name, info.target_classes)
     return None if src_ok and dst_ok else {"type": [f"{info.name} is not allowed between these classes."]}
 
 
@@ -481,6 +481,14 @@ def _before_flush(session, _flush_context, _instances) -> None:
 def install_hooks(session_class=FlaskSession) -> None:
     if not event.contains(session_class, "before_flush", _before_flush):
         event.listen(session_class, "before_flush", _before_flush)
+
+
+def install_type_names() -> None:
+    """Custom CI classes name the relationship types they take part in: cmdb (below relations)
+    checks the names through this reader, which seeds the built-in types into an empty table."""
+    from cmdb import custom_classes
+
+    custom_classes.read_relationship_types_with(lambda: set(_types()))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -632,17 +640,9 @@ def _impact(
     )
     database = str(db.engine.url)
     if as_of is None:
-        with live_graph() as graph:
-            roots, teams = _roots(ci_ids, graph, _field)
-            key = answers.question_key(database, graph.version, graph.stamp, roots, as_of=None, **question)
-            answer = answers.cache.get(key)
-            if answer is None:
-                version = graph.version
-                answer = _answer(graph, roots, teams, max_depth, allowed, classes, direction, version, include_inactive)
-                answers.cache.put(key, answer, _cache_items())
-            if chains:
-                answers.ensure_chains(answer, graph)
-            return answer
+        if graphd.socket_path():
+            return _answer_from_host(ci_ids, question, _field, chains)
+        return _live_answer(ci_ids, _field, chains, **_wire(question))
     as_of = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
     version, stamp = graph_module.read_version(db.session)
     adj = AsOfGraph(db.session, as_of, _types())
@@ -659,6 +659,55 @@ def _impact(
         adj.prefetch([*roots, *answer.walked, *(i.ci_id for i in answer.result.impacted)])
         answers.ensure_chains(answer, adj)
     return answer
+
+
+def _wire(question: dict) -> dict:
+    """A question as the graph host takes it (JSON values)."""
+    return {
+        **question,
+        "allowed": sorted(question["allowed"]) if question["allowed"] is not None else None,
+        "classes": sorted(question["classes"]) if question["classes"] is not None else None,
+    }
+
+
+def _answer_from_host(ci_ids, question: dict, field, chains: bool) -> answers.Answer:
+    """An answer at the database's current graph version from this process's cache (its roots
+    checked against the database, as the host would), else from the graph host, then kept here:
+    paging through a large answer asks the host once."""
+    database = str(db.engine.url)
+    version, stamp = graph_module.read_version(db.session)
+    roots = list(dict.fromkeys(ci_ids))
+    answer = answers.cache.get(answers.question_key(database, version, stamp, roots, as_of=None, **question))
+    if answer is not None and (answer.chains is not None or not chains):
+        _roots(ci_ids, None, field)
+        return answer
+    answer = _live_answer(ci_ids, field, chains, seen=(version, stamp), **_wire(question))
+    answers.cache.put((database, *answer.key[1:]), answer, _cache_items())
+    return answer
+
+
+@graphd.hosted
+def _live_answer(
+    ci_ids, field, chains, *, max_depth, allowed, classes, direction, include_inactive, seen=None
+) -> answers.Answer:
+    """The answer from the live graph (cached per graph version), with the chains when asked;
+    ``seen``: the graph version the asker read (see ``live_graph``)."""
+    allowed = set(allowed) if allowed is not None else None
+    classes = set(classes) if classes is not None else None
+    question = dict(
+        max_depth=max_depth, allowed=allowed, classes=classes, direction=direction, include_inactive=include_inactive
+    )
+    with live_graph(seen=seen) as graph:
+        roots, teams = _roots(ci_ids, graph, field)
+        key = answers.question_key(str(db.engine.url), graph.version, graph.stamp, roots, as_of=None, **question)
+        answer = answers.cache.get(key)
+        if answer is None:
+            version = graph.version
+            answer = _answer(graph, roots, teams, max_depth, allowed, classes, direction, version, include_inactive)
+            answers.cache.put(key, answer, _cache_items())
+        if chains:
+            answers.ensure_chains(answer, graph)
+        return answer
 
 
 def _cache_items() -> int:
@@ -921,6 +970,7 @@ def shortest_path(from_id: int, to_id: int, *, directed: bool = True, viewer=Non
     return answer
 
 
+@graphd.hosted
 def _shortest_path(from_id: int, to_id: int, *, directed: bool = True) -> dict:
     import networkx as nx
 
@@ -1010,6 +1060,7 @@ def single_points_of_failure(service_id: int, viewer=None) -> dict:
     return answer
 
 
+@graphd.hosted
 def _single_points_of_failure(service_id: int) -> dict:
     with live_graph() as graph:
         if graph.node(service_id) is None:
@@ -1048,6 +1099,7 @@ def cycles(viewer=None) -> dict:
     return {**answer, "count": len(groups), "cycles": groups}
 
 
+@graphd.hosted
 def _cycles() -> dict:
     import networkx as nx
 
@@ -1080,7 +1132,8 @@ def neighbourhood(ci: ConfigurationItem, depth: int = 2, max_nodes: int = 500, v
     """The CIs within ``depth`` relationships of ``ci`` (either way) and the relationships between
     them, for visualisers. Stops at ``max_nodes`` and says so. The CIs ``viewer`` may not see are
     left out with their relationships, and counted in ``hidden_nodes``."""
-    hood = _neighbourhood(ci, depth, max_nodes)
+    root = {"id": ci.id, "name": ci.name, "ci_class": ci.ci_class, "criticality": ci.criticality}
+    hood = _neighbourhood(root, depth, max_nodes)
     hood["hidden_nodes"] = 0
     if restricted(viewer):
         visible = visible_ci_ids(viewer, [n["id"] for n in hood["nodes"]])
@@ -1091,16 +1144,18 @@ def neighbourhood(ci: ConfigurationItem, depth: int = 2, max_nodes: int = 500, v
     return hood
 
 
-def _neighbourhood(ci: ConfigurationItem, depth: int, max_nodes: int) -> dict:
+@graphd.hosted
+def _neighbourhood(root: dict, depth: int, max_nodes: int) -> dict:
     with live_graph() as graph:
         G, P, types = graph.G, graph.passive, graph.types
-        nodes = {ci.id: 0}
+        nodes = {root["id"]: 0}
         truncated = False
-        frontier = [ci.id] if ci.id in G else []
+        frontier = [root["id"]] if root["id"] in G else []
         for d in range(1, depth + 1):
             nxt = []
             for n in frontier:
-                for m in _neighbours(graph, n):
+                # In id order: every process answers the same (adjacency order is how each loaded it).
+                for m in sorted(set(_neighbours(graph, n))):
                     if m not in nodes:
                         if len(nodes) >= max_nodes:
                             truncated = True
@@ -1110,7 +1165,7 @@ def _neighbourhood(ci: ConfigurationItem, depth: int, max_nodes: int) -> dict:
             frontier = nxt
         node_list = []
         for n, d in nodes.items():
-            data = G._node.get(n) or {"name": ci.name, "ci_class": ci.ci_class, "criticality": ci.criticality}
+            data = G._node.get(n) or root
             node_list.append({"id": n, "depth": d, **_ci_ref(data)})
         edges = []
         for u in nodes:
@@ -1135,7 +1190,7 @@ def _neighbourhood(ci: ConfigurationItem, depth: int, max_nodes: int) -> dict:
                     )
         edges.sort(key=lambda e: e["id"])
         return {
-            "root": ci.id,
+            "root": root["id"],
             "depth": depth,
             "nodes": node_list,
             "edges": edges,
@@ -1188,19 +1243,25 @@ def cluster_health(cluster_ids, *, as_of: datetime | None = None) -> dict[int, d
     if not wanted:
         return {}
 
-    def read(adj) -> dict[int, dict]:
-        out = {}
-        for c in wanted:
-            if c not in adj.member_targets:
-                continue
-            succ, inactive = adj.succ.get(c, {}), adj.inactive
-            members = [m for m, ed in succ.items() if MEMBER_OF in ed.values() and m not in inactive]
-            out[c] = {"members": sorted(members), "min_up": adj.min_up(c)}
-        return out
-
     if as_of is None:
-        with live_graph() as graph:
-            return read(graph)
+        return _cluster_health_now(wanted)
     adj = AsOfGraph(db.session, as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC), _types())
     adj.prefetch(wanted)
-    return read(adj)
+    return _cluster_health_in(adj, wanted)
+
+
+@graphd.hosted
+def _cluster_health_now(wanted: list[int]) -> dict[int, dict]:
+    with live_graph() as graph:
+        return _cluster_health_in(graph, wanted)
+
+
+def _cluster_health_in(adj, wanted: list[int]) -> dict[int, dict]:
+    out = {}
+    for c in wanted:
+        if c not in adj.member_targets:
+            continue
+        succ, inactive = adj.succ.get(c, {}), adj.inactive
+        members = [m for m, ed in succ.items() if MEMBER_OF in ed.values() and m not in inactive]
+        out[c] = {"members": sorted(members), "min_up": adj.min_up(c)}
+    return out

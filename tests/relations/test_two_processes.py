@@ -1,71 +1,32 @@
 """Two real server processes on one database: a write through one is seen by the next impact
-query through the other (each keeps its own in-process graph)."""
+query through the other, whether each keeps its own graph or both ask one graph host."""
 
 from __future__ import annotations
-
-import os
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.relations.graph_host import graph_host
+from tests.servers import gunicorn_servers
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.fixture(params=["own graphs", "one graph host"])
+def two_servers(request, app, committed_db, tmp_path):
+    database_url = app.config["SQLALCHEMY_DATABASE_URI"]
+    if request.param == "own graphs":
+        with gunicorn_servers(database_url, tmp_path) as urls:
+            yield urls
+        return
+    from relations import graphd
 
-
-@pytest.fixture
-def two_servers(app, committed_db, tmp_path):
-    env = {
-        **os.environ,
-        "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
-        "CAIRN_INSTANCE_PATH": str(tmp_path),
-        "CAIRN_LOG_LEVEL": "WARNING",
-        "SECRET_KEY": "test-secret",
-        # this test is about the graph; the periodic jobs' writes would only race its setup on SQLite
-        "CAIRN_EMBEDDED_RUNNER": "false",
-    }
-    env.pop("REDIS_URL", None)
-    procs, urls = [], []
-    for _ in range(2):
-        port = _free_port()
-        gunicorn = Path(sys.executable).with_name("gunicorn")
-        procs.append(
-            subprocess.Popen(
-                [str(gunicorn), "--workers", "1", "--bind", f"127.0.0.1:{port}", "wsgi:app"],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-            )
-        )
-        urls.append(f"http://127.0.0.1:{port}")
-    try:
-        for proc, url in zip(procs, urls, strict=True):
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not start: {proc.stderr.read().decode()[-2000:]}")
-                time.sleep(0.1)
-        yield urls
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=10)
+    # both ask one `cairn graphd` (relations.graphd)
+    with graph_host(database_url, tmp_path) as (path, _):
+        with gunicorn_servers(database_url, tmp_path, CAIRN_GRAPHD_SOCKET=path) as urls:
+            yield urls
+        answered = graphd.ask(path, "stats")["answered"]
+        graphd.close_connections()
+    # The servers' live impact questions went to the host (as_of ones are answered by each).
+    assert answered.get("_live_answer", 0) >= 6
 
 
 def _setup(db):

@@ -1,0 +1,50 @@
+"""Start a real graph host (`cairn graphd`) for a test's database, as production runs it."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.servers import ROOT, server_env
+
+
+@contextmanager
+def graph_host(database_url: str, workdir: Path, *, refresh_seconds: float = 1.0):
+    """A `cairn graphd` process on a socket in ``workdir``; yields (socket path, process)."""
+    path = workdir / "graph.sock"
+    cairn = Path(sys.executable).with_name("cairn")
+    log = workdir / "graphd.log"  # a file, not a pipe: a pipe nobody reads would stop the host once full
+    with open(log, "wb") as stderr:
+        proc = subprocess.Popen(
+            [str(cairn), "graphd", "--socket", str(path), "--refresh-seconds", str(refresh_seconds)],
+            cwd=ROOT,
+            env=server_env(database_url, workdir / "host-instance"),
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        wait_for(path, proc, log)
+        yield str(path), proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        proc.wait(timeout=10)
+
+
+def wait_for(path: Path, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"graph host exited: {log.read_text(errors='replace')[-2000:]}")
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                probe.connect(str(path))
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError("graph host did not start") from None
+            time.sleep(0.05)
