@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import ipaddress
+import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import marshmallow as ma
+from flask import has_app_context
 from marshmallow import fields, validate
+from sqlalchemy import event, select
+
+from cairn.db import db
+from cmdb.models import CIClassState, CustomCIClass
 
 CATEGORIES = ("hardware", "software", "cloud", "mobile", "network", "service")
 
@@ -216,6 +223,12 @@ class CIClass:
     category: str
     label: str
     attributes: type[Attributes]
+    parent: str | None = None
+    icon: str = ""
+    # None: the parent's rules for every relationship type (a built-in class: the types' own lists)
+    relationship_types: tuple[str, ...] | None = None
+    lifecycle: str = "default"
+    builtin: bool = True
 
 
 _CLASSES = [
@@ -245,8 +258,125 @@ _CLASSES = [
     CIClass("ups", "hardware", "Uninterruptible power supply", PowerAttributes),
 ]
 
-REGISTRY: dict[str, CIClass] = {c.name: c for c in _CLASSES}
-_SCHEMAS: dict[str, Attributes] = {c.name: c.attributes() for c in _CLASSES}
+BUILTIN: dict[str, CIClass] = {c.name: c for c in _CLASSES}
+_SCHEMAS: dict[type[Attributes], Attributes] = {c.attributes: c.attributes() for c in _CLASSES}
+
+
+_STATE_ROW = select(CIClassState.version, CIClassState.stamp).where(CIClassState.id == 1)
+
+
+class Registry(Mapping[str, CIClass]):
+    """Every CI class by name: the built-in ones, then the custom ones (``cmdb.custom_classes``).
+
+    Consistency across processes: each transaction that changes a custom class bumps the one-row
+    ``ci_class_state`` (version + random stamp). The first lookup of each unit of work (request, job,
+    CLI command, each transaction: marked by hooks, see ``install``) reads that row, one primary-key
+    lookup, and reloads the custom classes when it moved; later lookups of the same unit cost a
+    thread-local read, and answers that only show a class's label or category use ``held`` (no
+    lookup). Outside an app context (import time) the registry answers what it holds. The stamp
+    tells a rolled-back and reused version from the one this process loaded. A class written by an
+    uncommitted transaction is visible to this process's other threads until their next check."""
+
+    def __init__(self, builtin: dict[str, CIClass]):
+        self._builtin = builtin
+        self._classes = dict(builtin)
+        self._state: tuple[int, int] | None = None
+        self._unit = threading.local()
+
+    def _current(self) -> dict[str, CIClass]:
+        if not getattr(self._unit, "checked", False) and has_app_context():
+            self.refresh()
+        return self._classes
+
+    def refresh(self, force: bool = False) -> None:
+        """Compare the state row with the loaded one; reload the custom classes when it moved."""
+        session = db.session()
+        with session.no_autoflush:
+            # Core on the session's connection: half the cost of the ORM's execution of this lookup.
+            row = session.connection().execute(_STATE_ROW).first()
+            state = (row[0], row[1]) if row else (0, 0)
+            if force or state != self._state:
+                rows = session.scalars(select(CustomCIClass).order_by(CustomCIClass.id)).all()
+                self._classes = self._build(rows)
+                self._state = state
+        self._unit.checked = True
+
+    def held(self, name: str) -> CIClass | None:
+        """The class as this process holds it, comparing the version only when the name is unknown
+        here: for answers that merely show a class's label or category (a CI's ``category``), so a
+        GET need not pay the lookup. Whatever decides something (validation, filters) uses ``get``."""
+        found = self._classes.get(name)
+        return found if found is not None else self.get(name)
+
+    def mark_unchecked(self) -> None:
+        self._unit.checked = False
+
+    def _build(self, rows) -> dict[str, CIClass]:
+        classes = dict(self._builtin)
+        pending = {r.name: r for r in rows}
+        while pending:  # parents before children (a parent is built-in or an older custom class)
+            ready = [r for r in pending.values() if r.parent in classes]
+            if not ready:
+                break
+            for r in ready:
+                parent = classes[r.parent]
+                classes[r.name] = CIClass(
+                    r.name,
+                    r.category,
+                    r.label,
+                    parent.attributes,
+                    parent=r.parent,
+                    icon=r.icon or parent.icon,
+                    relationship_types=None if r.relationship_types is None else tuple(r.relationship_types),
+                    lifecycle=r.lifecycle,
+                    builtin=False,
+                )
+                del pending[r.name]
+        return classes
+
+    def __getitem__(self, name: str) -> CIClass:
+        return self._current()[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._current()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._current())
+
+    def __len__(self) -> int:
+        return len(self._current())
+
+    def get(self, name, default=None):
+        return self._current().get(name, default)
+
+
+REGISTRY = Registry(BUILTIN)
+
+
+def install() -> None:
+    """Every request, and every transaction begun or ended (a job's, a CLI command's, a request's
+    next one), makes the first registry lookup after it compare the state row. A unit of work may
+    look a class up before it touches the database (a remembered token needs no query), hence all."""
+    from flask import request_started
+    from flask_sqlalchemy.session import Session
+
+    if not event.contains(Session, "after_begin", _after_begin):
+        event.listen(Session, "after_begin", _after_begin)
+        event.listen(Session, "after_transaction_end", _after_transaction_end)
+    request_started.connect(_request_started, weak=False)
+
+
+def _after_begin(_session, _transaction, _connection) -> None:
+    REGISTRY.mark_unchecked()
+
+
+def _after_transaction_end(_session, transaction) -> None:
+    if transaction.parent is None:  # the unit's transaction (not a savepoint) committed or rolled back
+        REGISTRY.mark_unchecked()
+
+
+def _request_started(_sender, **_extra) -> None:
+    REGISTRY.mark_unchecked()
 
 
 def get_class(name: str) -> CIClass | None:
@@ -254,12 +384,56 @@ def get_class(name: str) -> CIClass | None:
 
 
 def classes_in(category: str) -> list[str]:
-    return [c.name for c in _CLASSES if c.category == category]
+    return [c.name for c in REGISTRY.values() if c.category == category]
+
+
+def lineage(name: str) -> list[str]:
+    """The class, its parent, its parent's parent... up to a built-in class."""
+    chain, seen = [], set()
+    cls = REGISTRY.get(name)
+    while cls is not None and cls.name not in seen:
+        chain.append(cls.name)
+        seen.add(cls.name)
+        cls = REGISTRY.get(cls.parent) if cls.parent else None
+    return chain
+
+
+def may_take_part(ci_class: str, relationship_type: str, allowed: list[str] | tuple[str, ...]) -> bool:
+    """Whether a CI of ``ci_class`` may stand at the end of a ``relationship_type`` relationship
+    whose rule names ``allowed`` classes (empty: any). A custom class that lists its relationship
+    types takes part in exactly those; one that does not follows its parent."""
+    for name in lineage(ci_class) or [ci_class]:
+        cls = REGISTRY.get(name)
+        if cls is None or cls.builtin:
+            return not allowed or name in allowed
+        if name in allowed:
+            return True
+        if cls.relationship_types is not None:
+            return relationship_type in cls.relationship_types
+    return not allowed
+
+
+class KnownClass(validate.OneOf):
+    """A CI class name. The OpenAPI document lists the built-in classes; validation accepts every
+    class of the registry, the custom ones added at run time included."""
+
+    def __init__(self):
+        super().__init__(tuple(BUILTIN))
+
+    def __call__(self, value):
+        if value not in REGISTRY:
+            raise ma.ValidationError("Not a CI class (GET /api/v1/ci-classes lists them).")
+        return value
+
+
+def ClassName(**kwargs) -> fields.String:  # noqa: N802 - a field factory, like cairn.api.OneOf
+    metadata = {"description": "a CI class: a built-in one (listed) or a custom one from GET /api/v1/ci-classes"}
+    return fields.String(validate=KnownClass(), metadata={**metadata, **kwargs.pop("metadata", {})}, **kwargs)
 
 
 def validate_attributes(ci_class: str, attributes: dict) -> dict:
-    """Load ``attributes`` with the class's schema; raises ValidationError on unknown or bad keys.
-    Returns the JSON-ready form (dates as ISO strings)."""
-    schema = _SCHEMAS[ci_class]
+    """Load ``attributes`` with the class's schema (a custom class: its parent's); raises
+    ValidationError on unknown or bad keys. Returns the JSON-ready form (dates as ISO strings)."""
+    schema = _SCHEMAS[REGISTRY[ci_class].attributes]
     loaded = schema.load(attributes)
     return schema.dump(loaded)

@@ -12,6 +12,10 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     "disposed": (),
 }
 
+# The lifecycles a CI class may follow, by name (a custom class names one; built-in ones follow
+# ``default``). One today: the moves above.
+LIFECYCLES: dict[str, dict[str, tuple[str, ...]]] = {"default": TRANSITIONS}
+
 # A CI in an inactive status has left the estate: it is held by no one (moving there closes its
 # assignment), takes no part in impact answers (it can neither fail nor be taken down), and its
 # installations consume no licence. Every other status is active, planned and in stock included.

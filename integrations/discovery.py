@@ -416,14 +416,14 @@ def _record_provenance(source: str, plans: list[Planned], now) -> None:
 
 def _software(source: str, plans: list[Planned], index: Index, counts: Counter, now) -> None:
     types = load_types()
-    allowed = set(types["installed_on"].target_classes) if "installed_on" in types else set()
+    allowed = types["installed_on"].target_classes if "installed_on" in types else ()
     wanted: dict[tuple[str, str, str], dict] = {}
     installs: list[tuple[tuple, int]] = []
     for plan in plans:
         software = plan.item.get("software") or []
         if not software:
             continue
-        if allowed and plan.item["ci_class"] not in allowed:
+        if not classes.may_take_part(plan.item["ci_class"], "installed_on", allowed):
             counts["software_skipped"] += len(software)
             continue
         for entry in software:
@@ -477,12 +477,12 @@ def _installed_software(source: str, plans: list[Planned], index: Index, counts:
     if not plans:
         return
     types = load_types()
-    allowed = set(types["installed_on"].target_classes) if "installed_on" in types else set()
+    allowed = types["installed_on"].target_classes if "installed_on" in types else ()
     wanted: dict[tuple[str, str, str], dict] = {}
     listed: dict[int, dict[int, str]] = {}  # device -> {software CI: note}
     entries: list[tuple[int, tuple, str]] = []
     for plan in plans:
-        if allowed and plan.item["ci_class"] not in allowed:
+        if not classes.may_take_part(plan.item["ci_class"], "installed_on", allowed):
             counts["software_skipped"] += len(plan.item["installed_software"])
             continue
         listed[plan.ci_id] = {}

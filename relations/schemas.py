@@ -2,7 +2,7 @@ import marshmallow as ma
 from webargs.fields import DelimitedList
 
 from cairn.api import Blueprint, Id, OneOf, QueryId, Schema, Text
-from cmdb.classes import REGISTRY
+from cmdb.classes import ClassName
 from relations.types import IMPACT_KINDS
 
 MAX_DEPTH = 50  # the same bound as relations.services.MAX_DEPTH
@@ -111,7 +111,7 @@ class _ImpactParams(ImpactAnswerParams):
         metadata={"description": "ISO 8601; answer from the graph as it was then (UTC if no zone)"}
     )
     relationship_types = DelimitedList(Text(40), validate=ma.validate.Length(max=20))
-    ci_classes = DelimitedList(OneOf(REGISTRY), validate=ma.validate.Length(max=50))
+    ci_classes = DelimitedList(ClassName(), validate=ma.validate.Length(max=50))
     include_inactive = ma.fields.Boolean(
         load_default=False,
         metadata={"description": "also list, under `inactive`, the retired and disposed CIs the walk met"},
@@ -125,7 +125,7 @@ class ImpactQuerySchema(_ImpactParams):
 class ImpactRequestSchema(_ImpactParams):
     ci_ids = ma.fields.List(Id(), required=True, validate=ma.validate.Length(min=1, max=1000))
     relationship_types = ma.fields.List(Text(40), validate=ma.validate.Length(max=20))
-    ci_classes = ma.fields.List(OneOf(REGISTRY), validate=ma.validate.Length(max=50))
+    ci_classes = ma.fields.List(ClassName(), validate=ma.validate.Length(max=50))
     direction = OneOf(("impact", "dependencies"), load_default="impact")
 
 

@@ -17,7 +17,7 @@ from cmdb.assets.models import (
     RETIREMENT_STATES,
     WIPE_METHODS,
 )
-from cmdb.classes import REGISTRY
+from cmdb.classes import ClassName
 from cmdb.schemas import CURRENCY
 
 MAX_CIS_PER_CONTRACT = 10_000
@@ -368,4 +368,4 @@ class PolicySchema(Schema):
 
 
 class PolicyPathSchema(Schema):
-    ci_class = OneOf(REGISTRY)
+    ci_class = ClassName()

@@ -1,7 +1,7 @@
 import marshmallow as ma
 
 from cairn.api import Id, OneOf, Schema, Text
-from cmdb.classes import REGISTRY
+from cmdb.classes import ClassName
 from cmdb.schemas import CIUpsertSchema, ExternalIdSchema
 
 
@@ -113,7 +113,7 @@ class DiscoveredRelationshipSchema(Schema):
 
 
 class DiscoveredItemSchema(Schema):
-    ci_class = OneOf(REGISTRY, required=True)
+    ci_class = ClassName(required=True)
     name = Text(200, min_length=1)
     hostname = Text(253, min_length=1)
     fqdn = Text(253, min_length=1)
