@@ -1,5 +1,6 @@
 """CIs as CSV, streamed: rows are read in batches and written as they come (no whole-table memory).
-Attributes are flattened to ``attributes.<name>`` columns (lists and objects as JSON text); cells
+Attributes are flattened to ``attributes.<name>`` columns (lists and objects as JSON text), custom
+fields to ``cf_<name>`` columns; cells
 are written through the kernel's CSV writer (no cell runs as a spreadsheet formula)."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from sqlalchemy.orm import lazyload
 from cairn.db import db
 from cairn.safe_output import csv_writer
 from cmdb.classes import REGISTRY
+from cmdb.custom_fields.registry import current as current_fields
 from cmdb.models import CIExternalId
 
 BASE_COLUMNS = (
@@ -32,6 +34,16 @@ def attribute_columns(class_names: Iterable[str] | None = None) -> list[str]:
     return [f"attributes.{n}" for n in sorted(names)]
 
 
+def custom_field_columns(class_names: Iterable[str] | None = None) -> list[str]:
+    """``cf_<name>`` for every custom field of the classes (default: every field of some class), sorted."""
+    fields = current_fields()
+    if class_names is None:
+        names = set(fields.anywhere("ci"))
+    else:
+        names = {name for class_name in class_names for name in fields.fields_for("ci", class_name)}
+    return [f"cf_{n}" for n in sorted(names)]
+
+
 def _cell(value) -> str:
     if value is None:
         return ""
@@ -47,9 +59,10 @@ def _cell(value) -> str:
 def iter_csv(stmt: Select, class_names: Iterable[str] | None = None) -> Iterator[str]:
     """CSV text chunks for the CIs of ``stmt`` (a select of ConfigurationItem), header first."""
     attrs = attribute_columns(class_names)
+    custom = custom_field_columns(class_names)
     buffer = io.StringIO()
     writer = csv_writer(buffer)
-    writer.writerow([*BASE_COLUMNS, *attrs])
+    writer.writerow([*BASE_COLUMNS, *attrs, *custom])
     yield buffer.getvalue()
     stmt = stmt.options(lazyload("*")).execution_options(yield_per=BATCH)
     for partition in db.session.execute(stmt).scalars().partitions(BATCH):
@@ -68,6 +81,8 @@ def iter_csv(stmt: Select, class_names: Iterable[str] | None = None) -> Iterator
                 _cell(getattr(ci, column)) if column != "external_ids" else ";".join(external.get(ci.id, []))
                 for column in BASE_COLUMNS
             ]
-            attributes = ci.attributes or {}
-            writer.writerow([*base, *(_cell(attributes.get(a[11:])) for a in attrs)])
+            attributes, values = ci.attributes or {}, ci.custom_fields or {}
+            writer.writerow(
+                [*base, *(_cell(attributes.get(a[11:])) for a in attrs), *(_cell(values.get(c[3:])) for c in custom)]
+            )
         yield buffer.getvalue()

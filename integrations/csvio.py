@@ -25,7 +25,8 @@ from cairn.jobs import durable
 from cairn.safe_output import csv_value, csv_writer
 from cairn.uow import checkpoint
 from cmdb.classes import REGISTRY
-from cmdb.export import attribute_columns
+from cmdb.custom_fields.registry import current as current_fields
+from cmdb.export import attribute_columns, custom_field_columns
 from integrations.sync import services as sync_services
 from integrations.sync.models import SyncJob
 from integrations.sync.schemas import CIImportRowSchema, RelationshipBulkItemSchema
@@ -112,6 +113,11 @@ def _check_header(header: list[str], known: set[str], required: set[str]) -> Non
         raise Invalid("The header is wrong: " + "; ".join(problems) + ".", errors={"header": problems})
 
 
+def _ci_columns() -> set[str]:
+    """The columns a CI import takes: the CI's fields, its attributes and its custom fields (cf_<name>)."""
+    return {*CI_COLUMNS, *attribute_columns(), *custom_field_columns()}
+
+
 def _typed_attributes() -> set[str]:
     names = set()
     for cls in REGISTRY.values():
@@ -132,15 +138,32 @@ def _attribute_value(name: str, text: str):
     return text
 
 
+# Custom fields whose cells are JSON (numbers, booleans, lists, ids); the others are text.
+_JSON_CUSTOM_TYPES = frozenset(("integer", "decimal", "boolean", "multi_choice", "ci", "user", "team"))
+
+
+def _custom_value(name: str, text: str):
+    definition = current_fields().by_name.get(name)
+    if definition is not None and definition.type in _JSON_CUSTOM_TYPES:
+        try:
+            return request_body.loads(text)
+        except ValueError:
+            return text  # the field's check names the problem
+    return text
+
+
 def _ci_body(header: list[str], row: list[str], source: str | None) -> dict:
     body: dict = {}
     attributes: dict = {}
+    custom: dict = {}
     for name, cell in zip(header, row, strict=True):
         value = csv_value(cell.strip())
         if name in IGNORED_COLUMNS or value == "":
             continue
         if name.startswith("attributes."):
             attributes[name[11:]] = _attribute_value(name[11:], value)
+        elif name.startswith("cf_"):
+            custom[name[3:]] = _custom_value(name[3:], value)
         elif name == "external_id":
             body["external_id"] = {"source": source or "csv", "id": value}
         elif name in INT_COLUMNS:
@@ -149,6 +172,8 @@ def _ci_body(header: list[str], row: list[str], source: str | None) -> dict:
             body[name] = value
     if attributes:
         body["attributes"] = attributes
+    if custom:
+        body["custom_fields"] = custom
     return body
 
 
@@ -186,9 +211,7 @@ def import_cis(
     without one they create CIs. Commits after each page unless ``dry_run`` or ``commit=False``;
     ``resume`` starts after the rows already committed and records each page's end with it."""
     header, rows = _rows(text)
-    _check_header(
-        header, {*CI_COLUMNS, *attribute_columns()}, {"name", "ci_class"} if "external_id" not in header else set()
-    )
+    _check_header(header, _ci_columns(), {"name", "ci_class"} if "external_id" not in header else set())
     return _import(
         rows,
         lambda row: _ci_body(header, row, source),
@@ -273,7 +296,7 @@ def check_file(kind: str, text: str) -> int:
     header, rows = _rows(text)
     if kind == "import_cis":
         required = {"name", "ci_class"} if "external_id" not in header else set()
-        _check_header(header, {*CI_COLUMNS, *attribute_columns()}, required)
+        _check_header(header, _ci_columns(), required)
     else:
         _check_header(header, set(REL_COLUMNS), {"type"})
     return len(rows)

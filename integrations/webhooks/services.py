@@ -229,7 +229,7 @@ def matches(conditions: list[dict], obj: dict) -> bool:
 
 _CI_COLUMNS = (
     "id", "name", "ci_class", "status", "criticality", "asset_tag", "serial_number", "vendor", "model",
-    "owner_team_id", "assigned_to_id", "location_id", "attributes",
+    "owner_team_id", "assigned_to_id", "location_id", "attributes", "custom_fields",
 )  # fmt: skip
 
 
