@@ -53,9 +53,13 @@ def is_page_request() -> bool:
 
 
 def session_id(user: User) -> str:
-    """What the session cookie holds for ``user``: the id and a stamp of the password hash, so that a
-    password change (or reset) signs out every other session of that user."""
-    stamp = hashlib.sha256(f"{user.id}:{user.password_hash or ''}".encode()).hexdigest()[:20]
+    """What the session cookie holds for ``user``: the id and a stamp of the password hash (and of
+    the last deactivation), so that a password change (or reset) signs out every other session of
+    that user, and a deactivation every session for good."""
+    signed = f"{user.id}:{user.password_hash or ''}"
+    if user.sessions_revoked_at is not None:
+        signed += f":{user.sessions_revoked_at.isoformat()}"
+    stamp = hashlib.sha256(signed.encode()).hexdigest()[:20]
     return f"{user.id}:{stamp}"
 
 
