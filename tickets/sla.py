@@ -65,7 +65,10 @@ def held_seconds(ticket, now: datetime) -> int:
 
 
 def status(ticket, now: datetime) -> dict:
-    """The ``sla`` object of a ticket as of ``now``."""
+    """The ``sla`` object of a ticket as of ``now``: the business-hours clock of its SLA policy
+    (tickets.slas.clocks) when it has one, else the wall clock from the priority."""
+    if ticket.sla_policy_id is not None:
+        return _business_status(ticket, now)
     if ticket.response_due is None or ticket.resolution_due is None:
         return {"response_due": None, "resolution_due": None, "paused": False, "breached": False}
     resolution_due = ticket.resolution_due
@@ -85,4 +88,42 @@ def status(ticket, now: datetime) -> dict:
         "response_breached": response_breached,
         "resolution_breached": resolution_breached,
         "breached": bool(ticket.sla_breached or response_breached or resolution_breached),
+        "response_remaining_seconds": None if ticket.acknowledged_at else _seconds(ticket.response_due - now),
+        "resolution_remaining_seconds": None if finished else _seconds(resolution_due - now),
+        "response_due_at": ticket.response_due,
+        "resolution_due_at": resolution_due,
+        "warned": False,
+        "policy": None,
+        "calendar": None,
     }
+
+
+def _seconds(delta: timedelta) -> int:
+    return int(delta.total_seconds())
+
+
+def _business_status(ticket, now: datetime) -> dict:
+    from tickets.slas import clocks
+
+    blocks = clocks.status(ticket, now)
+    block = blocks.get("sla")
+    if block is None:  # the policy was deleted under a ticket not recomputed yet
+        return {"response_due": None, "resolution_due": None, "paused": False, "breached": False}
+    return {
+        **block,
+        "response_due": block["response_due_at"] or ticket.response_due,
+        "resolution_due": block["resolution_due_at"] or ticket.resolution_due,
+        "on_hold_seconds": held_seconds(ticket, now),
+        "response_breached": block["response_breached"],
+        "resolution_breached": block["resolution_breached"],
+        "breached": bool(ticket.sla_breached or block["breached"]),
+    }
+
+
+def ola_status(ticket, now: datetime) -> dict | None:
+    """The ``ola`` object: the assigned team's own clock, when an OLA policy applies."""
+    if ticket.ola_policy_id is None:
+        return None
+    from tickets.slas import clocks
+
+    return clocks.status(ticket, now).get("ola")

@@ -153,6 +153,10 @@ def _notifications(change: ChangeLog):
                 out += [("assigned", u.email, text) for u in _users(new_assignee)]
             if new_team:
                 out += [("assigned", a, text) for a in _team_addresses(new_team)]
+        escalation = (changes.get("escalation") or [None, None])[1]
+        if escalation:  # tickets.slas.scan: the rule's recipients, resolved when it fired
+            text = f"{ticket.number} was escalated by the rule {escalation['rule']} ({escalation['condition']})."
+            out += [("escalated", address, f"{text}\n\n{ticket.title}") for address in escalation.get("notify", [])]
     actor = db.session.get(User, change.actor_id) if change.actor_id else None
     seen = set()
     for event, recipient, body in out:
