@@ -187,12 +187,38 @@ def conflicts_shown(ticket: Ticket, viewer: User | None) -> list[dict]:
 # Probable causes
 
 
+def upstream_of(ci_id: int, max_depth: int | None = None) -> dict[int, int]:
+    """The CI and everything it depends on, each with its distance in hops (the CI itself: 0)."""
+    from relations.services import dependencies
+
+    upstream = {item.ci_id: item.depth for item in dependencies([ci_id], max_depth=max_depth).impacted}
+    upstream[ci_id] = 0
+    return upstream
+
+
+def common_causes(cis_of: dict, upstream=upstream_of) -> dict[int, dict]:
+    """For sets of failing CIs (``{key: {ci ids}}``: an incident's CIs, or one alerting CI each), the
+    CIs that explain them: candidate -> {key: distance from that key's nearest CI}, ranked (the dict's
+    order) by how many keys a candidate explains, then how close it is on average, then id. A CI
+    explains a key when it is one of its CIs or upstream of one (``upstream(ci) -> {ci: hops}``)."""
+    explains: dict[int, dict] = defaultdict(dict)
+    upstream_cache: dict[int, dict[int, int]] = {}
+    for key, ci_ids in cis_of.items():
+        for ci_id in ci_ids:
+            if ci_id not in upstream_cache:
+                upstream_cache[ci_id] = upstream(ci_id)
+            for candidate, depth in upstream_cache[ci_id].items():
+                known = explains[candidate].get(key)
+                if known is None or depth < known:
+                    explains[candidate][key] = depth
+    ranked = sorted(explains, key=lambda c: (-len(explains[c]), sum(explains[c].values()) / len(explains[c]), c))
+    return {c: explains[c] for c in ranked}
+
+
 def probable_causes(incident: Ticket, *, hours: int | None = None, limit: int = 10, now: datetime | None = None):
     """Among the open incidents of the last ``hours``, the CIs upstream of the most incident CIs,
     ranked: each explains the incidents whose CIs are it or depend on it. Only candidates that
     explain ``incident`` are returned; a closer common dependency ranks above a farther one."""
-    from relations.services import dependencies
-
     now = now or utcnow()
     hours = hours or int(setting("CAIRN_PROBABLE_CAUSE_HOURS", DEFAULT_PROBABLE_CAUSE_HOURS))
     since = now - timedelta(hours=hours)
@@ -213,23 +239,8 @@ def probable_causes(incident: Ticket, *, hours: int | None = None, limit: int = 
         cis_of[ticket_id].add(ci_id)
     if incident.id not in cis_of:
         return {"window_hours": hours, "open_incidents": len(incidents), "causes": []}
-    # candidate CI -> {incident id: distance from that incident's nearest CI}
-    explains: dict[int, dict[int, int]] = defaultdict(dict)
-    upstream_cache: dict[int, dict[int, int]] = {}
-    for ticket_id, ci_ids in cis_of.items():
-        for ci_id in ci_ids:
-            if ci_id not in upstream_cache:
-                result = dependencies([ci_id])
-                upstream = {item.ci_id: item.depth for item in result.impacted}
-                upstream[ci_id] = 0
-                upstream_cache[ci_id] = upstream
-            for candidate, depth in upstream_cache[ci_id].items():
-                known = explains[candidate].get(ticket_id)
-                if known is None or depth < known:
-                    explains[candidate][ticket_id] = depth
-    candidates = [c for c, explained in explains.items() if incident.id in explained]
-    candidates.sort(key=lambda c: (-len(explains[c]), sum(explains[c].values()) / len(explains[c]), c))
-    candidates = candidates[:limit]
+    explains = common_causes(cis_of)
+    candidates = [c for c, explained in explains.items() if incident.id in explained][:limit]
     cis = {
         ci.id: ci
         for ci in db.session.scalars(select(ConfigurationItem).where(ConfigurationItem.id.in_(candidates or [0])))

@@ -34,6 +34,7 @@ from cairn.errors import DomainError, Invalid, NotFound
 from cairn.safe_output import SafeCSVWriter
 from cmdb.models import ConfigurationItem
 from cmdb.services import get_ci, search_cis
+from integrations.events.services import firing_by_ci
 from relations import export
 from relations.services import (
     cluster_health,
@@ -234,7 +235,9 @@ def _node_id(ci_id: int) -> str:
     return f"ci-{ci_id}"
 
 
-def _ci_node(ans: Answer, item: dict, teams: dict, clusters: dict, down_ids: set, parent: str | None = None) -> dict:
+def _ci_node(
+    ans: Answer, item: dict, teams: dict, clusters: dict, down_ids: set, alerting: dict, parent: str | None = None
+) -> dict:
     ci_id = item["id"]
     state = item["state"]
     classes = [state]
@@ -253,6 +256,10 @@ def _ci_node(ans: Answer, item: dict, teams: dict, clusters: dict, down_ids: set
     if incidents:
         classes.append("incident")
         lines.append("⚠ " + _("%(num)d open incidents", num=incidents) if incidents > 1 else "⚠ " + _("open incident"))
+    alerts = alerting.get(ci_id, 0)
+    if alerts:
+        classes.append("alerting")
+        lines.append("◉ " + _("%(num)d firing alerts", num=alerts) if alerts > 1 else "◉ " + _("firing alert"))
     path = item["path"]
     data = {
         "id": _node_id(ci_id),
@@ -283,6 +290,7 @@ def _ci_node(ans: Answer, item: dict, teams: dict, clusters: dict, down_ids: set
             for t in tickets[:TICKETS_PER_CI]
         ],  # fmt: skip
         "more_tickets": max(0, len(tickets) - TICKETS_PER_CI),
+        "alerts": alerts,
     }
     if parent:
         data["parent"] = parent
@@ -342,7 +350,8 @@ def map_data(q: Question, ans: Answer) -> dict:
         ids = [i["id"] for i in drawn]
         teams = _teams_of(ids)
         clusters = cluster_health([i["id"] for i in drawn if i["ci_class"] == "cluster"], as_of=q.as_of)
-        nodes = [_ci_node(ans, item, teams, clusters, down_ids) for item in drawn]
+        alerting = firing_by_ci(ids) if q.as_of is None else {}
+        nodes = [_ci_node(ans, item, teams, clusters, down_ids, alerting) for item in drawn]
         for link in impact_links(ids, as_of=q.as_of):
             edges.append({"data": {"id": f"r-{link['id']}", "source": _node_id(link["dependency"]),
                                    "target": _node_id(link["dependent"]), "label": link["label"]}})  # fmt: skip
@@ -351,23 +360,28 @@ def map_data(q: Question, ans: Answer) -> dict:
         drawn = [ans.by_id[i] for i in ans.by_id if i in apart]
         teams = _teams_of([i["id"] for i in drawn])
         clusters = cluster_health([i["id"] for i in drawn if i["ci_class"] == "cluster"], as_of=q.as_of)
-        nodes = [_ci_node(ans, item, teams, clusters, down_ids) for item in drawn]
+        alerting = firing_by_ci([i["id"] for i in ans.roots + ans.items]) if q.as_of is None else {}
+        nodes = [_ci_node(ans, item, teams, clusters, down_ids, alerting) for item in drawn]
         groups: dict[str, dict] = {}
         for item in ans.items:
             if item["id"] in apart:
                 continue
             key = _group_key(item, by)
-            group = groups.setdefault(key, {"count": 0, "down": 0, "degraded": 0})
+            group = groups.setdefault(key, {"count": 0, "down": 0, "degraded": 0, "alerting": 0})
             group["count"] += 1
             group[item["state"]] += 1
+            group["alerting"] += 1 if item["id"] in alerting else 0
         for key, group in sorted(groups.items()):
             label = _group_label(by, key)
             down, degraded = format_decimal(group["down"]), format_decimal(group["degraded"])
             counts = _("%(down)s down · %(degraded)s degraded", down=down, degraded=degraded)
+            if group["alerting"]:
+                counts += "\n◉ " + _("%(num)s alerting", num=format_decimal(group["alerting"]))
             nodes.append({
                 "data": {"id": _group_id(by, key), "kind": "group", "by": by, "key": key, "name": label,
                          "label": f"{label} ×{format_decimal(group['count'])}\n{counts}", **group},
-                "classes": "group " + ("down" if group["down"] else "degraded"),
+                "classes": "group " + ("down" if group["down"] else "degraded")
+                           + (" alerting" if group["alerting"] else ""),
             })  # fmt: skip
         edges = _tree_edges(ans, ans.items, apart, set(), by)
     return {
@@ -422,7 +436,8 @@ def group_data(q: Question, ans: Answer, key: str) -> dict:
     teams = _teams_of(shown)
     clusters = cluster_health([i["id"] for i in shown_items if i["ci_class"] == "cluster"], as_of=q.as_of)
     down_ids = _down_ids(ans)
-    nodes = [_ci_node(ans, item, teams, clusters, down_ids, parent=group) for item in shown_items]
+    alerting = firing_by_ci(shown) if q.as_of is None else {}
+    nodes = [_ci_node(ans, item, teams, clusters, down_ids, alerting, parent=group) for item in shown_items]
     # edges into the shown members, and out of them to what they explain
     explained = [i for i in ans.items if len(i["path"]) >= 2 and i["path"][-2] in shown]
     edges = _tree_edges(ans, shown_items + explained, apart, shown, by)

@@ -113,6 +113,33 @@ def test_the_map_json_draws_down_and_degraded_services_incidents_and_clusters(si
     assert all(s in nodes and t in nodes for s, t in edges)
 
 
+def test_the_map_marks_the_cis_whose_monitoring_alerts_are_firing(signed_in, estate):
+    from integrations.events import services
+
+    def alert(fingerprint, ci_id, status="firing"):
+        return {"source": "prometheus", "fingerprint": fingerprint, "status": status, "severity": "critical",
+                "summary": fingerprint, "ci": {"id": ci_id}}  # fmt: skip
+
+    rows = services.accept([alert("tor-down", estate["tor1"]), alert("tor-ping", estate["tor1"]),
+                            alert("app-5xx", estate["app_a"]), alert("old", estate["app_b"], "resolved")])  # fmt: skip
+    services.process_range(rows[0].id, rows[-1].id)
+    nodes = _nodes(_map(signed_in, f"ci={estate['core1']}"))
+    alerting = {key for key, node in nodes.items() if "alerting" in node["classes"].split()}
+    assert alerting == {f"ci-{estate['tor1']}", f"ci-{estate['app_a']}"}
+    assert nodes[f"ci-{estate['tor1']}"]["data"]["alerts"] == 2
+    assert "2 firing alerts" in nodes[f"ci-{estate['tor1']}"]["data"]["label"]
+    assert nodes[f"ci-{estate['app_b']}"]["data"]["alerts"] == 0
+    # Looking back in time, today's alerts are not drawn.
+    past = _nodes(_map(signed_in, f"ci={estate['core1']}&as_of=" + _now_iso()))
+    assert not any("alerting" in node["classes"].split() for node in past.values())
+
+
+def _now_iso() -> str:
+    from cairn.db import utcnow
+
+    return utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def test_what_if_adds_the_second_core_switch_and_the_counts_change(signed_in, estate):
     one = _map(signed_in, f"ci={estate['core1']}")
     both = _map(signed_in, f"ci={estate['core1']}&ci={estate['core2']}")

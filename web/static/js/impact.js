@@ -20,6 +20,7 @@
     { selector: "node.service", style: { "shape": "hexagon", "width": 170, "height": 52, "border-width": 4, "border-color": "#1f4f8f", "border-style": "solid" } },
     { selector: "node.cluster", style: { "shape": "barrel", "height": 52 } },
     { selector: "node.incident", style: { "outline-width": 3, "outline-color": "#d0021b", "outline-offset": 2 } },
+    { selector: "node.alerting", style: { "underlay-color": "#ff6a00", "underlay-opacity": 0.45, "underlay-padding": 7, "underlay-shape": "round-rectangle" } },
     { selector: "node.group", style: { "shape": "round-rectangle", "width": 180, "height": 56, "background-color": "#eef2f8", "border-color": "#5a6372", "border-width": 2, "border-style": "double", "font-weight": "bold" } },
     { selector: "node.group.down", style: { "background-color": "#fbe3e3" } },
     { selector: "node.group.degraded", style: { "background-color": "#fff4e0" } },
