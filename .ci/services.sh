@@ -83,6 +83,26 @@ ensure_discovery_tools() {
     apt_install "${missing[@]}"
 }
 
+# OpenLDAP (tests/kernel/directory: the tests start their own slapd on a free port with a generated
+# config) and Prometheus Alertmanager (tests/integrations/events: started on free ports, its webhook
+# pointed at the live test server). Only the binaries: system services the packages start are stopped.
+ensure_directory_and_alerting() {
+    local missing=()
+    [ -x /usr/sbin/slapd ] || missing+=(slapd ldap-utils)
+    have prometheus-alertmanager || missing+=(prometheus-alertmanager)
+    if [ ${#missing[@]} = 0 ]; then
+        return 0
+    fi
+    if ! is_root || ! have apt-get; then
+        echo "warning: ${missing[*]} missing (apt-get install ${missing[*]}); the LDAP and Alertmanager tests will fail" >&2
+        return 0
+    fi
+    echo "slapd slapd/no_configuration boolean true" | debconf-set-selections 2>/dev/null || true
+    apt_install "${missing[@]}"
+    pkill -x slapd >/dev/null 2>&1 || true
+    pkill -f "^/usr/bin/prometheus-alertmanager" >/dev/null 2>&1 || true
+}
+
 if ! have pg_isready && ! is_root; then
     echo "error: PostgreSQL client tools are missing (apt-get install postgresql)" >&2
     exit 1
@@ -91,5 +111,6 @@ pg_up || start_postgres
 redis_up || start_redis
 ensure_dovecot
 ensure_discovery_tools
+ensure_directory_and_alerting
 bash "$(dirname "$0")/ensure_chromium.sh"
-echo "services: PostgreSQL on $PG_HOST:$PG_PORT and Redis on 127.0.0.1:$REDIS_PORT are up; dovecot, chromium, the inventory agents and nmap are installed"
+echo "services: PostgreSQL on $PG_HOST:$PG_PORT and Redis on 127.0.0.1:$REDIS_PORT are up; dovecot, chromium, the inventory agents, nmap, slapd and Alertmanager are installed"

@@ -121,7 +121,8 @@ def _json_without_nul(converter, field, ret, **kwargs) -> dict:
     if type(field) is ma.fields.Raw:
         return dict(JSON_VALUE_REF)
     if isinstance(field, ma.fields.Dict):
-        extra = {"propertyNames": {"pattern": NO_NUL}}
+        # the field's own constraints on its keys (metadata "propertyNames"), and no NUL
+        extra = {"propertyNames": {**field.metadata.get("propertyNames", {}), "pattern": NO_NUL}}
         if ret.get("additionalProperties") in ({}, True, None):
             extra["additionalProperties"] = dict(JSON_VALUE_REF)
         return extra
@@ -306,7 +307,8 @@ class Parser(FlaskParser):
         accepted = declared_query_parameters(req.endpoint, req.method)
         if accepted is None:
             return
-        unknown = sorted(set(req.args) - accepted)
+        prefixes = _open_prefixes.get((req.endpoint or "", req.method), ())
+        unknown = sorted(name for name in set(req.args) - accepted if not (prefixes and name.startswith(prefixes)))
         if not unknown:
             return
         takes = ", ".join(sorted(accepted)) or "no query parameters"
@@ -321,6 +323,8 @@ class Parser(FlaskParser):
 UNKNOWN_QUERY_PARAMETER = "Unknown query parameter"
 _QUERY_LOCATIONS = ("query", "querystring")
 _declared: dict[tuple[str, str], frozenset[str] | None] = {}
+# Query parameter prefixes a view's query schema validates itself (``OPEN_QUERY_PREFIXES``: cf_<name>).
+_open_prefixes: dict[tuple[str, str], tuple[str, ...]] = {}
 
 
 def _shorten(name: str) -> str:
@@ -352,6 +356,7 @@ def declared_query_parameters(endpoint: str | None, method: str) -> frozenset[st
                 names = None
                 break
             names |= {field.data_key or field_name for field_name, field in schema.load_fields.items()}
+            _open_prefixes[key] = (*_open_prefixes.get(key, ()), *getattr(schema, "OPEN_QUERY_PREFIXES", ()))
     _declared[key] = None if names is None else frozenset(names)
     return _declared[key]
 

@@ -83,8 +83,12 @@ EVENT_PIPELINE = (
     # every write of an Audited model -> a change-log row in the same flush; the rows written
     # nudge the outbox consumers below once the transaction commits
     "cairn.audit.mixin.install",
+    # each unit of work's first CI class lookup checks the registry's version (custom classes)
+    "cmdb.classes.install",
     # relationship and graph-relevant CI changes bump the graph version (other processes refresh)
     "relations.services.install_hooks",
+    # custom CI classes check the relationship types they name through relations' reader
+    "relations.services.install_type_names",
     # impact answers over HTTP carry the open tickets on the impacted CIs
     "tickets.graph.install",
     # outbox consumers of the change log (cairn/outbox.py): signed webhooks, mail notifications
@@ -92,6 +96,7 @@ EVENT_PIPELINE = (
     "integrations.email.notify.install",
     # durable jobs (cairn/jobs/durable.py), swept when lost and resumed: mail, imports, discovery
     "integrations.email.intake.install",
+    "integrations.events.services.install",
     "integrations.sync.tasks.install",
 )
 
@@ -106,10 +111,13 @@ def install_event_pipeline() -> None:
 API_BLUEPRINTS = (
     "cairn.auth.routes",
     "cairn.audit.routes",
+    "cairn.directory.routes",
     "cmdb.routes",
+    "cmdb.custom_fields.routes",
     "cmdb.assets.routes",
     "relations.routes",
     "tickets.routes",
+    "tickets.slas.routes",
     "integrations.reports.routes",
     "integrations.email.routes",
     "integrations.sync.routes",
@@ -117,6 +125,7 @@ API_BLUEPRINTS = (
     "integrations.search.routes",
     "integrations.agents.routes",
     "integrations.views.routes",
+    "integrations.events.routes",
 )
 
 

@@ -47,7 +47,7 @@ def create_user_command(email, role, name, password):
 @click.password_option(help="The new password (asked twice when not given).")
 def set_password_command(email, password):
     """Set a user's password for the web desk (signs out their browser sessions)."""
-    from cairn.auth.services import check_password_rules, find_user, set_password
+    from cairn.auth.services import check_password_rules, find_user, refuse_directory_password, set_password
     from cairn.errors import DomainError
 
     user = find_user(email)
@@ -55,12 +55,29 @@ def set_password_command(email, password):
         _fail(f"no user with e-mail {email}")
     with acting_as(CLI_ACTOR):
         try:
+            refuse_directory_password(user)  # a directory user's password is the directory's
             check_password_rules(user, password)
+            set_password(user, password)
         except DomainError as exc:
             _fail(str(exc))
-        set_password(user, password)
         checkpoint()
     click.echo(f"password set for {user.email}")
+
+
+@users_cli.command("reset-2fa")
+@click.argument("email")
+def reset_two_factor_command(email):
+    """Remove a user's two-factor sign-in (lost phone and recovery codes); recorded in the sign-in audit."""
+    from cairn.auth import two_factor
+    from cairn.auth.services import find_user
+
+    user = find_user(email)
+    if user is None:
+        _fail(f"no user with e-mail {email}")
+    with acting_as(CLI_ACTOR):
+        done = two_factor.reset(user, actor="the command line")
+        checkpoint()
+    click.echo(f"two-factor sign-in of {user.email} reset" if done else f"{user.email} has no two-factor sign-in")
 
 
 @users_cli.command("list")
@@ -72,7 +89,7 @@ def list_users_command():
     from cairn.db import db
 
     for user in db.session.scalars(select(User).order_by(User.id)):
-        click.echo(f"{user.id}\t{user.email}\t{user.role}\t{'active' if user.active else 'inactive'}")
+        click.echo(f"{user.id}\t{user.email}\t{user.role}\t{'active' if user.active else 'inactive'}\t{user.source}")
 
 
 @tokens_cli.command("create")
@@ -213,6 +230,9 @@ def register_commands(app) -> None:
     app.cli.add_command(scheduler_command)
     app.cli.add_command(run_command)
     app.cli.add_command(sweep_command)
+    from cairn.directory.cli import directory_cli
+
+    app.cli.add_command(directory_cli)
 
 
 def _create_app():

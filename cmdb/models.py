@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Numeric, String, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Numeric, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cairn.audit.mixin import Audited
-from cairn.db import JSONType, TimestampedModel
+from cairn.db import JSONType, TimestampedModel, db
 
 LOCATION_KINDS = ("site", "building", "floor", "room")
 
@@ -63,7 +63,12 @@ class ConfigurationItem(Audited, TimestampedModel):
     currency: Mapped[str | None] = mapped_column(String(3))
     warranty_expires: Mapped[date | None]
     attributes: Mapped[dict] = mapped_column(JSONType, default=dict)
+    # Values of the custom fields (cmdb/custom_fields) by name; the class picks the fields.
+    custom_fields: Mapped[dict] = mapped_column(JSONType, default=dict, server_default=text("'{}'"))
     version: Mapped[int] = mapped_column(default=1)
+
+    # The column whose value picks the custom fields that apply (cmdb.custom_fields.registry).
+    __custom_fields_scope__ = ("ci", "ci_class")
 
     external_ids: Mapped[list[CIExternalId]] = relationship(
         back_populates="ci", lazy="selectin", cascade="all, delete-orphan", order_by="CIExternalId.source"
@@ -84,6 +89,13 @@ class ConfigurationItem(Audited, TimestampedModel):
         Index("ix_ci_name", "name"),
         Index("ix_ci_updated_at", "updated_at"),
         Index("ix_ci_serial_number", "serial_number"),
+        # cf_<name>= filters: containment (@>) on PostgreSQL
+        Index(
+            "ix_ci_custom_fields",
+            "custom_fields",
+            postgresql_using="gin",
+            postgresql_ops={"custom_fields": "jsonb_path_ops"},
+        ),
     )
 
     def audit_summary(self, action: str) -> str:
@@ -134,3 +146,35 @@ class CIAssignment(Audited, TimestampedModel):
 
     def audit_ci_ids(self) -> set[int]:
         return {self.ci_id}
+
+
+class CustomCIClass(Audited, TimestampedModel):
+    """A CI class an admin added at run time (the built-in ones are code, in ``cmdb.classes``).
+
+    It inherits its parent's attribute schema; ``relationship_types`` None means its parent's rules
+    for each relationship type, a list means it takes part in those types and no others."""
+
+    __tablename__ = "ci_class"
+    __audit_type__ = "ci_class"
+
+    name: Mapped[str] = mapped_column(String(40), unique=True)
+    label: Mapped[str] = mapped_column(String(100))
+    parent: Mapped[str] = mapped_column(String(40))
+    category: Mapped[str] = mapped_column(String(20))
+    icon: Mapped[str] = mapped_column(String(40), default="")
+    relationship_types: Mapped[list | None] = mapped_column(JSONType)
+    lifecycle: Mapped[str] = mapped_column(String(40), default="default")
+    version: Mapped[int] = mapped_column(default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class CIClassState(db.Model):
+    """One row, bumped (version + a fresh random stamp) by every transaction that changes a custom
+    class: each process compares it with the registry it holds at its first lookup of a unit of work."""
+
+    __tablename__ = "ci_class_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+    stamp: Mapped[int] = mapped_column(BigInteger, default=0)

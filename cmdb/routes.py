@@ -10,17 +10,21 @@ from cairn.api import Blueprint, BulkEditResultSchema, check_if_match, etag_of, 
 from cairn.audit.services import history_select
 from cairn.auth.guard import current_user, requires
 from cairn.auth.policy import restricted
-from cairn.auth.roles import CMDB_WRITERS, EVERYONE, STAFF_READERS
+from cairn.auth.roles import ADMINS, CMDB_WRITERS, EVERYONE, STAFF_READERS
+from cairn.auth.scopes import ADMIN as ADMIN_SCOPE
+from cairn.auth.scopes import scope
 from cairn.db import get_or_404
 from cairn.pagination import count_of, paginate_select
 from cairn.uow import read_only
-from cmdb import bulk_edit, export, services
+from cmdb import bulk_edit, custom_classes, export, services
 from cmdb.classes import REGISTRY
 from cmdb.models import Location
 from cmdb.schemas import (
     AssignmentSchema,
     CIBulkEditSchema,
     CIClassSchema,
+    CIClassUpdateSchema,
+    CIClassWriteSchema,
     CIQuerySchema,
     CISchema,
     CIUpdateSchema,
@@ -41,17 +45,55 @@ class CIClasses(MethodView):
     @requires(*EVERYONE)
     @blp.response(200, CIClassSchema(many=True))
     def get(self):
-        """The CI class registry with each class's attribute schema (JSON Schema)."""
+        """The CI class registry (built-in and custom) with each class's attribute schema (JSON Schema)."""
         converter = _converter()
-        return [
-            {
-                "name": c.name,
-                "label": c.label,
-                "category": c.category,
-                "attributes": converter.schema2jsonschema(c.attributes),
-            }
-            for c in REGISTRY.values()
-        ]
+        return [_class_answer(c, converter) for c in REGISTRY.values()]
+
+    @requires(*ADMINS)
+    @scope(ADMIN_SCOPE)
+    @blp.arguments(CIClassWriteSchema)
+    @blp.response(201, CIClassSchema)
+    def post(self, data):
+        """Add a custom CI class; it inherits its parent's attributes (422 bad fields, 409 name in use)."""
+        return _class_answer(custom_classes.create_class(data), _converter())
+
+
+@blp.route("/ci-classes/<string:name>")
+class CIClassByName(MethodView):
+    @requires(*EVERYONE)
+    @blp.response(200, CIClassSchema)
+    def get(self, name):
+        """One CI class, built-in or custom."""
+        return _class_answer(custom_classes.get_class_or_404(name), _converter())
+
+    @requires(*ADMINS)
+    @scope(ADMIN_SCOPE)
+    @blp.arguments(CIClassUpdateSchema)
+    @blp.response(200, CIClassSchema)
+    def patch(self, data, name):
+        """Change a custom class (a built-in one is 409)."""
+        return _class_answer(custom_classes.update_class(name, data), _converter())
+
+    @requires(*ADMINS)
+    @scope(ADMIN_SCOPE)
+    @blp.response(204)
+    def delete(self, name):
+        """Remove a custom class no CI, subclass or relationship type uses (409 saying how many)."""
+        custom_classes.delete_class(name)
+
+
+def _class_answer(c, converter) -> dict:
+    return {
+        "name": c.name,
+        "label": c.label,
+        "category": c.category,
+        "attributes": converter.schema2jsonschema(c.attributes),
+        "builtin": c.builtin,
+        "parent": c.parent,
+        "icon": c.icon,
+        "relationship_types": None if c.relationship_types is None else list(c.relationship_types),
+        "lifecycle": c.lifecycle,
+    }
 
 
 def _converter():

@@ -3,8 +3,10 @@ from webargs.fields import DelimitedList
 
 from cairn.api import BulkEditSchema, Id, Money, OneOf, QueryId, Schema, Text
 from cairn.auth.schemas import UserRefSchema
-from cmdb.classes import CATEGORIES, REGISTRY
-from cmdb.lifecycle import CRITICALITIES, STATUSES
+from cmdb.classes import CATEGORIES, REGISTRY, ClassName
+from cmdb.custom_fields.query import CustomFieldQuery, SortKeys
+from cmdb.custom_fields.schemas import CUSTOM_FIELDS_HELP, CustomFieldValues
+from cmdb.lifecycle import CRITICALITIES, LIFECYCLES, STATUSES
 from cmdb.models import LOCATION_KINDS
 
 CURRENCY = ma.validate.Regexp(r"^[A-Z]{3}$", error="Use a three-letter ISO 4217 code (EUR, USD).")
@@ -29,7 +31,7 @@ class CIWriteSchema(Schema):
     """The fields a client sends to create a CI (all but name and ci_class optional)."""
 
     name = Text(200, min_length=1, required=True)
-    ci_class = OneOf(REGISTRY, required=True)
+    ci_class = ClassName(required=True)
     status = OneOf(STATUSES)
     criticality = OneOf(CRITICALITIES)
     asset_tag = Text(100, min_length=1, allow_none=True)
@@ -45,6 +47,7 @@ class CIWriteSchema(Schema):
     currency = ma.fields.String(allow_none=True, validate=CURRENCY)
     warranty_expires = ma.fields.Date(allow_none=True)
     attributes = ma.fields.Dict(keys=ma.fields.String(validate=ma.validate.Length(max=64)))
+    custom_fields = CustomFieldValues()
     external_ids = ma.fields.List(ma.fields.Nested(ExternalIdSchema), validate=ma.validate.Length(max=50))
 
 
@@ -52,7 +55,7 @@ class CIUpdateSchema(CIWriteSchema):
     """PATCH: every field optional; attributes merge (a null value removes the key)."""
 
     name = Text(200, min_length=1)
-    ci_class = OneOf(REGISTRY)
+    ci_class = ClassName()
 
 
 class CISchema(Schema):
@@ -78,13 +81,14 @@ class CISchema(Schema):
     currency = ma.fields.String(allow_none=True)
     warranty_expires = ma.fields.Date(allow_none=True)
     attributes = ma.fields.Dict()
+    custom_fields = ma.fields.Dict(metadata={"description": CUSTOM_FIELDS_HELP})
     external_ids = ma.fields.List(ma.fields.Nested(ExternalIdSchema))
     allowed_statuses = ma.fields.Method("_allowed")
     created_at = ma.fields.DateTime()
     updated_at = ma.fields.DateTime()
 
     def _category(self, ci):
-        cls = REGISTRY.get(ci.ci_class)
+        cls = REGISTRY.held(ci.ci_class)
         return cls.category if cls else None
 
     def _vendor(self, ci):
@@ -133,6 +137,7 @@ class CISchema(Schema):
             "currency": ci.currency,
             "warranty_expires": None if warranty is None else warranty.isoformat(),
             "attributes": None if attributes is None else dict(attributes),
+            "custom_fields": dict(ci.custom_fields or {}),
             "external_ids": [{"source": e.source, "id": e.external_id} for e in ci.external_ids],
             "allowed_statuses": self._allowed(ci),
             "created_at": None if ci.created_at is None else ci.created_at.isoformat(),
@@ -150,11 +155,13 @@ class CIUpsertSchema(CIWriteSchema):
     """PUT by external id: name and ci_class are needed only when the CI does not exist yet."""
 
     name = Text(200, min_length=1)
-    ci_class = OneOf(REGISTRY)
+    ci_class = ClassName()
 
 
-class CIQuerySchema(Schema):
-    ci_class = DelimitedList(OneOf(REGISTRY), validate=ma.validate.Length(max=50))
+class CIQuerySchema(CustomFieldQuery, Schema):
+    """GET /cis's filters; ``cf_<name>=<value>`` filters by a custom field (CustomFieldQuery)."""
+
+    ci_class = DelimitedList(ClassName(), validate=ma.validate.Length(max=50))
     category = OneOf(CATEGORIES)
     status = DelimitedList(OneOf(STATUSES), validate=ma.validate.Length(max=10))
     criticality = DelimitedList(OneOf(CRITICALITIES), validate=ma.validate.Length(max=4))
@@ -171,11 +178,7 @@ class CIQuerySchema(Schema):
         metadata={"description": "in name, asset tag, serial number, host name, and the holder's name and e-mail"},
     )
     format = OneOf(("json", "csv"), metadata={"description": "csv streams every match (no paging)"})
-    sort = DelimitedList(
-        OneOf([*SORTABLE, *(f"-{s}" for s in SORTABLE)]),
-        validate=ma.validate.Length(max=4),
-        metadata={"description": "comma-separated; a leading - sorts descending"},
-    )
+    sort = SortKeys(SORTABLE)
 
 
 class CIClassSchema(Schema):
@@ -183,6 +186,44 @@ class CIClassSchema(Schema):
     label = ma.fields.String()
     category = ma.fields.String()
     attributes = ma.fields.Dict(metadata={"description": "JSON Schema of the class's attributes"})
+    builtin = ma.fields.Boolean(metadata={"description": "false: a custom class, added at run time"})
+    parent = ma.fields.String(allow_none=True, metadata={"description": "the class it inherits attributes from"})
+    icon = ma.fields.String()
+    relationship_types = ma.fields.List(
+        ma.fields.String(),
+        allow_none=True,
+        metadata={"description": "the relationship types it may take part in; null: its parent's rules"},
+    )
+    lifecycle = ma.fields.String()
+
+
+CLASS_NAME = ma.validate.Regexp(
+    r"^[a-z][a-z0-9_]{1,39}$", error="2 to 40 lower-case letters, digits or _, starting with a letter."
+)
+
+
+class CIClassUpdateSchema(Schema):
+    """PATCH of a custom class: the fields sent change."""
+
+    label = Text(100, min_length=1)
+    parent = Text(40, min_length=1, metadata={"description": "a class; not this one nor one of its subclasses"})
+    category = OneOf(CATEGORIES)
+    icon = Text(40, metadata={"description": "an icon name: lower-case letters, digits and -"})
+    relationship_types = ma.fields.List(
+        Text(40, min_length=1),
+        allow_none=True,
+        validate=ma.validate.Length(max=100),
+        metadata={"description": "names from GET /relationship-types; null: its parent's rules"},
+    )
+    lifecycle = OneOf(LIFECYCLES)
+
+
+class CIClassWriteSchema(CIClassUpdateSchema):
+    """A new custom class; category, icon and relationship types default to the parent's."""
+
+    name = Text(40, required=True, validate=CLASS_NAME)
+    label = Text(100, min_length=1, required=True)
+    parent = Text(40, min_length=1, required=True, metadata={"description": "the class it inherits attributes from"})
 
 
 class AssignmentSchema(Schema):

@@ -36,6 +36,8 @@ from cairn.db import MAX_ID, DirectSelect, db, id_in, utcnow
 from cairn.errors import Conflict, DomainError, Invalid, NotFound
 from cairn.external_ids import set_external_ids
 from cmdb import classes, lifecycle
+from cmdb.custom_fields import query as custom_query
+from cmdb.custom_fields.values import checked_values
 from cmdb.models import LOCATION_KINDS, CIAssignment, CIExternalId, ConfigurationItem, Location
 
 CI_FIELDS = (
@@ -250,6 +252,10 @@ def _search_params(filters: dict[str, Any], viewer: User | None) -> dict[str, An
             params[key] = filters[key]
     if filters.get("q"):
         params["q"] = "%" + filters["q"].lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    if filters.get("custom_fields"):
+        dialect = db.session.get_bind().dialect.name
+        for name, (kind, value) in sorted(filters["custom_fields"].items()):
+            params[custom_query.param_name(name, kind)] = custom_query.param_value(name, kind, value, dialect)
     return params
 
 
@@ -269,7 +275,10 @@ def _search_conditions(params: dict[str, Any], *, bound: bool, arrays: bool = Fa
 
     conditions = []
     for name in params:
-        if name == "viewer_id":
+        if name.startswith(("cf_", "cfm_")):
+            dialect = db.session.get_bind().dialect.name
+            conditions.append(custom_query.condition(ci.custom_fields, name, custom_query.bind(params, bound), dialect))
+        elif name == "viewer_id":
             conditions.append(_visible_to(value(name)))
         elif name == "category":
             conditions.append(member(ci.ci_class, name))
@@ -349,6 +358,9 @@ def ci_order(filters: dict[str, Any]) -> list:
     ci = ConfigurationItem
     order = []
     for key in filters.get("sort") or ["name"]:
+        if custom_query.is_sort_key(key):
+            order.append(custom_query.sort_expression(ci.custom_fields, key))
+            continue
         column = getattr(ci, key.lstrip("-"))
         order.append(column.desc() if key.startswith("-") else column.asc())
     return [*order, ci.id]
@@ -537,11 +549,28 @@ def _apply(ci: ConfigurationItem, data: dict, attributes: dict | None, *, creati
             data["attributes"] = classes.validate_attributes(new_class, merged)
         except ma.ValidationError as exc:
             errors["attributes"] = exc.messages
+    _check_custom_fields(ci, data, new_class, errors, creating=creating)
     if errors:
         raise Invalid("Some fields are invalid.", errors=errors)
     for key, value in data.items():
         setattr(ci, key, value)
     _check_unique(ci)
+
+
+def _check_custom_fields(ci: ConfigurationItem, data: dict, new_class: str, errors: dict, *, creating: bool) -> None:
+    """The CI's custom field values after the write (``data["custom_fields"]`` merges: a null
+    removes a value), checked against the definitions of its class; a new CI or one changing class
+    gets the defaults of the fields it lacks."""
+    given = data.pop("custom_fields", None)
+    moving = not creating and new_class != ci.ci_class
+    if given is None and not creating and not moving:
+        return
+    try:
+        data["custom_fields"] = checked_values(
+            "ci", new_class, given, None if creating else ci.custom_fields, fill_defaults=creating or moving
+        )
+    except ma.ValidationError as exc:
+        errors["custom_fields"] = exc.messages
 
 
 def _release_if_inactive(ci: ConfigurationItem | None, data: dict, *, creating: bool) -> None:
@@ -797,6 +826,7 @@ _CI_DEFAULTS = {
     "status": "planned", "criticality": "medium", "asset_tag": None, "vendor": "", "serial_number": None,
     "model": None, "description": "", "owner_team_id": None, "assigned_to_id": None, "location_id": None,
     "purchase_date": None, "purchase_cost": None, "currency": None, "warranty_expires": None, "attributes": {},
+    "custom_fields": {},
 }  # fmt: skip
 
 
@@ -909,6 +939,12 @@ def _bulk_new_row(item: BulkItem, refs: dict[str, set[int]], tags: dict, serials
         data["attributes"] = classes.validate_attributes(data["ci_class"], attributes)
     except ma.ValidationError as exc:
         errors["attributes"] = exc.messages
+    try:
+        data["custom_fields"] = checked_values(
+            "ci", data["ci_class"], data.pop("custom_fields", None), None, fill_defaults=True
+        )
+    except ma.ValidationError as exc:
+        errors["custom_fields"] = exc.messages
     if errors:
         raise Invalid("Some fields are invalid.", errors=errors)
     _release_if_inactive(None, data, creating=True)
@@ -1080,6 +1116,17 @@ def _bulk_differs(ci: ConfigurationItem, data: dict) -> bool:
                 if classes.validate_attributes(data.get("ci_class", ci.ci_class), merged) != (ci.attributes or {}):
                     return True
             except ma.ValidationError:
+                return True
+        elif key == "custom_fields":
+            if value is None:
+                continue
+            merged = dict(ci.custom_fields or {})
+            for name, new in value.items():
+                if new is None:
+                    merged.pop(name, None)
+                else:
+                    merged[name] = new
+            if merged != (ci.custom_fields or {}):
                 return True
         elif key == "vendor":
             if (value or "").strip() != (ci.vendor or ""):

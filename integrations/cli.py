@@ -78,6 +78,46 @@ def graph_snapshot_command():
     )
 
 
+@click.command("graphd")
+@with_appcontext
+@click.option(
+    "--socket",
+    "socket_path",
+    default=None,
+    help="The Unix socket to listen on (default: CAIRN_GRAPHD_SOCKET).",
+)
+@click.option(
+    "--refresh-seconds",
+    default=1.0,
+    show_default=True,
+    type=float,
+    help="Catch up with the change log this often between questions (0: only when asked).",
+)
+def graphd_command(socket_path, refresh_seconds):
+    """Keep the dependency graph once for this host and answer the graph questions of its web and
+    job processes (those started with CAIRN_GRAPHD_SOCKET set to the same path) over a Unix socket."""
+    from flask import current_app
+
+    from cairn.config import setting
+    from relations import graphd
+
+    path = socket_path or str(setting(graphd.SOCKET_SETTING, "") or "").strip()
+    if not path:
+        _fail("graphd: give --socket PATH or set CAIRN_GRAPHD_SOCKET")
+    app = current_app._get_current_object()
+    try:
+        graphd.serve(
+            app,
+            path,
+            refresh_seconds=refresh_seconds,
+            ready=lambda host: click.echo(f"graphd: answering on {path}", err=True),
+        )
+    except OSError as exc:
+        _fail(f"graphd: {exc}")
+    except KeyboardInterrupt:
+        pass
+
+
 def _fail(message: str):
     from cairn.db import db
 
@@ -88,6 +128,9 @@ def _fail(message: str):
 
 # Modules with a ``register(app)`` that adds their commands.
 COMMAND_MODULES = (
+    "cmdb.custom_fields.cli",
+    "cmdb.cli",
+    "tickets.cli",
     "integrations.reports.cli",
     "integrations.email.cli",
     "integrations.sync.cli",
@@ -98,5 +141,6 @@ COMMAND_MODULES = (
 def register_commands(app) -> None:
     app.cli.add_command(seed_demo_command)
     app.cli.add_command(graph_cli)
+    app.cli.add_command(graphd_command)
     for module in COMMAND_MODULES:
         importlib.import_module(module).register(app)

@@ -17,6 +17,28 @@ OUTCOMES = ("successful", "failed", "backed_out")
 RISK_LEVELS = ("low", "medium", "high")
 
 
+class TicketCategory(Audited, TimestampedModel):
+    """A category of one ticket kind, or (``parent_id`` set) a subcategory of one; data, not code.
+    A ticket opened in it with no team goes to its ``default_team_id``."""
+
+    __tablename__ = "ticket_category"
+    __audit_type__ = "ticket_category"
+
+    name: Mapped[str] = mapped_column(String(60))
+    label: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(10))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("ticket_category.id", ondelete="RESTRICT"), index=True)
+    default_team_id: Mapped[int | None] = mapped_column(ForeignKey("team.id", ondelete="RESTRICT"))
+    active: Mapped[bool] = mapped_column(default=True)
+    version: Mapped[int] = mapped_column(default=1)
+
+    parent: Mapped[TicketCategory | None] = relationship(remote_side="TicketCategory.id", lazy="joined")
+    default_team = relationship("Team", lazy="joined", innerjoin=False)
+
+    __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (Index("ix_ticket_category_kind_name", "kind", "name"),)
+
+
 class TicketCounter(db.Model):
     """Last number handed out per kind on SQLite (PostgreSQL uses one sequence per kind instead).
     Internal bookkeeping, never changed by users: not audited."""
@@ -36,7 +58,9 @@ class Ticket(Audited, TimestampedModel):
     __tablename__ = "ticket"
     __audit_type__ = "ticket"
     # The risk level is in the diffs; its score, factors and time are derived detail.
-    __audit_exclude__ = frozenset({"risk_score", "risk_reasons", "risk_assessed_at"})
+    __audit_exclude__ = frozenset(
+        {"risk_score", "risk_reasons", "risk_assessed_at", "hold_intervals", "sla_next_check_at"}
+    )
 
     number: Mapped[str] = mapped_column(String(10), unique=True)
     kind: Mapped[str] = mapped_column(String(10))
@@ -49,6 +73,11 @@ class Ticket(Audited, TimestampedModel):
     requester_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="RESTRICT"))
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="RESTRICT"))
     team_id: Mapped[int | None] = mapped_column(ForeignKey("team.id", ondelete="RESTRICT"))
+    # A category (or subcategory) of the ticket's kind (TicketCategory). No foreign key: SQLite can
+    # add and drop a plain column in place, while a key would need a copy of the table that loses its
+    # search triggers (migration 0014); tickets.categories checks it on every write and refuses to
+    # delete a category in use (the row locks of both sides make that safe on PostgreSQL).
+    category_id: Mapped[int | None] = mapped_column(index=True)
 
     # Milestones and the resolution.
     acknowledged_at: Mapped[datetime | None]
@@ -67,6 +96,14 @@ class Ticket(Audited, TimestampedModel):
     resolution_due: Mapped[datetime | None]
     sla_breached: Mapped[bool] = mapped_column(default=False)
     sla_breached_at: Mapped[datetime | None]
+    # Business-hours clocks (tickets.slas): the matched policies, the holds that ended (wall-clock
+    # [start, end] pairs, so a recomputation after a calendar edit is exact), when the assigned team's
+    # OLA clock started, and when the periodic scan must next look at the ticket.
+    sla_policy_id: Mapped[int | None] = mapped_column(ForeignKey("sla_policy.id", ondelete="SET NULL"), index=True)
+    ola_policy_id: Mapped[int | None] = mapped_column(ForeignKey("sla_policy.id", ondelete="SET NULL"), index=True)
+    ola_started_at: Mapped[datetime | None]
+    hold_intervals: Mapped[list] = mapped_column(JSONType, default=list, server_default=text("'[]'"))
+    sla_next_check_at: Mapped[datetime | None] = mapped_column(index=True)
 
     # Problems.
     root_cause: Mapped[str | None] = mapped_column(Text)
@@ -93,7 +130,12 @@ class Ticket(Audited, TimestampedModel):
     risk_reasons: Mapped[list | None] = mapped_column(JSONType)
     risk_assessed_at: Mapped[datetime | None]
 
+    # Values of the custom fields (cmdb/custom_fields) by name; the kind picks the fields.
+    custom_fields: Mapped[dict] = mapped_column(JSONType, default=dict, server_default=text("'{}'"))
     version: Mapped[int] = mapped_column(default=1)
+
+    # The column whose value picks the custom fields that apply (cmdb.custom_fields.registry).
+    __custom_fields_scope__ = ("ticket", "kind")
 
     # Set by a transition that resolved linked tickets with it (not stored: part of that answer).
     resolved_linked = None
@@ -101,6 +143,9 @@ class Ticket(Audited, TimestampedModel):
     requester = relationship("User", foreign_keys=[requester_id], lazy="joined", innerjoin=False)
     assignee = relationship("User", foreign_keys=[assignee_id], lazy="joined", innerjoin=False)
     team = relationship("Team", lazy="joined", innerjoin=False)
+    category: Mapped[TicketCategory | None] = relationship(
+        primaryjoin="foreign(Ticket.category_id) == TicketCategory.id", lazy="joined", innerjoin=False, viewonly=True
+    )
     external_ids: Mapped[list[TicketExternalId]] = relationship(
         back_populates="ticket", lazy="selectin", cascade="all, delete-orphan", order_by="TicketExternalId.source"
     )
@@ -129,6 +174,12 @@ class Ticket(Audited, TimestampedModel):
         Index("ix_ticket_open_queue", "assignee_id", "team_id", "sla_breached", **OPEN_ONLY),
         Index("ix_ticket_open_due", "sla_breached", "resolution_due", **OPEN_ONLY),
         Index("ix_ticket_open_priority", "priority", "created_at", **OPEN_ONLY),
+        Index(
+            "ix_ticket_custom_fields",
+            "custom_fields",
+            postgresql_using="gin",
+            postgresql_ops={"custom_fields": "jsonb_path_ops"},
+        ),
     )
 
     @property

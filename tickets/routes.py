@@ -10,13 +10,15 @@ from sqlalchemy.orm import selectinload
 from cairn.api import Blueprint, BulkEditResultSchema, check_if_match, with_etag
 from cairn.auth.guard import current_user, requires
 from cairn.auth.roles import ADMIN, CHANGE_MANAGER, EVERYONE, REQUESTER, STAFF_READERS
+from cairn.auth.scopes import ADMIN as ADMIN_SCOPE
+from cairn.auth.scopes import scope
 from cairn.db import get_or_404
 from cairn.errors import Invalid, NotFound
 from cairn.http import accepts
 from cairn.pagination import paginate_select
 from cmdb.schemas import HistoryEntrySchema
 from cmdb.services import get_ci
-from tickets import attachments, bulk_edit, graph, services
+from tickets import attachments, bulk_edit, categories, graph, services
 from tickets.models import BlackoutWindow, Ticket
 from tickets.schemas import (
     ApprovalSchema,
@@ -36,6 +38,10 @@ from tickets.schemas import (
     ProbableCauseQuerySchema,
     ProbableCausesSchema,
     TicketBulkEditSchema,
+    TicketCategoryQuerySchema,
+    TicketCategorySchema,
+    TicketCategoryUpdateSchema,
+    TicketCategoryWriteSchema,
     TicketCISchema,
     TicketCIWriteSchema,
     TicketCreateSchema,
@@ -440,3 +446,51 @@ class ChangeTemplateById(MethodView):
         template = services.get_change_template(template_id)
         check_if_match(template)
         return with_etag(services.save_change_template(data, template))
+
+
+@blp.route("/ticket-categories")
+class TicketCategories(MethodView):
+    @requires(*EVERYONE)
+    @blp.arguments(TicketCategoryQuerySchema, location="query")
+    @blp.response(200, TicketCategorySchema(many=True))
+    @blp.paginate()
+    def get(self, filters, pagination_parameters):
+        """Ticket categories and subcategories, per kind (requesters: the active ones they may use)."""
+        stmt = categories.search_categories(filters, current_user())
+        return paginate_select(stmt, pagination_parameters)
+
+    @requires(ADMIN)
+    @scope(ADMIN_SCOPE)
+    @blp.arguments(TicketCategoryWriteSchema)
+    @blp.response(201, TicketCategorySchema)
+    def post(self, data):
+        """Add a category of a kind, or a subcategory (parent_id); 409 for a name its siblings use."""
+        return with_etag(categories.create_category(data))
+
+
+@blp.route("/ticket-categories/<int:category_id>")
+class TicketCategoryById(MethodView):
+    @requires(*EVERYONE)
+    @blp.response(200, TicketCategorySchema)
+    def get(self, category_id):
+        """One ticket category."""
+        return with_etag(categories.get_category(category_id, current_user()))
+
+    @requires(ADMIN)
+    @scope(ADMIN_SCOPE)
+    @blp.arguments(TicketCategoryUpdateSchema)
+    @blp.response(200, TicketCategorySchema)
+    def patch(self, data, category_id):
+        """Change a category, or deactivate it (``active: false``)."""
+        category = categories.get_category(category_id, for_update=True)
+        check_if_match(category)
+        return with_etag(categories.update_category(category, data))
+
+    @requires(ADMIN)
+    @scope(ADMIN_SCOPE)
+    @blp.response(204)
+    def delete(self, category_id):
+        """Remove a category no ticket or subcategory uses (409 otherwise: deactivate it instead)."""
+        category = categories.get_category(category_id, for_update=True)
+        check_if_match(category)
+        categories.delete_category(category)

@@ -9,11 +9,14 @@ from cairn.api import BulkEditSchema, FullMatch, Id, OneOf, QueryId, Schema, Tex
 from cairn.auth.policy import restricted
 from cairn.auth.schemas import TeamRefSchema, UserRefSchema
 from cairn.db import utcnow
+from cmdb.custom_fields.query import CustomFieldQuery, SortKeys
+from cmdb.custom_fields.schemas import CUSTOM_FIELDS_HELP, CustomFieldValues
 from cmdb.schemas import ExternalIdSchema
 from cmdb.services import visible_ci_ids
 from relations.schemas import MAX_DEPTH, ImpactAnswerParams, ImpactSchema
-from tickets import sla, workflow
+from tickets import categories, sla, workflow
 from tickets.models import KINDS, LINK_TYPES, OUTCOMES
+from tickets.slas.schemas import SLAClockSchema, SLARefSchema
 
 
 def When(**kwargs) -> ma.fields.AwareDateTime:
@@ -43,7 +46,14 @@ class TicketCreateSchema(Schema):
     requester_id = Id(allow_none=True)
     assignee_id = Id(allow_none=True)
     team_id = Id(allow_none=True)
+    category_id = Id(
+        allow_none=True,
+        metadata={
+            "description": "a category of the ticket's kind (GET /ticket-categories); no team_id: its default team"
+        },
+    )
     ci_ids = ma.fields.List(Id(), validate=ma.validate.Length(max=1000))
+    custom_fields = CustomFieldValues()
     planned_start = When(allow_none=True)
     planned_end = When(allow_none=True)
     implementation_plan = Text(LONG_TEXT, allow_none=True)
@@ -71,6 +81,8 @@ class TicketUpdateSchema(Schema):
     requester_id = Id()
     assignee_id = Id(allow_none=True)
     team_id = Id(allow_none=True)
+    category_id = Id(allow_none=True, metadata={"description": "an active category of the ticket's kind; null: none"})
+    custom_fields = CustomFieldValues()
     planned_start = When(allow_none=True)
     planned_end = When(allow_none=True)
     implementation_plan = Text(LONG_TEXT, allow_none=True)
@@ -93,6 +105,52 @@ def Visible() -> ma.fields.Boolean:
     return ma.fields.Boolean(metadata={"description": VISIBLE_HELP})
 
 
+class TicketCategoryRefSchema(Schema):
+    id = ma.fields.Integer()
+    name = ma.fields.String()
+    label = ma.fields.String()
+
+
+class TicketCategorySchema(Schema):
+    id = ma.fields.Integer()
+    name = ma.fields.String()
+    label = ma.fields.String()
+    kind = ma.fields.String()
+    parent_id = ma.fields.Integer(allow_none=True, metadata={"description": "set: a subcategory of that category"})
+    path = ma.fields.Function(categories.path_of, metadata={"description": "Category > Subcategory"})
+    default_team_id = ma.fields.Integer(allow_none=True)
+    default_team = ma.fields.Nested(TeamRefSchema, allow_none=True)
+    active = ma.fields.Boolean()
+    created_at = ma.fields.DateTime()
+    updated_at = ma.fields.DateTime()
+
+
+CATEGORY_NAME = ma.validate.Regexp(categories.NAME.pattern, error=categories.NAME_HELP)
+
+
+class TicketCategoryUpdateSchema(Schema):
+    name = Text(60, validate=CATEGORY_NAME)
+    label = Text(100, min_length=1)
+    parent_id = Id(allow_none=True, metadata={"description": "a top-level category of the same kind; null: top level"})
+    default_team_id = Id(allow_none=True, metadata={"description": "the team a new ticket in it goes to"})
+    active = ma.fields.Boolean(metadata={"description": "false: no new ticket takes it (nor its subcategories)"})
+
+
+class TicketCategoryWriteSchema(TicketCategoryUpdateSchema):
+    name = Text(60, required=True, validate=CATEGORY_NAME)
+    label = Text(100, min_length=1, required=True)
+    kind = OneOf(KINDS, required=True)
+
+
+class TicketCategoryQuerySchema(Schema):
+    kind = DelimitedList(OneOf(KINDS), validate=ma.validate.Length(max=4))
+    active = ma.fields.Boolean()
+    parent_id = ma.fields.Integer(
+        validate=ma.validate.Range(min=0, max=2**31 - 1), metadata={"description": "0: the top-level categories"}
+    )
+    q = Text(100, metadata={"description": "words of the label or name"})
+
+
 class TicketRefSchema(Schema):
     id = ma.fields.Integer(allow_none=True)
     visible = Visible()
@@ -111,6 +169,15 @@ class SLASchema(Schema):
     response_breached = ma.fields.Boolean()
     resolution_breached = ma.fields.Boolean()
     breached = ma.fields.Boolean()
+    # The business-hours clock (tickets.slas); without a policy, the wall clock's figures and nulls.
+    policy = ma.fields.Nested(SLARefSchema, allow_none=True)
+    calendar = ma.fields.Nested(SLARefSchema, allow_none=True)
+    started_at = ma.fields.DateTime()
+    response_remaining_seconds = ma.fields.Integer(allow_none=True)
+    resolution_remaining_seconds = ma.fields.Integer(allow_none=True)
+    response_due_at = ma.fields.DateTime(allow_none=True)
+    resolution_due_at = ma.fields.DateTime(allow_none=True)
+    warned = ma.fields.Boolean()
 
 
 class RiskReasonSchema(Schema):
@@ -157,11 +224,17 @@ class TicketSchema(Schema):
     assignee = ma.fields.Nested(UserRefSchema, allow_none=True)
     team_id = ma.fields.Integer(allow_none=True)
     team = ma.fields.Nested(TeamRefSchema, allow_none=True)
+    category_id = ma.fields.Integer(allow_none=True)
+    category = ma.fields.Nested(TicketCategoryRefSchema, allow_none=True)
+    custom_fields = ma.fields.Dict(metadata={"description": CUSTOM_FIELDS_HELP})
     ci_ids = ma.fields.List(ma.fields.Integer(), metadata={"description": "the affected CIs the caller may see"})
     hidden_ci_count = ma.fields.Integer(
         metadata={"description": "how many more affected CIs there are that the caller may not see"}
     )
     sla = ma.fields.Method("_sla")
+    ola = ma.fields.Method(
+        "_ola", metadata={"description": "the assigned team's own clock, when an OLA policy applies (else null)"}
+    )
     acknowledged_at = ma.fields.DateTime(allow_none=True)
     resolved_at = ma.fields.DateTime(allow_none=True)
     closed_at = ma.fields.DateTime(allow_none=True)
@@ -236,6 +309,10 @@ class TicketSchema(Schema):
     def _sla(self, ticket):
         return SLASchema().dump(sla.status(ticket, utcnow()))
 
+    def _ola(self, ticket):
+        block = sla.ola_status(ticket, utcnow())
+        return None if block is None else SLAClockSchema().dump(block)
+
 
 class TransitionAnswerSchema(TicketSchema):
     resolved_linked = ma.fields.List(
@@ -248,7 +325,11 @@ class TransitionAnswerSchema(TicketSchema):
 SORTABLE = ("created_at", "updated_at", "priority", "number", "state", "planned_start", "resolution_due", "id")
 
 
-class TicketQuerySchema(Schema):
+class TicketQuerySchema(CustomFieldQuery, Schema):
+    """GET /tickets's filters; ``cf_<name>=<value>`` filters by a custom field (CustomFieldQuery)."""
+
+    CUSTOM_FIELDS_TARGET = "ticket"
+
     kind = DelimitedList(OneOf(KINDS), validate=ma.validate.Length(max=4))
     change_type = DelimitedList(OneOf(workflow.CHANGE_TYPES), validate=ma.validate.Length(max=3))
     state = DelimitedList(OneOf(workflow.all_states()), validate=ma.validate.Length(max=20))
@@ -259,13 +340,14 @@ class TicketQuerySchema(Schema):
     assignee_id = QueryId()
     team_id = QueryId()
     requester_id = QueryId()
+    category_id = QueryId(metadata={"description": "the category or any of its subcategories"})
     open = ma.fields.Boolean(metadata={"description": "true: not resolved, closed or canceled"})
     breached = ma.fields.Boolean()
     known_error = ma.fields.Boolean()
     window_from = When(metadata={"description": "change calendar: windows ending after this"})
     window_to = When(metadata={"description": "change calendar: windows starting before this"})
     q = Text(200, metadata={"description": "a ticket number, or words of the title"})
-    sort = DelimitedList(OneOf([*SORTABLE, *(f"-{s}" for s in SORTABLE)]), validate=ma.validate.Length(max=4))
+    sort = SortKeys(SORTABLE)
 
     @ma.validates_schema
     def _window(self, data, **kwargs):

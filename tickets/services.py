@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import marshmallow as ma
 from sqlalchemy import Select, and_, case, func, or_, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -18,9 +19,11 @@ from cairn.db import MAX_ID, db, id_in, utcnow
 from cairn.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from cairn.external_ids import set_external_ids
 from cairn.uow import on_rollback
+from cmdb.custom_fields import query as custom_query
+from cmdb.custom_fields.values import checked_values
 from cmdb.models import ConfigurationItem
 from cmdb.services import visible_ci_ids
-from tickets import attachments, sla, workflow
+from tickets import attachments, categories, sla, workflow
 from tickets.models import (
     NUMBER_PREFIXES,
     BlackoutWindow,
@@ -28,6 +31,7 @@ from tickets.models import (
     Ticket,
     TicketApproval,
     TicketAttachment,
+    TicketCategory,
     TicketCI,
     TicketComment,
     TicketCounter,
@@ -35,6 +39,7 @@ from tickets.models import (
     TicketLink,
     TicketWatcher,
 )
+from tickets.slas import clocks
 
 MAX_CIS_PER_TICKET = 1000
 ASSIGNABLE_ROLES = (ADMIN, AGENT, CHANGE_MANAGER, INTEGRATION)
@@ -123,6 +128,10 @@ def search_tickets(filters: dict[str, Any], viewer: User | None = None) -> Selec
     for key in ("assignee_id", "team_id", "requester_id"):
         if filters.get(key) is not None:
             stmt = stmt.where(getattr(t, key) == filters[key])
+    if filters.get("category_id") is not None:  # the category and its subcategories
+        category_id = filters["category_id"]
+        subcategories = select(TicketCategory.id).where(TicketCategory.parent_id == category_id)
+        stmt = stmt.where(or_(t.category_id == category_id, t.category_id.in_(subcategories)))
     if filters.get("team_ids") is not None:
         stmt = stmt.where(t.team_id.in_(filters["team_ids"] or [0]))
     if filters.get("unassigned") is not None:
@@ -148,11 +157,20 @@ def search_tickets(filters: dict[str, Any], viewer: User | None = None) -> Selec
     if filters.get("q"):
         q = filters["q"].strip()
         stmt = stmt.where(or_(t.number == q.upper(), func.lower(t.title).like(_like(q), escape="\\")))
+    if filters.get("custom_fields"):
+        dialect = db.session.get_bind().dialect.name
+        for name, (kind, value) in sorted(filters["custom_fields"].items()):
+            param = custom_query.param_name(name, kind)
+            params = {param: custom_query.param_value(name, kind, value, dialect)}
+            stmt = stmt.where(custom_query.condition(t.custom_fields, param, custom_query.bind(params, True), dialect))
     order = []
     sort = filters.get("sort")
     if not sort and (filters.get("window_from") or filters.get("window_to")):
         sort = ["planned_start"]
     for key in sort or ["-created_at"]:
+        if custom_query.is_sort_key(key):
+            order.append(custom_query.sort_expression(t.custom_fields, key))
+            continue
         column = getattr(t, key.lstrip("-"))
         order.append(column.desc() if key.startswith("-") else column.asc())
     return stmt.order_by(*order, t.id.desc())
@@ -394,6 +412,7 @@ def create_ticket(data: dict[str, Any], user: User | None) -> Ticket:
     elif data.get("requester_id") is None and user is not None:
         data["requester_id"] = user.id
     _check_kind_fields(kind, data, errors)
+    category = categories.check_ticket_category(kind, data.get("category_id"), errors)
     if kind == "change":
         ci_ids = _apply_template(data, ci_ids, errors)
     elif not data.get("title"):
@@ -403,8 +422,11 @@ def create_ticket(data: dict[str, Any], user: User | None) -> Ticket:
     _check_cis(ci_ids, user, errors)
     if len(ci_ids) > MAX_CIS_PER_TICKET:
         errors.setdefault("ci_ids", []).append(f"At most {MAX_CIS_PER_TICKET} CIs per ticket.")
+    _check_custom_fields(kind, data, None, errors)
     if errors:
         raise Invalid("Some fields are invalid.", errors=errors)
+    if category is not None and data.get("team_id") is None:
+        data["team_id"] = categories.default_team_id(category, data.get("assignee_id"))
     now = utcnow()
     ticket = Ticket(
         number=next_number(kind),
@@ -420,6 +442,7 @@ def create_ticket(data: dict[str, Any], user: User | None) -> Ticket:
     )
     ticket.priority = workflow.priority_of(ticket.impact, ticket.urgency)
     sla.apply_targets(ticket)
+    _set_clocks(ticket, clocks.refresh(ticket, now, ci_ids=ci_ids))
     if kind == "change":
         _set_risk(ticket, ci_ids)
     db.session.add(ticket)
@@ -490,6 +513,8 @@ def update_ticket(ticket: Ticket, data: dict[str, Any], user: User | None, *, fl
         raise Conflict(f"{ticket.number} is {ticket.state}; it can't be changed.")
     external_ids = data.pop("external_ids", None)
     _check_kind_fields(ticket.kind, data, errors)
+    if data.get("category_id") is not None and data["category_id"] != ticket.category_id:
+        categories.check_ticket_category(ticket.kind, data["category_id"], errors)
     new_type = data.get("change_type")
     if ticket.kind == "change" and new_type is not None and new_type != ticket.change_type:
         if new_type == "standard":
@@ -504,8 +529,11 @@ def update_ticket(ticket: Ticket, data: dict[str, Any], user: User | None, *, fl
             allowed=allowed_moves(ticket, user),
         )
     _check_window(data.get("planned_start", ticket.planned_start), data.get("planned_end", ticket.planned_end), errors)
+    if "custom_fields" in data:
+        _check_custom_fields(ticket.kind, data, ticket, errors)
     if errors:
         raise Invalid("Some fields are invalid.", errors=errors)
+    team_moves = "team_id" in data and data["team_id"] != ticket.team_id
     for key, value in data.items():
         setattr(ticket, key, value)
     if external_ids is not None:
@@ -514,11 +542,27 @@ def update_ticket(ticket: Ticket, data: dict[str, Any], user: User | None, *, fl
     if priority != ticket.priority or window_moves:
         ticket.priority = priority
         sla.apply_targets(ticket)
+    if team_moves:
+        ticket.ola_started_at = None  # a new team's OLA clock starts now
+    _set_clocks(ticket, clocks.refresh(ticket, utcnow()))
     if ticket.kind == "change" and ticket.state in LIVE_RISK_STATES:
         _set_risk(ticket, ticket.ci_ids)
     if flush:
         db.session.flush()
     return ticket
+
+
+def _check_custom_fields(kind: str, data: dict, ticket: Ticket | None, errors: dict) -> None:
+    """The ticket's custom field values after the write, checked against the definitions of its kind
+    (``data["custom_fields"]`` merges into the stored ones, a null removes one); a new ticket gets
+    the defaults of the fields it lacks."""
+    given = data.pop("custom_fields", None)
+    try:
+        data["custom_fields"] = checked_values(
+            "ticket", kind, given, None if ticket is None else ticket.custom_fields, fill_defaults=ticket is None
+        )
+    except ma.ValidationError as exc:
+        errors["custom_fields"] = exc.messages
 
 
 def _check_kind_fields(kind: str, data: dict, errors: dict) -> None:
@@ -664,6 +708,7 @@ def transition(ticket: Ticket, to: str, body: dict[str, Any], user: User | None,
         values["on_hold_seconds"] = (ticket.on_hold_seconds or 0) + held
         values["resolution_due"] = ticket.resolution_due + timedelta(seconds=held)
         values["on_hold_since"] = None
+        values["hold_intervals"] = [*(ticket.hold_intervals or []), [ticket.on_hold_since.isoformat(), now.isoformat()]]
     if to in workflow.PAUSED_STATES:
         values["on_hold_since"] = now
         values["hold_reason"] = note
@@ -681,6 +726,7 @@ def transition(ticket: Ticket, to: str, body: dict[str, Any], user: User | None,
         values["actual_start"] = now
     if to == "review":
         values["actual_end"] = now
+    values.update(clocks.refresh(ticket, now, overrides=values, rematch=False))
     extra = {"note": [None, note]} if note else {}
     _write_as(ticket, "transition", values, f"{ticket.number} {state} → {to}: {ticket.title}", extra)
     if to == "resolved" and (body.get("resolve_linked") or body.get("resolve_linked_incidents")):
@@ -691,6 +737,11 @@ def transition(ticket: Ticket, to: str, body: dict[str, Any], user: User | None,
         _set_risk(ticket, ticket.ci_ids)
         db.session.flush()
     return ticket
+
+
+def _set_clocks(ticket: Ticket, values: dict) -> None:
+    for key, value in values.items():
+        setattr(ticket, key, value)
 
 
 def _kind_label(ticket: Ticket) -> str:
@@ -1199,8 +1250,9 @@ def create_blackout(data: dict) -> BlackoutWindow:
 
 
 def mark_sla_breaches(now: datetime | None = None, limit: int = 1000) -> list[int]:
-    """Flag open tickets past their response or resolution due time (on-hold ones are paused) and
-    record each as a ticket update with the breach named: that is the event webhooks pick up."""
+    """Flag open tickets without an SLA policy past their response or resolution due time (on-hold
+    ones are paused) and record each as a ticket update with the breach named: that is the event
+    webhooks pick up."""
     now = now or utcnow()
     t = Ticket
     late_response = and_(t.acknowledged_at.is_(None), t.response_due < now)
@@ -1209,6 +1261,7 @@ def mark_sla_breaches(now: datetime | None = None, limit: int = 1000) -> list[in
         select(t)
         .where(
             t.sla_breached.is_(False),
+            t.sla_policy_id.is_(None),  # business-hours clocks: tickets.slas.scan
             t.state.not_in(workflow.DONE_STATES),
             or_(late_response, late_resolution),
         )

@@ -22,8 +22,11 @@ PAGES = (
     "web.changes",
     "web.assets",
     "web.discovery",
+    "web.events",
     "web.views",
     "web.admin",
+    "web.custom_fields",
+    "web.classes_admin",
 )
 
 

@@ -18,7 +18,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select
 
 from cairn.audit import services as audit
-from cairn.auth import roles
+from cairn.auth import roles, two_factor
 from cairn.auth import services as auth
 from cairn.auth.models import Team, User
 from cairn.auth.schemas import TeamSchema, TeamUpdateSchema, UserSchema
@@ -169,6 +169,7 @@ def _user_page(user: User, status: int = 200, new_password: str | None = None):
         member_of={t.id for t in user.teams},
         roles=roles.ALL_ROLES,
         new_password=new_password,
+        two_factor_on=two_factor.is_enabled(user),
         breadcrumbs=_crumbs((_("Users"), url_for("web.admin_users")), (user.email, None)),
     )
 
@@ -245,6 +246,17 @@ def admin_user_password(user_id: int):
         return _user_page(get_or_404(User, user_id), error.status)
     flash(_("The password of %(email)s is reset; their browser sessions are signed out.", email=user.email), "success")
     return _user_page(user, new_password=password if generate else None)
+
+
+@bp.post("/admin/users/<int:user_id>/two-factor/reset")
+@page(roles.ADMIN)
+def admin_user_two_factor_reset(user_id: int):
+    user = get_or_404(User, user_id, for_update=True)
+    if two_factor.reset(user, actor=g.user.email):
+        flash(_("The two-factor sign-in of %(email)s is reset; they set it up again.", email=user.email), "success")
+    else:
+        flash(_("%(email)s has no two-factor sign-in to reset.", email=user.email), "info")
+    return redirect(url_for("web.admin_user", user_id=user.id))
 
 
 # ---------------------------------------------------------------------------------------------

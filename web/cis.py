@@ -33,6 +33,7 @@ from tickets.models import Ticket
 from tickets.services import ci_figures, tickets_of_ci
 from tickets.workflow import DONE_STATES
 from web.blueprint import bp
+from web.custom_fields import value_groups
 from web.forms import field_errors, form_int, keep_errors, load
 from web.shell import STAFF
 from web.views import ViewsBar, views_context
@@ -667,6 +668,7 @@ def _render_ci(ci: ConfigurationItem, status: int = 200):
         "ci": ci,
         "class_name": class_label(ci.ci_class),
         "attributes": _attributes(ci),
+        "custom_groups": value_groups("ci", ci.ci_class, ci.custom_fields),
         "can_move": g.user.role in MOVERS,
         "moves": allowed_moves(ci.status),
         "move_labels": MOVE_LABELS,

@@ -4,12 +4,14 @@ the public conversation on them."""
 from __future__ import annotations
 
 from flask import g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 
 from cairn.auth import roles
 from cairn.auth.sessions import page
 from cairn.db import db
 from cairn.errors import DomainError
 from cmdb.services import search_cis
+from tickets import categories
 from tickets.schemas import CommentWriteSchema, TicketCreateSchema
 from tickets.services import add_comment, comments_of, create_ticket, get_ticket, search_tickets
 from web.blueprint import bp
@@ -45,7 +47,8 @@ def portal_new():
     form = request.form if request.method == "POST" else {"kind": request.args.get("kind", "incident")}
     if request.method == "POST":
         try:
-            data = load(TicketCreateSchema(), present(form, "kind", "title", "description", ints=("urgency",)))
+            fields = present(form, "kind", "title", "description", ints=("urgency", "category_id"))
+            data = load(TicketCreateSchema(), fields)
             ci_text = (form.get("ci_id") or "").strip()
             if ci_text:
                 # only the requester's own assets are offered; create_ticket checks visibility again
@@ -57,7 +60,17 @@ def portal_new():
         else:
             return redirect(url_for("web.portal_ticket", ticket_id=ticket.id))
     status = 422 if request.method == "POST" else 200
-    return render_template("portal/new.html", form=form, assets=assets, errors=field_errors()), status
+    # the active categories of the kinds a requester opens (tickets.categories.REQUESTER_KINDS)
+    tree = {k: v for k, v in categories.tree(active_only=True).items() if k in categories.REQUESTER_KINDS}
+    answer = render_template(
+        "portal/new.html",
+        form=form,
+        assets=assets,
+        category_tree=tree,
+        kind_labels={"incident": _("Something is broken"), "request": _("I need something")},
+        errors=field_errors(),
+    )
+    return answer, status
 
 
 @bp.get("/portal/tickets/<int:ticket_id>")

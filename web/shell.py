@@ -49,6 +49,7 @@ MENU = (
     ("web.changes", _l("Changes"), STAFF),
     ("web.assets", _l("Assets"), STAFF),
     ("web.discovery_home", _l("Discovery"), STAFF),
+    ("web.events_console", _l("Events"), STAFF),
     ("web.admin", _l("Admin"), (roles.ADMIN,)),
     ("web.portal", _l("My requests"), (roles.REQUESTER,)),
 )

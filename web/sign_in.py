@@ -1,16 +1,29 @@
-"""Signing in and out with e-mail and password (the kernel's argon2 hashes), throttled."""
+"""Signing in and out with e-mail and password (the kernel's argon2 hashes), throttled; the
+second step for accounts with two-factor sign-in, and the policy that sends the roles
+``CAIRN_REQUIRE_2FA_FOR`` names to enrolment before any other page.
+
+Between the two steps the browser is not signed in: its session cookie (signed) holds only a
+pending state naming the user with the stamp a session of theirs carries (a password change or a
+deactivation voids it), valid for :data:`PENDING_SECONDS`; no page accepts it, and only a correct
+code turns it into a session."""
 
 from __future__ import annotations
+
+import hmac
+import time
 
 from flask import flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import login_user, logout_user
 
-from cairn.auth import roles
+from cairn.auth import roles, two_factor
 from cairn.auth.guard import PUBLIC
-from cairn.auth.services import find_user, record_auth_event, verify_password
-from cairn.auth.sessions import page
+from cairn.auth.models import User
+from cairn.auth.services import DIRECTORY_UNAVAILABLE, record_auth_event, sign_in_with_password
+from cairn.auth.sessions import page, session_id
 from cairn.config import setting
+from cairn.db import db
+from cairn.errors import DomainError
 from cairn.uow import checkpoint
 from web.blueprint import bp
 from web.shell import home_for, limiter
@@ -70,25 +83,29 @@ def sign_in():
         return render_template("sign_in/form.html", next=target, email="")
     email = (request.form.get("email") or "").strip()
     password = request.form.get("password") or ""
-    user = find_user(email) if email and len(email) <= 254 and len(password) <= 1024 else None
-    reason = (
-        "unknown e-mail" if user is None
-        else "deactivated" if not user.active
-        else "wrong password" if not verify_password(user, password)
-        else "API-only account" if user.role == roles.INTEGRATION
-        else ""
-    )  # fmt: skip
+    user, reason = sign_in_with_password(email, password)  # local hash, or a bind to the directory
+    if not reason and user.role == roles.INTEGRATION:
+        reason = "API-only account"
     if reason:
         _record_failure(email, user, reason)
         if reason == "API-only account":
             flash(_("This account is for the API only; it cannot sign in to the desk."), "error")
             return render_template("sign_in/form.html", next=target, email=email), 403
+        if reason == DIRECTORY_UNAVAILABLE:
+            flash(_("The directory cannot be reached, so your password cannot be checked; try again soon."), "error")
+            return render_template("sign_in/form.html", next=target, email=email), 503
         flash(_("The e-mail or the password is wrong."), "error")
         return render_template("sign_in/form.html", next=target, email=email), 401
+    if two_factor.is_enabled(user):
+        return _ask_for_code(user, target)
+    return _signed_in(user, target)
+
+
+def _signed_in(user, target: str | None, how: str = ""):
     session.clear()  # a fresh session on sign-in: no fixation of an earlier one
     session.permanent = True
     login_user(user)
-    record_auth_event("sign_in", user)
+    record_auth_event("sign_in", user, reason=how)
     return redirect(target or home_for(user))
 
 
@@ -100,3 +117,129 @@ def sign_out():
     session.clear()
     flash(_("You are signed out."), "info")
     return redirect(url_for("web.sign_in"))
+
+
+# The second step ---------------------------------------------------------------------------------
+
+PENDING_KEY = "cairn_two_factor_pending"
+PENDING_SECONDS = 300
+
+
+def _ask_for_code(user, target: str | None):
+    """The password was right: remember who is half-way (not signed in) and ask for the code."""
+    session.clear()
+    session.permanent = False  # a browser-session cookie: closing the browser drops the pending state
+    session[PENDING_KEY] = {
+        "user": session_id(user),
+        "email": user.email,
+        "until": int(time.time()) + PENDING_SECONDS,
+        "next": target,
+    }
+    return redirect(url_for("web.sign_in_code"))
+
+
+def _pending_user():
+    """The user half-way through signing in on this browser, or None (none, expired, or their
+    password or status changed since the first step)."""
+    pending = session.get(PENDING_KEY)
+    if not isinstance(pending, dict) or not isinstance(pending.get("until"), int) or pending["until"] < time.time():
+        return None
+    value = str(pending.get("user") or "")
+    user_id, _sep, _stamp = value.partition(":")
+    user = db.session.get(User, int(user_id)) if user_id.isdigit() and len(user_id) < 12 else None
+    if user is None or not user.active or not hmac.compare_digest(session_id(user), value):
+        return None
+    return user
+
+
+def _code_key() -> str:
+    """Wrong codes count per account, whether typed at sign-in or on the account page."""
+    user = g.get("user")
+    pending = session.get(PENDING_KEY)
+    email = user.email if user is not None else pending.get("email", "") if isinstance(pending, dict) else ""
+    return "two-factor:" + str(email)[:254]
+
+
+def _code_refused(response) -> bool:
+    return response.status_code >= 400
+
+
+def _code_throttled(_limit) -> None:
+    record_auth_event("sign_in_throttled", email=_code_key().partition(":")[2], reason="too many wrong codes")
+    checkpoint()
+
+
+def code_limited(func):
+    """Throttle a form that checks a two-factor code: wrong codes per account and per address, one
+    count shared by the sign-in step and the account page (a stolen session cannot guess either)."""
+    per_address = limiter.shared_limit(
+        lambda: setting("CAIRN_SIGN_IN_LIMIT_PER_ADDRESS", "30 per minute"),
+        scope="two-factor-address",
+        methods=["POST"],
+        deduct_when=_code_refused,
+        error_message="Too many wrong codes from your address; wait a minute and try again.",
+        on_breach=_code_throttled,
+    )
+    per_account = limiter.shared_limit(
+        lambda: setting("CAIRN_SIGN_IN_LIMIT_PER_ACCOUNT", "5 per minute;20 per hour"),
+        scope="two-factor-account",
+        key_func=_code_key,
+        methods=["POST"],
+        deduct_when=_code_refused,
+        error_message="Too many wrong codes for this account; wait a minute and try again.",
+        on_breach=_code_throttled,
+    )
+    return per_account(per_address(func))
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+@page(PUBLIC)
+@code_limited
+def sign_in_code():
+    if g.user is not None:
+        return redirect(home_for(g.user))
+    user = _pending_user()
+    if user is None:
+        session.pop(PENDING_KEY, None)
+        flash(_("Your sign-in has expired; sign in again."), "error")
+        return redirect(url_for("web.sign_in"))
+    if request.method == "GET":
+        return render_template("sign_in/code.html")
+    pending = session[PENDING_KEY]
+    try:
+        how = two_factor.verify(user, request.form.get("code") or "")
+    except DomainError as error:
+        db.session.rollback()
+        record_auth_event("two_factor_failed", user, reason=getattr(error, "reason", "refused"))
+        checkpoint()
+        flash(_("That code is not valid; try the current one, or a recovery code."), "error")
+        return render_template("sign_in/code.html"), 401
+    return _signed_in(user, _safe_next(pending.get("next")), how=f"with a {how}")
+
+
+# The policy --------------------------------------------------------------------------------------
+
+# What a user who must enrol may still open: the enrolment pages and signing out.
+ENROLMENT_ENDPOINTS = frozenset(
+    {
+        "web.account_two_factor",
+        "web.account_two_factor_start",
+        "web.account_two_factor_confirm",
+        "web.sign_out",
+        "web.static",
+    }
+)
+
+
+@bp.before_request
+def _two_factor_policy():
+    """A signed-in user whose role must use two-factor (``CAIRN_REQUIRE_2FA_FOR``) and has not
+    enrolled yet opens nothing but the enrolment page. The API is not concerned (tokens)."""
+    user = g.get("user")
+    if user is None or request.endpoint in ENROLMENT_ENDPOINTS or not two_factor.must_enrol(user):
+        return None
+    target = url_for("web.account_two_factor")
+    response = redirect(target)
+    if request.headers.get("HX-Request"):
+        response.headers["HX-Redirect"] = target
+    return response

@@ -25,7 +25,7 @@ from cairn.db import MAX_ID, db, id_in, utcnow
 from cairn.errors import Conflict, DomainError, Invalid, NotFound
 from cmdb.models import ConfigurationItem
 from cmdb.services import search_cis, visible_cis
-from tickets import attachments, graph, services, sla, workflow
+from tickets import attachments, categories, graph, services, sla, workflow
 from tickets.models import KINDS, LINK_TYPES, OUTCOMES, Ticket
 from tickets.schemas import (
     CommentWriteSchema,
@@ -36,6 +36,7 @@ from tickets.schemas import (
 )
 from web.blueprint import bp
 from web.changes import change_context
+from web.custom_fields import value_groups
 from web.forms import field_errors, is_number, keep_errors, load, present
 from web.shell import STAFF
 from web.views import ViewsBar, views_context
@@ -402,6 +403,7 @@ def _ticket_page(ticket_id: int, status: int = 200, failed: str | None = None):
     context = {
         "ticket": ticket,
         "sla": sla.status(ticket, now),
+        "ola": sla.ola_status(ticket, now),
         "moves": _moves(ticket),
         "comments": list(db.session.scalars(services.comments_of(ticket, g.user))),
         "attachments": services.attachments_of(ticket),
@@ -415,8 +417,10 @@ def _ticket_page(ticket_id: int, status: int = 200, failed: str | None = None):
         "watchers": watchers,
         "watching": any(w.user_id == g.user.id for w in watchers),
         "can_write": g.user.role in WRITERS,
+        "custom_groups": value_groups("ticket", ticket.kind, ticket.custom_fields),
         "closed": ticket.state in workflow.CLOSED_STATES,
         "teams": _teams(),
+        "category_tree": categories.tree(ticket.kind, active_only=True),
         "assignees": _assignable(),
         "kind_labels": KIND_LABELS,
         "level_labels": LEVEL_LABELS,
@@ -503,10 +507,10 @@ def ticket_comment(ticket_id: int):
 @bp.post("/tickets/<int:ticket_id>/edit")
 @page(*WRITERS)
 def ticket_update(ticket_id: int):
-    """Assignment and priority: team, assignee, impact and urgency (priority and SLA follow)."""
+    """Assignment and priority: team, assignee, category, impact and urgency (priority and SLA follow)."""
     form = request.form
     raw: dict = {}
-    for key in ("team_id", "assignee_id"):
+    for key in ("team_id", "assignee_id", "category_id"):
         if key in form:
             raw[key] = None if not form[key].strip() else _form_value(form[key])
     for key in ("impact", "urgency"):
@@ -734,6 +738,7 @@ def _new_form(form, status: int = 200):
             urgency=urgency,
             preview=_preview(kind, impact, urgency),
             teams=_teams(),
+            category_tree=categories.tree(active_only=True),
             assignees=_assignable(),
             kind_labels=KIND_LABELS,
             level_labels=LEVEL_LABELS,
@@ -763,7 +768,7 @@ def ticket_new():
     # reported with whatever the schema and the service find wrong with the rest
     errors: dict[str, list[str]] = {}
     raw = present(form, "kind", "title", "description")
-    for key in ("impact", "urgency", "team_id", "assignee_id"):
+    for key in ("impact", "urgency", "team_id", "assignee_id", "category_id"):
         if (form.get(key) or "").strip():
             raw[key] = _form_value(form[key])
     ci_ids: list[int] = []

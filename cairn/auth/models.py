@@ -10,6 +10,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from cairn.audit.mixin import Audited
 from cairn.db import JSONType, TimestampedModel, db, utcnow
 
+USER_SOURCES = ("local", "ldap", "oidc")
+
 team_members = Table(
     "team_member",
     db.metadata,
@@ -26,6 +28,13 @@ class User(Audited, TimestampedModel):
     role: Mapped[str] = mapped_column(String(20))
     active: Mapped[bool] = mapped_column(default=True)
     password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # Where the account comes from (USER_SOURCES): a directory's users sign in against it, with no
+    # local password; external_id is the directory's stable id (entryUUID, objectGUID, else the DN).
+    source: Mapped[str] = mapped_column(String(10), default="local", server_default="local")
+    external_id: Mapped[str | None] = mapped_column(String(500), nullable=True, unique=True)
+    # Set when the user is deactivated: part of the session stamp, so a reactivation does not
+    # bring the browser sessions of before back (cairn/auth/sessions.py session_id).
+    sessions_revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
     # How the web desk shows text, dates and numbers to this user.
     locale: Mapped[str] = mapped_column(String(16), default="en", server_default="en")
     timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
@@ -89,7 +98,51 @@ class ApiToken(Audited, TimestampedModel):
         return f"token {self.prefix}… {action}d"
 
 
-AUTH_EVENT_KINDS = ("sign_in", "sign_in_failed", "sign_in_throttled", "sign_out", "token_used")
+class TwoFactor(Audited, TimestampedModel):
+    """A local account's TOTP enrolment (cairn/auth/two_factor.py): the secret, encrypted (it must
+    be read back to check codes), active once confirmed with a first code."""
+
+    __tablename__ = "two_factor"
+    __audit_exclude__ = frozenset({"secret_encrypted", "last_used_step"})
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), unique=True)
+    secret_encrypted: Mapped[str] = mapped_column(String(255))
+    confirmed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # The time step of the last code accepted: a code of that step or an earlier one is a replay.
+    last_used_step: Mapped[int | None] = mapped_column(nullable=True)
+    recovery_codes_made_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    user: Mapped[User] = relationship()
+
+    def audit_summary(self, action: str) -> str:
+        return f"two-factor sign-in of user {self.user_id} {action}d"
+
+
+class RecoveryCode(db.Model):
+    """One single-use recovery code of a user's two-factor sign-in; only its SHA-256 is kept."""
+
+    __tablename__ = "recovery_code"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+AUTH_EVENT_KINDS = (
+    "sign_in",
+    "sign_in_failed",
+    "sign_in_throttled",
+    "sign_out",
+    "token_used",
+    "two_factor_enrolled",
+    "two_factor_failed",
+    "two_factor_recovery_used",
+    "two_factor_codes_renewed",
+    "two_factor_disabled",
+    "two_factor_reset",
+    "deactivated",
+)
 
 
 class AuthEvent(db.Model):

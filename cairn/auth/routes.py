@@ -8,9 +8,10 @@ from flask import g
 from flask.views import MethodView
 from flask_smorest import abort
 from sqlalchemy import func, or_, select
+from sqlalchemy.orm import selectinload
 
 from cairn.api import Blueprint, check_if_match, with_etag
-from cairn.auth import services
+from cairn.auth import services, two_factor
 from cairn.auth.guard import current_user, requires
 from cairn.auth.models import ApiToken, AuthEvent, Team, User
 from cairn.auth.roles import ADMIN, ADMINS, AUDITOR, EVERYONE, STAFF_READERS
@@ -43,9 +44,11 @@ class Me(MethodView):
     @requires(*EVERYONE)
     @blp.response(200, MeSchema)
     def get(self):
-        """The caller, and what the calling token is limited to (its scopes and networks)."""
+        """The caller, what the calling token is limited to (its scopes and networks), and whether
+        the caller's web sign-in asks for a second factor."""
         user, token = current_user(), g.token
         user.token_scopes, user.token_allowed_networks = token.scopes, token.allowed_networks  # shown, not stored
+        user.two_factor = two_factor.is_enabled(user)
         return user
 
 
@@ -57,9 +60,11 @@ class Users(MethodView):
     @blp.paginate()
     def get(self, args, pagination_parameters):
         """List users."""
-        stmt = select(User).order_by(User.id)
+        stmt = select(User).options(selectinload(User.directory_profile)).order_by(User.id)
         if "role" in args:
             stmt = stmt.where(User.role == args["role"])
+        if "source" in args:
+            stmt = stmt.where(User.source == args["source"])
         if args.get("q"):
             stmt = stmt.where(_contains(args["q"], User.email, User.name))
         return paginate_select(stmt, pagination_parameters)

@@ -3,9 +3,10 @@ from datetime import UTC
 import marshmallow as ma
 
 from cairn.api import Id, OneOf, QueryId, Schema, Text
-from cairn.auth.models import AUTH_EVENT_KINDS
+from cairn.auth.models import AUTH_EVENT_KINDS, USER_SOURCES
 from cairn.auth.roles import ALL_ROLES
 from cairn.auth.scopes import SCOPES
+from cairn.directory.schemas import DirectoryProfileSchema
 
 
 class TeamRefSchema(Schema):
@@ -21,6 +22,19 @@ class UserSchema(Schema):
     active = ma.fields.Boolean()
     password = ma.fields.String(load_only=True, validate=ma.validate.Length(min=12, max=200))
     teams = ma.fields.List(ma.fields.Nested(TeamRefSchema), dump_only=True)
+    source = ma.fields.String(
+        dump_only=True, metadata={"description": "where the account comes from: local, ldap or oidc"}
+    )
+    external_id = ma.fields.String(
+        dump_only=True, allow_none=True, metadata={"description": "the directory's stable id of the account"}
+    )
+    directory = ma.fields.Nested(
+        DirectoryProfileSchema,
+        attribute="directory_profile",
+        dump_only=True,
+        allow_none=True,
+        metadata={"description": "what the directory says of a directory user (null for others)"},
+    )
     created_at = ma.fields.DateTime(dump_only=True)
     updated_at = ma.fields.DateTime(dump_only=True)
 
@@ -30,6 +44,7 @@ class MeSchema(UserSchema):
         ma.fields.String(), dump_only=True, allow_none=True, metadata={"description": "the calling token's; null: all"}
     )
     token_allowed_networks = ma.fields.List(ma.fields.String(), dump_only=True, allow_none=True)
+    two_factor = ma.fields.Boolean(dump_only=True, metadata={"description": "two-factor web sign-in is on"})
 
 
 class UserUpdateSchema(Schema):
@@ -41,6 +56,7 @@ class UserUpdateSchema(Schema):
 
 class UserQuerySchema(Schema):
     role = OneOf(ALL_ROLES)
+    source = OneOf(USER_SOURCES, metadata={"description": "where the account comes from"})
     q = Text(200, metadata={"description": "in name and e-mail, any case"})
 
 

@@ -13,8 +13,10 @@ CMDB_WRITE = "cmdb:write"
 TICKETS_WRITE = "tickets:write"
 SYNC = "sync"
 MAIL_INBOUND = "mail:inbound"
+# Monitoring systems posting events (POST /events, /events/alertmanager): nothing else.
+EVENTS_WRITE = "events:write"
 ADMIN = "admin"
-SCOPES = (READ, CMDB_WRITE, TICKETS_WRITE, SYNC, MAIL_INBOUND, ADMIN)
+SCOPES = (READ, CMDB_WRITE, TICKETS_WRITE, SYNC, MAIL_INBOUND, EVENTS_WRITE, ADMIN)
 SCOPE_ATTR = "_cairn_scope"
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -24,11 +26,14 @@ WRITE_SCOPES = {
     "assets": CMDB_WRITE,
     "relations": CMDB_WRITE,
     "tickets": TICKETS_WRITE,
+    "slas": ADMIN,  # calendars, SLA policies, escalation rules: the desk's configuration
     "sync": SYNC,
     "agents": SYNC,
     "webhooks": SYNC,
     "email": ADMIN,
+    "events": EVENTS_WRITE,  # binding rules declare admin
     "auth": ADMIN,
+    "directory": ADMIN,
     "changelog": ADMIN,
     "views": READ,  # a saved view is the caller's own setting, not data of the estate
     "reports": READ,

@@ -22,6 +22,8 @@ from cairn.uow import checkpoint
 
 TOKEN_PREFIX = "cairn_"
 _hasher = PasswordHasher()
+LOCAL = "local"
+DIRECTORY_UNAVAILABLE = "directory unavailable"
 
 
 def hash_token(secret: str) -> str:
@@ -36,7 +38,7 @@ def create_user(email: str, role: str, name: str = "", password: str | None = No
     email = email.strip().lower()
     if db.session.scalar(select(User.id).where(User.email == email)) is not None:
         raise Conflict(f"a user with e-mail {email} exists already")
-    user = User(email=email, role=role, name=name or email.split("@")[0])
+    user = User(email=email, role=role, name=name or email.split("@")[0], source=LOCAL)
     if password:
         set_password(user, password)
     db.session.add(user)
@@ -62,13 +64,23 @@ def check_password_rules(user: User, password: str) -> None:
         raise Invalid("A password may not be your e-mail or your name.", errors={"password": ["Choose another."]})
 
 
+def refuse_directory_password(user: User) -> None:
+    """A directory (or single sign-on) user has no local password: setting one is a 409."""
+    if user.source != LOCAL:
+        raise Conflict(
+            f"{user.email} signs in through the directory ({user.source}): its password is changed there, not in Cairn."
+        )
+
+
 def set_password(user: User, password: str) -> None:
+    refuse_directory_password(user)
     user.password_hash = _hasher.hash(password)
 
 
 def change_password(user: User, current: str, new: str) -> None:
     """The user's own change: the current password first, then the rules. Other browser sessions of
     the user end (their session cookie carries a stamp of the old hash)."""
+    refuse_directory_password(user)
     if not verify_password(user, current):
         raise Invalid("The current password is wrong.", errors={"current_password": ["Wrong password."]})
     check_password_rules(user, new)
@@ -90,13 +102,17 @@ def set_preferences(user: User, locale: str, timezone: str, locales: list[str]) 
     user.timezone = timezone
 
 
-def update_user(user: User, data: dict, actor: User | None = None) -> User:
+def update_user(user: User, data: dict, actor: User | None = None, deactivation_reason: str = "by an admin") -> User:
     """Change a user's ``name``, ``role``, ``active`` flag or ``password`` (an admin's edit).
 
-    Refused with 409: an admin demoting or deactivating itself (``actor``), and any change that
-    would leave no active admin (the last one demoted or deactivated). A new role or a
-    deactivation applies to the user's next request (tokens are re-checked)."""
+    Refused with 409: an admin demoting or deactivating itself (``actor``), any change that would
+    leave no active admin (the last one demoted or deactivated), and a password for a directory
+    user. A new role applies to the user's next request; a deactivation revokes the user's tokens
+    (for good) and refuses their browser sessions at once, and is recorded in the sign-in audit."""
     data = dict(data)
+    if data.get("password"):
+        refuse_directory_password(user)
+    deactivating = user.active and data.get("active", True) is False
     if "role" in data and data["role"] not in ALL_ROLES:
         raise Invalid(f"unknown role {data['role']!r}", errors={"role": [f"Choose one of {', '.join(ALL_ROLES)}."]})
     stays_admin = data.get("role", user.role) == ADMIN and data.get("active", user.active)
@@ -115,6 +131,12 @@ def update_user(user: User, data: dict, actor: User | None = None) -> User:
             setattr(user, key, data[key])
     if password:
         set_password(user, password)
+    if deactivating:
+        user.sessions_revoked_at = utcnow()
+        for token in tokens_of(user):
+            if token.revoked_at is None:
+                token.revoked_at = utcnow()
+        record_auth_event("deactivated", user, reason=deactivation_reason)
     db.session.flush()
     forget_tokens()
     return user
@@ -123,6 +145,7 @@ def update_user(user: User, data: dict, actor: User | None = None) -> User:
 def reset_password(user: User, password: str | None = None) -> str:
     """An admin's reset: set ``password`` (checked by the password rules) or, without one, a new
     random one; returns it (show it once: only its hash is kept). The user's browser sessions end."""
+    refuse_directory_password(user)
     if password:
         check_password_rules(user, password)
     else:
@@ -146,6 +169,30 @@ def verify_password(user: User, password: str) -> bool:
 
 def find_user(email: str) -> User | None:
     return db.session.scalar(select(User).where(User.email == email.strip().lower()))
+
+
+def sign_in_with_password(email: str, password: str) -> tuple[User | None, str]:
+    """Who ``email`` and ``password`` sign in as: (the user, "") or (the user if known, the
+    reason it failed, for the sign-in audit). A local account is checked against its own hash,
+    without the directory (so local admins sign in while the directory is down); a directory
+    account, or an e-mail Cairn does not know while a directory is configured, is checked by a
+    bind to the directory (cairn/directory), which creates or updates the user on success."""
+    if not email or len(email) > 254 or len(password) > 1024:
+        return None, "unknown e-mail"
+    user = find_user(email)
+    if user is not None and user.source == LOCAL:
+        if not user.active:
+            return user, "deactivated"
+        return user, "" if verify_password(user, password) else "wrong password"
+    if user is not None and not user.active:
+        return user, "deactivated"
+    from cairn.directory import services as directory
+
+    if user is None and not directory.configured():
+        return None, "unknown e-mail"
+    if user is not None and user.source != directory.LDAP:
+        return user, f"signs in with {user.source}"
+    return directory.sign_in(email.strip(), password, user)
 
 
 def create_token(

@@ -9,4 +9,7 @@ PERIODIC_JOBS: list[tuple[str, int]] = [
     ("cairn.jobs.durable.sweep", 60),
     ("integrations.email.tasks.poll_imap", 60),
     ("relations.tasks.refresh_graph_snapshot", 3600),
+    ("integrations.events.tasks.settle", 60),
+    # a no-op unless CAIRN_LDAP_URL is set; a leaver loses access within this interval
+    ("cairn.directory.tasks.sync_directory", 900),
 ]

@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from cairn.db import MAX_ID, db, id_in
 from cairn.errors import Conflict, DomainError
 from cmdb import services as cmdb_services
+from cmdb.classes import may_take_part
 from cmdb.models import ConfigurationItem
 from integrations.sync.schemas import NOT_AN_OBJECT
 from relations import services as relations_services
@@ -166,9 +167,9 @@ def _check_item(item: dict, types: dict, classes: dict) -> dict:
     if item["source_id"] == item["target_id"]:
         return {"target_id": ["A CI cannot be related to itself."]}
     errors = {}
-    if info.source_classes and classes[item["source_id"]] not in info.source_classes:
+    if not may_take_part(classes[item["source_id"]], info.name, info.source_classes):
         errors["source_id"] = [f"A {classes[item['source_id']]} cannot be the source of {info.name}."]
-    if info.target_classes and classes[item["target_id"]] not in info.target_classes:
+    if not may_take_part(classes[item["target_id"]], info.name, info.target_classes):
         errors["target_id"] = [f"A {classes[item['target_id']]} cannot be the target of {info.name}."]
     return errors
 

@@ -268,7 +268,7 @@ def test_an_import_whose_worker_is_killed_resumes_without_doubles(
     from cmdb.models import ConfigurationItem
     from integrations.sync.models import SyncJob
 
-    rows = 10_000
+    rows = 60_000  # an import this fast (a page of 500 in milliseconds) needs this many to be killed mid-way
     d = deployment(CAIRN_JOB_HEARTBEAT_SECONDS=3, CAIRN_JOB_REQUEUE_SECONDS=3)
     d.start_redis()
     d.start_web(workers=2)

@@ -102,6 +102,10 @@ def estate(client, make, db):
     e.ids["foreign_attachment"] = foreign_file["id"]
     view = _ok(client.post("/api/v1/views", headers=headers, json={"name": "mine", "resource": "tickets"}))
     e.ids["view"] = view["id"]
+    from tickets.categories import create_category
+
+    e.ids["category"] = create_category({"name": "hardware", "label": "Hardware", "kind": "incident"}).id
+    db.session.commit()
     return e
 
 
@@ -215,7 +219,7 @@ def _path(rule, values: dict) -> str:
 def _own_values(rule, estate: Estate) -> dict:
     values = {"ci_id": estate.ids["ci"], "ticket_id": estate.ids["ticket"], "attachment_id": estate.ids["attachment"],
               "location_id": estate.ids["location"], "team_id": estate.ids["team"],
-              "view_id": estate.ids["view"]}  # fmt: skip
+              "view_id": estate.ids["view"], "category_id": estate.ids["category"], "name": "laptop"}  # fmt: skip
     if rule.rule in EXTERNAL:
         values["source"], values["external_id"] = EXTERNAL[rule.rule]
     return values

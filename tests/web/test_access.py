@@ -13,9 +13,11 @@ from cairn.auth.roles import ALL_ROLES, REQUESTER
 from tests.web.pages import PASSWORD, csrf_token, post, sign_in
 
 OPEN_PAGES = {"/login"}
-# What a requester may open besides the portal's own pages: the front door, the account, and a
-# ticket's one address (it leads into the portal).
-REQUESTER_ALSO = {"/", "/account", "/logout", "/tickets/<int:ticket_id>"}
+# The second sign-in step (two-factor): without a pending sign-in, back to the first.
+SIGN_IN_STEPS = {"/login/code"}
+# What a requester may open besides the portal's own pages: the front door, the account (and its
+# two-factor page), and a ticket's one address (it leads into the portal).
+REQUESTER_ALSO = {"/", "/account", "/account/two-factor", "/logout", "/tickets/<int:ticket_id>", *SIGN_IN_STEPS}
 
 
 def _pages(app):
@@ -46,6 +48,8 @@ def test_signed_out_every_page_leads_to_sign_in(app, client):
             response = client.get(path)
             if rule.rule in OPEN_PAGES:
                 assert response.status_code == 200
+            elif rule.rule in SIGN_IN_STEPS:
+                assert response.status_code == 302 and response.headers["Location"] == "/login", path
             else:
                 assert response.status_code == 302, path
                 assert response.headers["Location"].startswith("/login?next="), path
