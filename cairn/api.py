@@ -113,6 +113,24 @@ JSON_VALUE = {
 }
 
 
+def _document_ignored_fields(converter) -> None:
+    """A schema that ignores unknown fields (``unknown = EXCLUDE``: a peer's format, such as
+    Alertmanager's webhook) still refuses NUL anywhere in the body: the document says so, its unknown
+    properties being JSON values without NUL, under names without NUL."""
+    from apispec.ext.marshmallow.common import resolve_schema_instance
+
+    plain = converter.schema2jsonschema
+
+    def schema2jsonschema(schema):
+        ret = plain(schema)
+        if getattr(resolve_schema_instance(schema), "unknown", None) == ma.EXCLUDE:
+            ret.setdefault("propertyNames", {"pattern": NO_NUL})
+            ret.setdefault("additionalProperties", dict(JSON_VALUE_REF))
+        return ret
+
+    converter.schema2jsonschema = schema2jsonschema
+
+
 def _json_without_nul(converter, field, ret, **kwargs) -> dict:
     """apispec attribute function: free-form JSON a client sends (a Raw field, the values of a Dict
     that declares none) is JSONValue, and an object's keys carry no NUL either."""
@@ -150,6 +168,7 @@ class Api(SmorestApi):
         self._register_field(DecimalString, "string", "decimal")
         self.ma_plugin.converter.add_attribute_function(_text_without_nul)
         self.ma_plugin.converter.add_attribute_function(_json_without_nul)
+        _document_ignored_fields(self.ma_plugin.converter)
         self.spec.components.schema("JSONValue", JSON_VALUE)
         # The X-Pagination header's contentSchema refers to it by name.
         if "PaginationMetadata" not in self.spec.components.schemas:

@@ -31,15 +31,6 @@ def When(**kwargs) -> ma.fields.AwareDateTime:
     return ma.fields.AwareDateTime(default_timezone=UTC, validate=_storable, **kwargs)
 
 
-class _TimeOrEmpty(ma.fields.AwareDateTime):
-    """An alert's endsAt: a time, or empty (senders other than Alertmanager leave it so) for none."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        if value == "":
-            return None
-        return super()._deserialize(value, attr, data, **kwargs)
-
-
 def _labels_fit(labels: dict) -> None:
     if len(labels) > MAX_LABELS:
         raise ma.ValidationError(f"At most {MAX_LABELS} labels.")
@@ -106,7 +97,7 @@ class AlertmanagerAlertSchema(Schema):
     labels = Labels(required=True)
     annotations = Labels(load_default=dict)
     startsAt = When(required=True)
-    endsAt = _TimeOrEmpty(default_timezone=UTC, validate=_storable, allow_none=True)
+    endsAt = When(allow_none=True)
     generatorURL = Text(2000, load_default="")
     fingerprint = Text(255, min_length=1, required=True)
 
