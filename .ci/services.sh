@@ -103,6 +103,23 @@ ensure_directory_and_alerting() {
     pkill -f "^/usr/bin/prometheus-alertmanager" >/dev/null 2>&1 || true
 }
 
+# The OpenID Connect provider of the sign-in tests: the `oidc-provider` npm package, pinned in
+# tests/oidc/package-lock.json, installed into tests/oidc/node_modules (the tests start it with node).
+ensure_oidc_provider() {
+    if ! have node || ! have npm; then
+        if ! is_root || ! have apt-get; then
+            echo "warning: node and npm missing (apt-get install nodejs npm); the OpenID Connect tests will fail" >&2
+            return 0
+        fi
+        apt_install nodejs npm
+    fi
+    local here
+    here="$(cd "$(dirname "$0")/.." && pwd)/tests/oidc"
+    if [ ! -f "$here/node_modules/oidc-provider/package.json" ]; then
+        (cd "$here" && npm ci --no-audit --no-fund --ignore-scripts >/dev/null)
+    fi
+}
+
 if ! have pg_isready && ! is_root; then
     echo "error: PostgreSQL client tools are missing (apt-get install postgresql)" >&2
     exit 1
@@ -112,5 +129,6 @@ redis_up || start_redis
 ensure_dovecot
 ensure_discovery_tools
 ensure_directory_and_alerting
+ensure_oidc_provider
 bash "$(dirname "$0")/ensure_chromium.sh"
 echo "services: PostgreSQL on $PG_HOST:$PG_PORT and Redis on 127.0.0.1:$REDIS_PORT are up; dovecot, chromium, the inventory agents, nmap, slapd and Alertmanager are installed"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hmac
 import time
 
-from flask import flash, g, redirect, render_template, request, session, url_for
+from flask import current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import login_user, logout_user
 
@@ -113,9 +113,14 @@ def _signed_in(user, target: str | None, how: str = ""):
 @page(*roles.ALL_ROLES)
 def sign_out():
     record_auth_event("sign_out", g.user)
+    provider_sign_out = _oidc_sign_out_url(g.user)  # None unless signed in through OpenID Connect
     logout_user()
     session.clear()
     flash(_("You are signed out."), "info")
+    if provider_sign_out:
+        # a page of this site, which sends the browser on (the Refresh header, else its link)
+        body = render_template("sign_in/oidc_sign_out.html", url=provider_sign_out)
+        return body, 200, {"Refresh": f"0; url={provider_sign_out}"}
     return redirect(url_for("web.sign_in"))
 
 
@@ -243,3 +248,131 @@ def _two_factor_policy():
     if request.headers.get("HX-Request"):
         response.headers["HX-Redirect"] = target
     return response
+
+
+# OpenID Connect (cairn/directory/oidc.py) ------------------------------------------------------
+#
+# GET /login/oidc sends the browser to the provider (a link, not a form: the pages' CSP allows
+# forms to post to this site only); the provider sends it back to /login/oidc/callback. Between the
+# two the signed session holds the flow's state, nonce and PKCE verifier, for one use. Sign-out
+# ends the provider's session too when it offers an end_session_endpoint: a page of ours sends
+# the browser there (the sign-out form may not be redirected to another site, for the same CSP).
+
+OIDC_PENDING_KEY = "cairn_oidc_pending"
+OIDC_ID_TOKEN_KEY = "cairn_oidc_id_token"
+OIDC_ID_TOKEN_MAX = 2500  # kept in the session cookie as the provider's sign-out hint, when it fits
+
+
+@bp.app_context_processor
+def _oidc_sign_in_label():
+    def oidc_sign_in_label():
+        from cairn.directory import oidc
+
+        config = oidc.configured()
+        return config.label if config is not None else None
+
+    return {"oidc_sign_in_label": oidc_sign_in_label}
+
+
+def _oidc_refused(status: int, reason: str, email: str = "", user=None):
+    """The refusal in the sign-in audit (nothing else kept: what the flow wrote is rolled back),
+    and a page that says what happened."""
+    user_id = user.id if user is not None else None
+    email = email or (user.email if user is not None else "")
+    db.session.rollback()
+    user = db.session.get(User, user_id) if user_id else None  # None when the flow had just made it
+    _record_failure(email, user, f"oidc: {reason}")
+    if status == 502:
+        message = _("The sign-in provider cannot be reached or answered something unexpected; try again soon.")
+    elif reason in ("no sign-in in progress", "wrong state", "sign-in expired"):
+        message = _(
+            "This sign-in answer was already used, has expired, or belongs to a sign-in started elsewhere. "
+            "Start the sign-in again."
+        )
+    elif reason.startswith("code refused"):
+        message = _("The sign-in provider refused the sign-in code (it may have been used already). Start again.")
+    elif reason.startswith("provider said"):
+        message = _("The sign-in provider did not sign you in.")
+    elif reason == "deactivated":
+        message = _("Your account is deactivated.")
+    elif reason.startswith("no such user"):
+        message = _("There is no Cairn account for you; ask an administrator to create one.")
+    elif reason.startswith("e-mail of a"):
+        message = _("A Cairn account with your e-mail signs in another way; sign in with it instead.")
+    elif reason == "API-only account":
+        message = _("This account is for the API only; it cannot sign in to the desk.")
+    elif status == 401:
+        message = _("The sign-in provider's answer could not be verified, so you are not signed in.")
+    else:
+        message = _("The sign-in could not be completed.")
+    return render_template("sign_in/oidc_refused.html", message=message, status=status), status
+
+
+@bp.route("/login/oidc")
+@page(PUBLIC)
+def sign_in_oidc():
+    from cairn.directory import oidc
+
+    config = oidc.configured()
+    if config is None:  # not (or no longer) configured: the password form
+        return redirect(url_for("web.sign_in"))
+    target = _safe_next(request.args.get("next"))
+    if g.user is not None:
+        return redirect(target or home_for(g.user))
+    redirect_uri = config.redirect_uri or url_for("web.sign_in_oidc_callback", _external=True)
+    try:
+        url, pending = oidc.begin(config, redirect_uri)
+    except oidc.ProviderUnavailable as exc:
+        current_app.logger.warning("OIDC provider unavailable: %s", exc)
+        return _oidc_refused(502, "provider unavailable")
+    pending["next"] = target
+    session[OIDC_PENDING_KEY] = pending
+    return redirect(url)
+
+
+@bp.route("/login/oidc/callback")
+@page(PUBLIC)
+@limiter.limit(
+    lambda: setting("CAIRN_SIGN_IN_LIMIT_PER_ADDRESS", "30 per minute"),
+    deduct_when=_failed,
+    error_message="Too many failed sign-ins from your address; wait a minute and try again.",
+    on_breach=_throttled,
+)
+def sign_in_oidc_callback():
+    from cairn.directory import oidc
+
+    config = oidc.configured()
+    if config is None:
+        return redirect(url_for("web.sign_in"))
+    pending = session.pop(OIDC_PENDING_KEY, None)  # one use, whatever happens next
+    try:
+        result = oidc.finish(config, pending, request.args.to_dict())
+        user, reason = oidc.provision(config, result.claims)
+    except oidc.SignInRefused as refused:
+        return _oidc_refused(refused.status, refused.reason)
+    except oidc.ProviderUnavailable as exc:
+        current_app.logger.warning("OIDC provider unavailable: %s", exc)
+        return _oidc_refused(502, "provider unavailable")
+    email = str(result.claims.get("email") or "")[:254]
+    if not reason and user.role == roles.INTEGRATION:
+        reason = "API-only account"
+    if reason:
+        status = 401 if reason.startswith("no e-mail") or reason.startswith("e-mail not") else 403
+        return _oidc_refused(status, reason, email, user)
+    # The provider asked for whatever second factor it requires: no TOTP step here.
+    response = _signed_in(user, _safe_next((pending or {}).get("next")), how="with OpenID Connect")
+    if len(result.id_token) <= OIDC_ID_TOKEN_MAX:
+        session[OIDC_ID_TOKEN_KEY] = result.id_token
+    return response
+
+
+def _oidc_sign_out_url(user) -> str | None:
+    if user is None or user.source != "oidc":
+        return None
+    from cairn.directory import oidc
+
+    config = oidc.configured()
+    if config is None:
+        return None
+    back = config.post_logout_redirect_uri or url_for("web.sign_in", _external=True)
+    return oidc.end_session_url(config, session.get(OIDC_ID_TOKEN_KEY), back)

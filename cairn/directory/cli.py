@@ -45,15 +45,22 @@ def list_mappings_command():
 
     for mapping in mappings():
         team = mapping.team.name if mapping.team is not None else "-"
-        click.echo(f"{mapping.id}\t{mapping.group_dn}\trole={mapping.role or '-'}\tteam={team}")
+        role = mapping.role or "-"
+        click.echo(f"{mapping.id}\t{mapping.group_dn}\trole={role}\tteam={team}\tsource={mapping.source}")
 
 
 @mappings_cli.command("add")
 @click.argument("group_dn")
 @click.option("--role", default=None, help="The role the group's members get.")
 @click.option("--team", "team_name", default=None, help="The team (by name) the group's members are in.")
-def add_mapping_command(group_dn, role, team_name):
-    """Map a directory group (by DN) to a role, a team, or both."""
+@click.option(
+    "--source",
+    type=click.Choice(["ldap", "oidc"]),
+    default="ldap",
+    help="ldap: GROUP_DN is a directory DN; oidc: a value of the OpenID provider's groups claim.",
+)
+def add_mapping_command(group_dn, role, team_name, source):
+    """Map a directory group (by DN), or an OpenID provider's group (--source oidc), to a role, a team, or both."""
     from sqlalchemy import select
 
     from cairn.auth.models import Team
@@ -68,7 +75,7 @@ def add_mapping_command(group_dn, role, team_name):
             _fail(f"no team named {team_name!r}")
     with acting_as(CLI_ACTOR):
         try:
-            mapping = create_mapping(group_dn, role, team_id)
+            mapping = create_mapping(group_dn, role, team_id, source)
         except DomainError as exc:
             _fail(exc.detail)
     click.echo(f"mapping {mapping.id}: {mapping.group_dn} -> role={mapping.role or '-'} team={team_name or '-'}")

@@ -21,6 +21,8 @@ class DirectoryGroupMapping(Audited, TimestampedModel):
     group_dn: Mapped[str] = mapped_column(String(500), index=True)
     role: Mapped[str | None] = mapped_column(String(20), nullable=True)
     team_id: Mapped[int | None] = mapped_column(ForeignKey("team.id", ondelete="CASCADE"), nullable=True)
+    # whose group it is: "ldap" (a DN of the directory) or "oidc" (a value of the provider's groups claim)
+    source: Mapped[str] = mapped_column(String(10), default="ldap", server_default="ldap")
 
     team = relationship("Team")
 

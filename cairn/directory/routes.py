@@ -33,7 +33,7 @@ class GroupMappings(MethodView):
     @blp.response(201, GroupMappingSchema)
     def post(self, data):
         """Map a group to a role, a team, or both (applied at each sign-in and sync)."""
-        return services.create_mapping(data["group_dn"], data.get("role"), data.get("team_id"))
+        return services.create_mapping(data["group_dn"], data.get("role"), data.get("team_id"), data["source"])
 
 
 @blp.route("/directory/group-mappings/<int:mapping_id>")

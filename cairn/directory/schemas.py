@@ -17,6 +17,11 @@ class GroupMappingSchema(Schema):
         required=True,
         metadata={"description": "the directory group's DN (compared without regard to case)"},
     )
+    source = OneOf(
+        ("ldap", "oidc"),
+        load_default="ldap",
+        metadata={"description": "ldap: group_dn is a directory DN; oidc: a value of the provider's groups claim"},
+    )
     role = OneOf(ALL_ROLES, allow_none=True, metadata={"description": "the role its members get"})
     team_id = Id(allow_none=True, metadata={"description": "the team its members are in"})
     team = ma.fields.Nested(MappedTeamSchema, dump_only=True, allow_none=True)

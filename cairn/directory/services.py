@@ -46,6 +46,7 @@ from cairn.errors import Conflict, Invalid
 
 log = logging.getLogger("cairn.directory")
 LDAP = "ldap"
+MAPPING_SOURCES = ("ldap", "oidc")  # whose groups a mapping names: the directory's, the OpenID provider's
 DIRECTORY_ACTOR = Actor("directory")
 # When a user's groups map to several roles, the first of these wins.
 ROLE_RANK = (ADMIN, CHANGE_MANAGER, ASSET_MANAGER, AGENT, AUDITOR, INTEGRATION, REQUESTER)
@@ -65,10 +66,15 @@ def normalise_dn(dn: str) -> str:
     return ",".join(part.strip() for part in dn.strip().split(",")).lower()
 
 
-def create_mapping(group_dn: str, role: str | None = None, team_id: int | None = None) -> DirectoryGroupMapping:
-    """Map a directory group to a role, a team, or both (422 without either; 409 when it exists)."""
-    group_dn = normalise_dn(group_dn)
-    if "=" not in group_dn:
+def create_mapping(
+    group_dn: str, role: str | None = None, team_id: int | None = None, source: str = LDAP
+) -> DirectoryGroupMapping:
+    """Map a directory group to a role, a team, or both (422 without either; 409 when it exists).
+    ``source`` ``oidc``: ``group_dn`` is a value of the OpenID provider's groups claim (a name or id)."""
+    if source not in MAPPING_SOURCES:
+        raise Invalid(f"unknown source {source!r}", errors={"source": [f"Choose one of {', '.join(MAPPING_SOURCES)}."]})
+    group_dn = normalise_dn(group_dn) if source == LDAP else group_dn.strip().lower()
+    if source == LDAP and "=" not in group_dn:
         raise Invalid(
             "Give the group's DN, such as cn=helpdesk,ou=groups,dc=example,dc=org.", errors={"group_dn": ["Not a DN."]}
         )
@@ -79,13 +85,14 @@ def create_mapping(group_dn: str, role: str | None = None, team_id: int | None =
     if team_id is not None and db.session.get(Team, team_id) is None:
         raise Invalid(f"no team with id {team_id}", errors={"team_id": ["No such team."]})
     same = select(DirectoryGroupMapping.id).where(
+        DirectoryGroupMapping.source == source,
         DirectoryGroupMapping.group_dn == group_dn,
         DirectoryGroupMapping.role.is_(None) if role is None else DirectoryGroupMapping.role == role,
         DirectoryGroupMapping.team_id.is_(None) if team_id is None else DirectoryGroupMapping.team_id == team_id,
     )
     if db.session.scalar(same) is not None:
         raise Conflict("This group is mapped so already.")
-    mapping = DirectoryGroupMapping(group_dn=group_dn, role=role, team_id=team_id)
+    mapping = DirectoryGroupMapping(group_dn=group_dn, role=role, team_id=team_id, source=source)
     db.session.add(mapping)
     db.session.flush()
     return mapping
@@ -97,9 +104,12 @@ def delete_mapping(mapping: DirectoryGroupMapping) -> None:
     db.session.flush()
 
 
-def mappings() -> list[DirectoryGroupMapping]:
-    """Every group mapping, oldest first."""
-    return list(db.session.scalars(select(DirectoryGroupMapping).order_by(DirectoryGroupMapping.id)))
+def mappings(source: str | None = None) -> list[DirectoryGroupMapping]:
+    """Every group mapping (of ``source``, ldap or oidc, when given), oldest first."""
+    stmt = select(DirectoryGroupMapping).order_by(DirectoryGroupMapping.id)
+    if source is not None:
+        stmt = stmt.where(DirectoryGroupMapping.source == source)
+    return list(db.session.scalars(stmt))
 
 
 @dataclass
@@ -110,8 +120,8 @@ class MappingRules:
     managed_team_ids: set[int] = field(default_factory=set)
 
     @classmethod
-    def load(cls) -> MappingRules:
-        rules = mappings()
+    def load(cls, source: str = LDAP) -> MappingRules:
+        rules = mappings(source)
         return cls(rules, {m.team_id for m in rules if m.team_id is not None})
 
     def role_for(self, groups: set[str]) -> str:
