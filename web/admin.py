@@ -170,6 +170,7 @@ def _user_page(user: User, status: int = 200, new_password: str | None = None):
         roles=roles.ALL_ROLES,
         new_password=new_password,
         two_factor_on=two_factor.is_enabled(user),
+        two_factor_applies=two_factor.applies_to(user),  # a directory's users: their directory's business
         breadcrumbs=_crumbs((_("Users"), url_for("web.admin_users")), (user.email, None)),
     )
 

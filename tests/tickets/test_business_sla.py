@@ -451,3 +451,39 @@ def test_ical_import_adds_closures_once(client, admin):
         assert r.status_code == 422, r.json
         assert "file" in r.json["errors"]
     assert len(client.get(f"/api/v1/calendars/{calendar['id']}", headers=admin).json["closures"]) == 2
+
+
+def test_a_bulk_edit_moves_each_ticket_to_its_policy_as_one_edit_would(setup, desk, client, admin, db):
+    """PATCH /tickets re-matches every ticket's policy and due times exactly as PATCH /tickets/{id};
+    the policies and fired conditions are read once for the whole edit, not per ticket."""
+    from sqlalchemy import event
+
+    setup(name="P2 incidents", match={"kind": "incident", "priority": 2}, response=HOUR, resolution=4 * HOUR)
+    with at(MONDAY_9):
+        made = [desk.open(title=f"printer {n}") for n in range(12)]
+        one, *rest = made
+        single = client.patch(f"/api/v1/tickets/{one['id']}", json={"impact": 1, "urgency": 2}, headers=admin)
+        assert single.status_code == 200, single.json
+        reads: list[str] = []
+
+        def count(conn, cursor, statement, parameters, context, executemany):
+            if "FROM sla_policy" in statement or "FROM sla_firing" in statement:
+                reads.append(statement)
+
+        event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            body = {"ids": [t["id"] for t in rest], "set": {"impact": 1, "urgency": 2}}
+            bulk = client.patch("/api/v1/tickets", json=body, headers=admin)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", count)
+        assert bulk.status_code == 200 and {r["status"] for r in bulk.json} == {"updated"}, bulk.json
+        assert len(reads) <= 4, f"{len(reads)} reads of policies and firings for {len(rest)} tickets"
+        expected = single.json["sla"]
+        assert expected["policy"]["name"] == "P2 incidents"
+        for ticket in rest:
+            sla = client.get(f"/api/v1/tickets/{ticket['id']}", headers=admin).json["sla"]
+            assert sla["policy"] == expected["policy"]
+            assert (sla["response_due_at"], sla["resolution_due_at"]) == (
+                expected["response_due_at"],
+                expected["resolution_due_at"],
+            )

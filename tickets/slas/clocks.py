@@ -12,6 +12,8 @@ tickets.sla.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -147,6 +149,24 @@ def most_specific(candidates, known: dict[str, Any], *, team: str):
 
 def all_policies() -> list[SLAPolicy]:
     return list(db.session.scalars(select(SLAPolicy).order_by(SLAPolicy.id)))
+
+
+# (policies, {ticket id: fired keys}) read once for the tickets a bulk edit changes (see ``prefetched``)
+_prefetched: ContextVar[tuple[list[SLAPolicy], dict[int, set[str]]] | None] = ContextVar("sla_prefetched", default=None)
+
+
+@contextmanager
+def prefetched(ticket_ids):
+    """Within it, ``refresh`` takes the policies and the fired conditions of ``ticket_ids`` from one
+    query each instead of two queries a ticket (a bulk edit of 1,000 tickets). Only for work that
+    changes no policy and fires nothing meanwhile."""
+    ids = list(ticket_ids)
+    fired = fired_keys(ids)
+    token = _prefetched.set((all_policies(), {i: fired.get(i, set()) for i in ids}))
+    try:
+        yield
+    finally:
+        _prefetched.reset(token)
 
 
 def pick_policies(ticket, ci_ids: list[int] | None = None, policies: list[SLAPolicy] | None = None):
@@ -341,10 +361,17 @@ def refresh(
     rematch: bool = True,
     policies: list[SLAPolicy] | None = None,
     fired: set[str] | None = None,
+    orphaned: bool = False,
 ) -> dict[str, Any]:
     """The clock columns of the ticket as of ``now`` (with ``overrides`` applied first): the
     policies (re-matched unless ``rematch`` is false), the OLA start, the stored due times and the
-    next scan time. Returns them; the caller writes them (so they land in its change-log row)."""
+    next scan time. Returns them; the caller writes them (so they land in its change-log row).
+    ``orphaned``: the ticket's SLA policy was deleted (its column already cleared), so without a
+    new match it goes back to the wall clock's due times."""
+    known = _prefetched.get()
+    if known is not None and ticket.id in known[1]:
+        policies = known[0] if policies is None else policies
+        fired = known[1][ticket.id] if fired is None else fired
     view = View(ticket, overrides)
     values: dict[str, Any] = {}
     if rematch:
@@ -356,7 +383,7 @@ def refresh(
         elif view.ola_started_at is None or values["ola_policy_id"] != view.ola_policy_id:
             values["ola_started_at"] = now
     view = View(view, values)
-    if view.sla_policy_id is None and ticket.sla_policy_id is not None:
+    if view.sla_policy_id is None and (ticket.sla_policy_id is not None or orphaned):
         values.update(_wall_clock_due(view))
     if fired is None:
         fired = fired_keys([ticket.id]).get(ticket.id, set()) if ticket.id is not None else set()

@@ -107,3 +107,34 @@ class SLAFiring(db.Model):
         UniqueConstraint("ticket_id", "key", "since", name="uq_sla_firing_ticket_key_since"),
         Index("ix_sla_firing_key", "key", "ticket_id"),
     )
+
+
+RECOMPUTE_STATUSES = ("queued", "running", "done", "failed", "merged")
+
+
+class SLARecompute(TimestampedModel):
+    """A recomputation of open tickets' clocks after a calendar or policy edit: a durable job
+    (cairn/jobs/durable.py) whose input is this row. ``policy_ids`` None means every open ticket;
+    ``orphan_ids`` are tickets whose SLA policy was deleted (back to the wall clock). Runs one at a
+    time; a run that starts takes in the queued ones (``merged``, with ``merged_into_id``), and
+    ``position`` (the last ticket id done) lets a run whose worker died resume."""
+
+    __tablename__ = "sla_recompute"
+
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    reason: Mapped[str] = mapped_column(String(300), default="")
+    actor: Mapped[str] = mapped_column(String(255), default="")
+    rematch: Mapped[bool] = mapped_column(default=False)
+    policy_ids: Mapped[list | None] = mapped_column(JSONType, nullable=True)
+    orphan_ids: Mapped[list] = mapped_column(JSONType, default=list)
+    merged_into_id: Mapped[int | None]
+    tickets: Mapped[int] = mapped_column(default=0)
+    changed: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str] = mapped_column(String(2000), default="")
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    enqueued_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    position: Mapped[int] = mapped_column(default=0)
+
+    __table_args__ = (Index("ix_sla_recompute_status", "status"),)

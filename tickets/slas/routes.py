@@ -11,8 +11,8 @@ from cairn.auth.roles import ADMIN, STAFF_READERS
 from cairn.db import get_or_404
 from cairn.http import accepts
 from cairn.pagination import paginate_select
-from tickets.slas import ical, services
-from tickets.slas.models import BusinessCalendar, EscalationRule, SLAPolicy
+from tickets.slas import ical, recompute, services
+from tickets.slas.models import BusinessCalendar, EscalationRule, SLAPolicy, SLARecompute
 from tickets.slas.schemas import (
     CalendarImportAnswerSchema,
     CalendarImportSchema,
@@ -20,6 +20,7 @@ from tickets.slas.schemas import (
     CalendarUpdateSchema,
     EscalationRuleSchema,
     EscalationRuleUpdateSchema,
+    RecomputeSchema,
     SLAPolicySchema,
     SLAPolicyUpdateSchema,
 )
@@ -56,7 +57,8 @@ class CalendarById(MethodView):
     @blp.arguments(CalendarUpdateSchema)
     @blp.response(200, CalendarSchema)
     def patch(self, data, calendar_id):
-        """Change a calendar; the clocks of the open tickets it times are recomputed."""
+        """Change a calendar; the clocks of the open tickets it times are recomputed in a durable job,
+        queued once this commits: follow ``recompute.href``."""
         calendar = get_or_404(BusinessCalendar, calendar_id, for_update=True)
         check_if_match(calendar)
         return with_etag(services.save_calendar(data, calendar))
@@ -99,7 +101,7 @@ class Policies(MethodView):
     @blp.arguments(SLAPolicySchema)
     @blp.response(201, SLAPolicySchema)
     def post(self, data):
-        """Create a policy; open tickets are matched again."""
+        """Create a policy; open tickets are matched again in a job (``recompute.href``)."""
         return with_etag(services.save_policy(data))
 
 
@@ -115,7 +117,7 @@ class PolicyById(MethodView):
     @blp.arguments(SLAPolicyUpdateSchema)
     @blp.response(200, SLAPolicySchema)
     def patch(self, data, policy_id):
-        """Change a policy; open tickets are matched and recomputed."""
+        """Change a policy; open tickets are matched and recomputed in a job (``recompute.href``)."""
         policy = get_or_404(SLAPolicy, policy_id, for_update=True)
         check_if_match(policy)
         return with_etag(services.save_policy(data, policy))
@@ -123,10 +125,13 @@ class PolicyById(MethodView):
     @requires(ADMIN)
     @blp.response(204)
     def delete(self, policy_id):
-        """Delete a policy; its open tickets are matched again."""
+        """Delete a policy; its open tickets are matched again, in a job (``Link: rel=monitor``)."""
         policy = get_or_404(SLAPolicy, policy_id, for_update=True)
         check_if_match(policy)
-        services.delete_policy(policy)
+        row = services.delete_policy(policy)
+        if row is not None:  # the recomputation of its open tickets, queued (RFC 5989's monitor)
+            return None, 204, {"Link": f'</api/v1/sla-recomputes/{row.id}>; rel="monitor"'}
+        return None
 
 
 @blp.route("/escalation-rules")
@@ -170,3 +175,23 @@ class EscalationRuleById(MethodView):
         rule = get_or_404(EscalationRule, rule_id, for_update=True)
         check_if_match(rule)
         services.delete_escalation_rule(rule)
+
+
+@blp.route("/sla-recomputes")
+class Recomputes(MethodView):
+    @requires(*STAFF_READERS)
+    @blp.response(200, RecomputeSchema(many=True))
+    @blp.paginate()
+    def get(self, pagination_parameters):
+        """Recomputations of open tickets' clocks after calendar and policy edits, newest first."""
+        return paginate_select(recompute.recent(), pagination_parameters)
+
+
+@blp.route("/sla-recomputes/<int:recompute_id>")
+class RecomputeById(MethodView):
+    @requires(*STAFF_READERS)
+    @blp.response(200, RecomputeSchema)
+    def get(self, recompute_id):
+        """One recomputation: queued, running (``tickets`` read so far), done, or merged into a later
+        run (``merged_into_id``) that does its work."""
+        return get_or_404(SLARecompute, recompute_id)

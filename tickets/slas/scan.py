@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, exists, insert, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import lazyload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from cairn.audit.mixin import jsonable, record_rows, write_as
 from cairn.auth.models import Team, User
@@ -30,7 +31,7 @@ from cairn.errors import DomainError
 from tickets import services as ticket_services
 from tickets import workflow
 from tickets.models import Ticket, TicketCI
-from tickets.slas import business_time, clocks
+from tickets.slas import business_time, clocks, recompute
 from tickets.slas.models import EscalationRule, SLAFiring, SLAPolicy
 
 log = logging.getLogger("cairn.sla")
@@ -70,11 +71,18 @@ def _batch(batch: list[Ticket], now: datetime, rules: list[EscalationRule], coun
     """Fire what a batch of tickets crossed: the firing rows, the history rows and the tickets' new
     next-check times each written in one statement; then the escalations, one by one."""
     fired = clocks.fired_keys(t.id for t in batch)
-    policies = {p.id: p for p in clocks.all_policies()}
+    loaded = clocks.all_policies()
+    policies = {p.id: p for p in loaded}
+    # While a recomputation after an edit is pending, a ticket may still name a policy it no
+    # longer matches: match it again first, so what fires is what its policy now says.
+    rematch = recompute.pending()
     firings, history, escalations = [], [], []
     plain, breached = [], []
     for ticket in batch:
         done = fired.setdefault(ticket.id, set())
+        if rematch:
+            for key, value in clocks.refresh(ticket, now, policies=loaded, fired=done).items():
+                set_committed_value(ticket, key, value)
         newly_breached = False
         running_clocks = clocks.clocks(clocks.View(ticket), now, policies)
         for running in running_clocks:

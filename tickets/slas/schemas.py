@@ -94,6 +94,30 @@ class CalendarClosureSchema(Schema):
             raise ma.ValidationError("The closure ends before it starts.", "end")
 
 
+class RecomputeSchema(Schema):
+    """A recomputation of open tickets' clocks after an edit (a durable job): poll its ``href``."""
+
+    id = ma.fields.Integer()
+    href = ma.fields.Function(lambda row: f"/api/v1/sla-recomputes/{row.id}")
+    status = ma.fields.String(
+        metadata={"description": "queued, running, done, failed, or merged (its work done by merged_into_id's run)"}
+    )
+    reason = ma.fields.String()
+    actor = ma.fields.String()
+    rematch = ma.fields.Boolean(metadata={"description": "policies picked again before the clocks"})
+    policy_ids = ma.fields.List(ma.fields.Integer(), allow_none=True, metadata={"description": "null: all"})
+    merged_into_id = ma.fields.Integer(allow_none=True)
+    tickets = ma.fields.Integer(metadata={"description": "open tickets read so far"})
+    changed = ma.fields.Integer(metadata={"description": "tickets whose clocks moved"})
+    error = ma.fields.String()
+    created_at = ma.fields.DateTime()
+    started_at = ma.fields.DateTime(allow_none=True)
+    finished_at = ma.fields.DateTime(allow_none=True)
+
+
+RECOMPUTE_HELP = "after an edit that moves clocks: the recomputation of open tickets, queued (null: none)"
+
+
 class CalendarSchema(Schema):
     id = ma.fields.Integer(dump_only=True)
     name = Text(200, min_length=1, required=True)
@@ -103,6 +127,9 @@ class CalendarSchema(Schema):
         ma.fields.Nested(CalendarClosureSchema),
         validate=ma.validate.Length(max=MAX_CLOSURES),
         metadata={"description": "holidays and exceptional closures, in the calendar's local time"},
+    )
+    recompute = ma.fields.Nested(
+        RecomputeSchema, dump_only=True, allow_none=True, metadata={"description": RECOMPUTE_HELP}
     )
     created_at = ma.fields.DateTime(dump_only=True)
     updated_at = ma.fields.DateTime(dump_only=True)
@@ -163,6 +190,9 @@ class SLAPolicySchema(Schema):
         load_default=0,
         validate=ma.validate.Range(min=-1_000_000, max=1_000_000),
         metadata={"description": "among equally specific matches, the lowest wins"},
+    )
+    recompute = ma.fields.Nested(
+        RecomputeSchema, dump_only=True, allow_none=True, metadata={"description": RECOMPUTE_HELP}
     )
     created_at = ma.fields.DateTime(dump_only=True)
     updated_at = ma.fields.DateTime(dump_only=True)

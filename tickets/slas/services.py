@@ -1,13 +1,13 @@
 """Calendars, SLA/OLA policies and escalation rules: every write to them goes through here, and
-each write that moves a clock recomputes the open tickets it touches (tickets.slas.clocks)."""
+each write that moves a clock queues a recomputation of the open tickets it touches
+(tickets.slas.recompute, a durable job)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, or_, select
-from sqlalchemy.orm import lazyload
+from sqlalchemy import Select, select
 
 from cairn.auth.models import Team, User
 from cairn.db import MAX_ID, db, utcnow
@@ -16,7 +16,8 @@ from cmdb.models import ConfigurationItem
 from tickets import workflow
 from tickets.models import Ticket, TicketCategory
 from tickets.slas import clocks, ical
-from tickets.slas.models import MATCH_FIELDS, BusinessCalendar, EscalationRule, SLAPolicy
+from tickets.slas import recompute as recompute_jobs
+from tickets.slas.models import MATCH_FIELDS, BusinessCalendar, EscalationRule, SLAPolicy, SLARecompute
 
 RECOMPUTE_BATCH = 500
 
@@ -30,20 +31,28 @@ def calendars() -> Select:
 
 
 def save_calendar(data: dict[str, Any], calendar: BusinessCalendar | None = None) -> BusinessCalendar:
-    """Create a calendar, or change one; an edit recomputes the clocks of the open tickets whose
-    policies use it."""
+    """Create a calendar, or change one; an edit of its hours, zone or closures queues a
+    recomputation of the open tickets whose policies use it (``calendar.recompute``: the row to
+    follow, or None)."""
     name = data.get("name")
     if name is not None and (calendar is None or name != calendar.name):
         _unique(BusinessCalendar, name)
+    created = calendar is None
     if calendar is None:
         calendar = BusinessCalendar(hours={}, closures=[])
         db.session.add(calendar)
+    moved = False
     for key in ("name", "time_zone", "hours", "closures"):
         if key in data:
+            moved = moved or (key != "name" and getattr(calendar, key) != data[key])
             setattr(calendar, key, data[key])
     db.session.flush()
-    if calendar.id is not None:
-        recompute(policy_ids=[p.id for p in _policies_of_calendar(calendar.id)])
+    calendar.recompute = None
+    if moved and not created:
+        calendar.recompute = recompute_jobs.request(
+            f"calendar {calendar.id} ({calendar.name}) changed",
+            policy_ids=[p.id for p in _policies_of_calendar(calendar.id)],
+        )
     return calendar
 
 
@@ -138,30 +147,39 @@ def save_policy(data: dict[str, Any], policy: SLAPolicy | None = None) -> SLAPol
     name = data.get("name")
     if name is not None and (policy is None or name != policy.name):
         _unique(SLAPolicy, name)
+    created = policy is None
     if policy is None:
         policy = SLAPolicy()
         db.session.add(policy)
+    moved = created
     for key, value in data.items():
         if key == "match":
+            moved = moved or policy.match != {k: value.get(k) for k in MATCH_FIELDS}
             _apply_match(policy, value)
         else:
+            moved = moved or (key != "name" and getattr(policy, key) != value)
             setattr(policy, key, value)
     db.session.flush()
     db.session.expire(policy, ["calendar"])
-    recompute(rematch=True)
+    policy.recompute = None
+    if moved:
+        verb = "created" if created else "changed"
+        policy.recompute = recompute_jobs.request(f"policy {policy.id} ({policy.name}) {verb}", rematch=True)
     return policy
 
 
-def delete_policy(policy: SLAPolicy) -> None:
-    """Delete a policy; its open tickets are matched again (another policy, or the wall clock)."""
-    affected = list(
+def delete_policy(policy: SLAPolicy) -> SLARecompute | None:
+    """Delete a policy and queue matching its open tickets again (another policy, or the wall
+    clock for those whose SLA it was); returns the recomputation's row."""
+    orphans = list(
         db.session.scalars(
-            select(Ticket.id).where(or_(Ticket.sla_policy_id == policy.id, Ticket.ola_policy_id == policy.id))
+            select(Ticket.id).where(Ticket.sla_policy_id == policy.id, Ticket.state.not_in(workflow.DONE_STATES))
         )
     )
-    recompute(ticket_ids=affected, rematch=True, without_policy_id=policy.id)
+    row = recompute_jobs.request(f"policy {policy.id} ({policy.name}) deleted", rematch=True, orphan_ids=orphans)
     db.session.delete(policy)
     db.session.flush()
+    return row
 
 
 def save_escalation_rule(data: dict[str, Any], rule: EscalationRule | None = None) -> EscalationRule:
@@ -215,33 +233,24 @@ def recompute(
     without_policy_id: int | None = None,
     now: datetime | None = None,
 ) -> int:
-    """Recompute the clocks of open tickets (those of ``policy_ids``, or ``ticket_ids``, or all of
-    them); with ``rematch`` pick their policies again first (leaving out ``without_policy_id``, a
-    policy about to be deleted). Returns how many changed."""
+    """Recompute the clocks of open tickets now, in this unit of work (those of ``policy_ids``, or
+    ``ticket_ids``, or all of them); with ``rematch`` pick their policies again first (leaving out
+    ``without_policy_id``). Returns how many changed. Edits queue the durable job instead
+    (tickets.slas.recompute); this is the same pass for scripts and benchmarks."""
+    if (policy_ids is not None and not policy_ids) or (ticket_ids is not None and not ticket_ids):
+        return 0
     now = now or utcnow()
-    stmt = select(Ticket).where(Ticket.state.not_in(workflow.DONE_STATES)).order_by(Ticket.id)
-    if policy_ids is not None:
-        if not policy_ids:
-            return 0
-        stmt = stmt.where(or_(Ticket.sla_policy_id.in_(policy_ids), Ticket.ola_policy_id.in_(policy_ids)))
-    if ticket_ids is not None:
-        if not ticket_ids:
-            return 0
-        stmt = stmt.where(Ticket.id.in_(ticket_ids))
-    loaded = [p for p in clocks.all_policies() if p.id != without_policy_id]
-    changed = 0
-    last_id = 0
-    stmt = stmt.options(lazyload("*"))
+    changed, last_id = 0, 0
     while True:
-        batch = list(db.session.scalars(stmt.where(Ticket.id > last_id).limit(RECOMPUTE_BATCH)))
-        if not batch:
+        count, batch_changed, last_id = recompute_jobs.recompute_batch(
+            after_id=last_id,
+            policy_ids=policy_ids,
+            ticket_ids=ticket_ids,
+            rematch=rematch,
+            without_policy_id=without_policy_id,
+            now=now,
+            limit=RECOMPUTE_BATCH,
+        )
+        if not count:
             return changed
-        fired = clocks.fired_keys(t.id for t in batch)
-        updates = []
-        for ticket in batch:
-            values = clocks.refresh(ticket, now, rematch=rematch, policies=loaded, fired=fired.get(ticket.id, set()))
-            if values:
-                updates.append((ticket, values))
-        clocks.store(updates)
-        changed += len(updates)
-        last_id = batch[-1].id
+        changed += batch_changed
