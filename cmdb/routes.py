@@ -18,6 +18,7 @@ from cairn.pagination import count_of, paginate_select
 from cairn.uow import read_only
 from cmdb import bulk_edit, custom_classes, export, services
 from cmdb.classes import REGISTRY
+from cmdb.custom_fields.registry import class_fields
 from cmdb.models import Location
 from cmdb.schemas import (
     AssignmentSchema,
@@ -93,6 +94,7 @@ def _class_answer(c, converter) -> dict:
         "icon": c.icon,
         "relationship_types": None if c.relationship_types is None else list(c.relationship_types),
         "lifecycle": c.lifecycle,
+        "custom_fields": class_fields(c.name),
     }
 
 

@@ -5,7 +5,7 @@ from cairn.api import BulkEditSchema, Id, Money, OneOf, QueryId, Schema, Text
 from cairn.auth.schemas import UserRefSchema
 from cmdb.classes import CATEGORIES, REGISTRY, ClassName
 from cmdb.custom_fields.query import CustomFieldQuery, SortKeys
-from cmdb.custom_fields.schemas import CUSTOM_FIELDS_HELP, CustomFieldValues
+from cmdb.custom_fields.schemas import CUSTOM_FIELDS_HELP, ClassFieldSchema, CustomFieldValues
 from cmdb.lifecycle import CRITICALITIES, LIFECYCLES, STATUSES
 from cmdb.models import LOCATION_KINDS
 
@@ -195,6 +195,10 @@ class CIClassSchema(Schema):
         metadata={"description": "the relationship types it may take part in; null: its parent's rules"},
     )
     lifecycle = ma.fields.String()
+    custom_fields = ma.fields.List(
+        ma.fields.Nested(ClassFieldSchema),
+        metadata={"description": "its custom fields (its own and inherited), beside the built-in attributes"},
+    )
 
 
 CLASS_NAME = ma.validate.Regexp(

@@ -36,6 +36,7 @@ from cairn.db import MAX_ID, DirectSelect, db, id_in, utcnow
 from cairn.errors import Conflict, DomainError, Invalid, NotFound
 from cairn.external_ids import set_external_ids
 from cmdb import classes, lifecycle
+from cmdb.bulk_updates import flush_updates
 from cmdb.custom_fields import query as custom_query
 from cmdb.custom_fields.values import checked_values
 from cmdb.models import LOCATION_KINDS, CIAssignment, CIExternalId, ConfigurationItem, Location
@@ -807,7 +808,9 @@ def _bulk_fast(items: list[BulkItem]) -> list[BulkOutcome] | None:
                     if target is not None:
                         db.session.expire(target)
                     outcomes[item.index] = BulkOutcome(item.index, "error", errors=_errors_of(exc), detail=exc.detail)
-        db.session.flush()  # the updates, through the ORM and its change-log hook
+        # the updates: set-based (cmdb.bulk_updates), with their change-log rows
+        flush_updates([ci for _, ci, changed in updated if changed])
+        db.session.flush()
         _insert_cis(created, now)
     except SQLAlchemyError:
         savepoint.rollback()

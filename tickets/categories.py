@@ -19,6 +19,7 @@ from cairn.auth.models import Team, User
 from cairn.auth.roles import REQUESTER
 from cairn.db import MAX_ID, db
 from cairn.errors import Conflict, Invalid, NotFound
+from cmdb.custom_fields.models import CustomField
 from tickets.models import KINDS, Ticket, TicketCategory
 
 # The kinds a requester may open (tickets.services.create_ticket), hence the categories it may read.
@@ -173,13 +174,23 @@ def update_category(category: TicketCategory, data: dict[str, Any]) -> TicketCat
 
 
 def delete_category(category: TicketCategory) -> None:
-    """Remove a category no ticket and no subcategory uses; 409 saying how many otherwise."""
+    """Remove a category no ticket, subcategory or custom field uses; 409 saying how many otherwise."""
     used = db.session.scalar(select(func.count()).where(Ticket.category_id == category.id))
     if used:
         raise Conflict(f"{used} tickets are in this category; deactivate it instead (active: false).")
     children = _children_count(category)
     if children:
         raise Conflict(f"{children} subcategories are under this category; remove or move them first.")
+    fields = [
+        name
+        for name, applies in db.session.execute(select(CustomField.name, CustomField.ticket_categories))
+        if category.id in (applies or ())
+    ]
+    if fields:
+        raise Conflict(
+            f"{len(fields)} custom fields apply to this category ({', '.join(fields)[:200]}); "
+            "change or delete them first."
+        )
     db.session.delete(category)
     db.session.flush()
 

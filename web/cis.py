@@ -33,7 +33,15 @@ from tickets.models import Ticket
 from tickets.services import ci_figures, tickets_of_ci
 from tickets.workflow import DONE_STATES
 from web.blueprint import bp
-from web.custom_fields import value_groups
+from web.custom_fields import (
+    ADD_FIELD,
+    cell,
+    filter_chips,
+    list_columns,
+    list_filter_args,
+    picker_fields,
+    value_groups,
+)
 from web.forms import field_errors, form_int, keep_errors, load
 from web.shell import STAFF
 from web.views import ViewsBar, views_context
@@ -252,13 +260,16 @@ def _list_form(args) -> dict:
     form["sort"] = (args.get("sort") or "").strip()[:100]
     # every other filter of the API's list (a saved view may hold them): kept as given, shown as chips
     form["extra"] = {key: args.get(key).strip()[:200] for key in EXTRA_FILTERS if (args.get(key) or "").strip()}
+    # custom field filters (cf_<name>), with the one the form's picker adds
+    form["custom"], form["cf_added"] = list_filter_args(args)
+    form["cf_picking"] = bool((args.get(ADD_FIELD) or "").strip()) and not form["cf_added"]
     return form
 
 
 def _list_filters(form: dict) -> tuple[dict, dict[str, list[str]]]:
     """The filters of ``cmdb.services.search_cis`` (validated by the API's query schema) and the
     errors of what was left out."""
-    data: dict = dict(form["extra"])
+    data: dict = {**form["extra"], **form["custom"]}
     for key in ("q", "owner_team_id", "location_id", "sort"):
         if form[key]:
             data[key] = form[key]
@@ -341,6 +352,7 @@ def _query_args(form: dict, **overrides) -> dict:
         "within": form["within"] if form["warranty"] == "expiring" else "",
         "sort": form["sort"],
         **form["extra"],
+        **form["custom"],
     }
     args.update(overrides)
     return {key: value for key, value in args.items() if value not in ("", None)}
@@ -356,10 +368,25 @@ def _views_context(form: dict) -> ViewsBar:
         "owner_team_id": form["owner_team_id"],
         "location_id": form["location_id"],
         **form["extra"],
+        **form["custom"],
     }
     return views_context(
         "cis", saved, form["sort"], form["extra"], lambda key: url_for("web.cis", **_query_args(form, **{key: ""}))
     )
+
+
+def _custom_filters(form: dict, errors: dict) -> dict:
+    """The list's custom field filters as chips, the picker's fields (those of the classes filtered
+    by, else every CI field) and the columns they add; ``oob``: the fragment redraws them (not while
+    a field is picked and its value not yet typed)."""
+    return {
+        "chips": filter_chips(
+            form["custom"], errors, form["sort"], lambda key: url_for("web.cis", **_query_args(form, **{key: ""}))
+        ),
+        "picker": picker_fields("ci", form["ci_class"]),
+        "columns": list_columns(form["custom"], form["sort"]),
+        "oob": not form["cf_picking"],
+    }
 
 
 @bp.get("/cis")
@@ -368,6 +395,8 @@ def cis():
     """Every CI the user may see, filtered by class, status, owner team, location (and what is inside
     it), warranty and text; sorted; paged; the whole state in the URL."""
     form = _list_form(request.args)
+    if form["cf_added"] and not _is_htmx("ci-results"):  # the picker without JavaScript: the list's own URL
+        return redirect(url_for("web.cis", **_query_args(form)))
     filters, errors = _list_filters(form)
     stmt = search_cis(filters, g.user)
     total = count_of(stmt)
@@ -390,6 +419,8 @@ def cis():
         "locations": locations,
         "today": _today(),
         "warranty_days": WARRANTY_DAYS,
+        "cf": _custom_filters(form, errors),
+        "cf_cell": cell,
         **_labels(),
     }
     status = 422 if errors else 200

@@ -6,6 +6,7 @@ values, grouped by each field's group. Every write goes through the services the
 from __future__ import annotations
 
 import json
+import re
 from itertools import groupby
 
 from flask import flash, g, redirect, render_template, request, url_for
@@ -19,7 +20,7 @@ from cairn.errors import Conflict, DomainError, Invalid
 from cmdb.classes import REGISTRY
 from cmdb.custom_fields import services
 from cmdb.custom_fields.models import TYPES
-from cmdb.custom_fields.registry import TICKET_KINDS, current
+from cmdb.custom_fields.registry import TICKET_KINDS, category_chain, category_kinds, current
 from cmdb.custom_fields.schemas import CustomFieldUpdateSchema, CustomFieldWriteSchema
 from tickets import workflow
 from web.blueprint import bp
@@ -42,26 +43,28 @@ TICKET_EDITORS = tuple(role for role in STAFF if role in workflow.STAFF)
 # Values on the CI and ticket pages
 
 
-def value_groups(target: str, scope: str, values: dict | None) -> list[tuple[str, list[dict]]]:
-    """The fields of a CI class or ticket kind with the object's values, as (group, fields) in the
-    definitions' order (group, label)."""
+def value_groups(
+    target: str, scope: str, values: dict | None, categories: tuple[int, ...] = ()
+) -> list[tuple[str, list[dict]]]:
+    """The fields of a CI class or ticket kind (with a ticket's ``categories``, theirs too) with the
+    object's values, as (group, fields) in the definitions' order (group, label)."""
     values = values or {}
     fields = [
         {
             "name": d.name, "label": d.label, "type": d.type, "help": d.help_text, "required": d.required,
             "choices": d.choices, "value": values.get(d.name), "group": d.group,
         }
-        for d in current().fields_for(target, scope).values()
+        for d in current().fields_for(target, scope, categories).values()
     ]  # fmt: skip
     return [(group, list(items)) for group, items in groupby(fields, key=lambda f: f["group"])]
 
 
-def form_values(target: str, scope: str, form) -> dict:
+def form_values(target: str, scope: str, form, categories: tuple[int, ...] = ()) -> dict:
     """The values a page's form sent (``cf_<name>`` inputs), for ``custom_fields`` of a PATCH: an
     empty input removes the value; numbers and booleans typed, the rest as text (the check names
     what is wrong)."""
     values = {}
-    for name, definition in current().fields_for(target, scope).items():
+    for name, definition in current().fields_for(target, scope, categories).items():
         key = f"cf_{name}"
         if definition.type == "multi_choice":
             if f"{key}__sent" in form:
@@ -89,6 +92,126 @@ def _typed(kind: str, text: str):
     return text
 
 
+# ---------------------------------------------------------------------------------------------
+# cf_<name> filters on the CI and ticket lists (the API's list filters, shown as removable chips)
+
+FILTER_KEY = re.compile(r"^cf_[a-z][a-z0-9_]{0,49}$")
+MAX_LIST_FILTERS = 10
+# The picker's two inputs: the field to add a filter on and the value (merged into the cf_ filters).
+ADD_FIELD, ADD_VALUE = "add_field", "add_value"
+
+
+def list_filter_args(args) -> tuple[dict[str, str], bool]:
+    """The ``cf_<name>`` filters of a list's query string (trimmed, bounded), with the one the
+    picker adds (``add_field`` and ``add_value``); and whether one was added."""
+    found: dict[str, str] = {}
+    for key in args:
+        value = (args.get(key) or "").strip()[:200]
+        if FILTER_KEY.match(key) and value and len(found) < MAX_LIST_FILTERS:
+            found[key] = value
+    key = f"cf_{(args.get(ADD_FIELD) or '').strip()[:50]}"
+    value = (args.get(ADD_VALUE) or "").strip()[:200]
+    added = bool(FILTER_KEY.match(key) and value)
+    if added:
+        found.pop(key, None)
+        found[key] = value
+        while len(found) > MAX_LIST_FILTERS:
+            found.pop(next(iter(found)))
+    return found, added
+
+
+def _shown_value(definition, value) -> str:
+    if definition is None:
+        return str(value)
+    if definition.type == "boolean":
+        lowered = str(value).lower()
+        return _("Yes") if lowered in ("true", "1", "yes") else _("No") if lowered in ("false", "0", "no") else value
+    return str(value)
+
+
+def filter_chips(filters: dict[str, str], errors: dict, sort: str, remove_url) -> list[dict]:
+    """The chips of a list's ``cf_`` filters (label, value, the list's errors for it, the list
+    without it) and of a ``cf_`` sort key."""
+    by_name = current().by_name
+    chips = []
+    for key, value in filters.items():
+        definition = by_name.get(key[3:])
+        chips.append(
+            {
+                "key": key,
+                "label": definition.label if definition else key[3:],
+                "value": value,
+                "shown": _shown_value(definition, value),
+                "errors": [str(e) for e in errors.get(key, ())],
+                "remove": remove_url(key),
+                "sort": False,
+            }
+        )
+    for key in [k for k in (sort or "").split(",") if k.lstrip("-").startswith("cf_")]:
+        definition = by_name.get(key.lstrip("-")[3:])
+        label = definition.label if definition else key.lstrip("-")[3:]
+        chips.append(
+            {
+                "key": "sort",
+                "label": _("sorted by"),
+                "value": key,
+                "shown": f"{label} {'▼' if key.startswith('-') else '▲'}",
+                "errors": [str(e) for e in errors.get("sort", ())],
+                "remove": remove_url("sort"),
+                "sort": True,
+            }
+        )
+    return chips
+
+
+def picker_fields(target: str, scopes: list[str]) -> list[dict]:
+    """The fields the list's picker offers: those of the list's classes (``ci``) or kinds
+    (``ticket``, with every category field of those kinds) when it is filtered by some, else every
+    field of CIs or tickets."""
+    registry = current()
+    if not scopes:
+        chosen = registry.anywhere(target)
+    elif target == "ci":
+        chosen = {name: d for scope in scopes for name, d in registry.fields_for("ci", scope).items()}
+    else:
+        categories = [c for d in registry.definitions for c in d.ticket_categories]
+        kinds = category_kinds(categories)
+        chosen = {
+            d.name: d
+            for d in registry.definitions
+            if set(d.ticket_kinds) & set(scopes) or any(kinds.get(c, ("",))[0] in scopes for c in d.ticket_categories)
+        }
+    return [
+        {"name": d.name, "label": d.label, "type": TYPE_LABELS.get(d.type, d.type), "choices": d.choices}
+        for d in registry.definitions
+        if d.name in chosen
+    ]
+
+
+def list_columns(filters: dict[str, str], sort: str) -> list[dict]:
+    """The custom fields a list shows as columns: those it is filtered or sorted by."""
+    names = [key[3:] for key in filters]
+    names += [k.lstrip("-")[3:] for k in (sort or "").split(",") if k.lstrip("-").startswith("cf_")]
+    by_name = current().by_name
+    return [
+        {"name": name, "label": by_name[name].label, "type": by_name[name].type}
+        for name in dict.fromkeys(names)
+        if name in by_name
+    ]
+
+
+def cell(column: dict, values: dict | None):
+    """A custom field value as a list's cell shows it."""
+    value = (values or {}).get(column["name"])
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return _("Yes") if value else _("No")
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    return str(value)
+
+
 def _refuse(error: DomainError) -> None:
     """Roll back and say on the page the form returns to why it was refused, field by field."""
     db.session.rollback()
@@ -105,6 +228,18 @@ def _refuse(error: DomainError) -> None:
 # The admin pages
 
 
+def _category_choices() -> list[tuple[int, str]]:
+    """Every ticket category as (id, "Kind: Parent > Child"), for the applies-to picker."""
+    from tickets.categories import path_of, tree
+
+    choices = []
+    for kind, rows in tree().items():
+        for category, children in rows:
+            for row in (category, *children):
+                choices.append((row.id, f"{kind.capitalize()}: {path_of(row)}"))
+    return choices
+
+
 def _crumbs(*items):
     return [(_("Admin"), url_for("web.admin")), *items]
 
@@ -118,6 +253,7 @@ def _render(template: str, status: int = 200, **context):
             types=TYPES,
             classes=sorted(REGISTRY),
             kinds=TICKET_KINDS,
+            categories=_category_choices(),
             **context,
         ),
         status,
@@ -130,7 +266,8 @@ def _list_page(status: int = 200, form=None):
         "admin/custom_fields.html",
         status,
         fields=fields,
-        form=form or {"type": "text", "ci_classes": [], "ticket_kinds": []},
+        form=form or {"type": "text", "ci_classes": [], "ticket_kinds": [], "ticket_categories": []},
+        category_paths=dict(_category_choices()),
         breadcrumbs=_crumbs((_("Custom fields"), None)),
     )
 
@@ -157,7 +294,8 @@ def _form_of(field) -> dict:
         shown_default = json.dumps(default) if isinstance(default, bool) else str(default)
     return {
         "name": field.name, "label": field.label, "type": field.type, "ci_classes": field.ci_classes,
-        "ticket_kinds": field.ticket_kinds, "required": field.required, "group": field.group_name,
+        "ticket_kinds": field.ticket_kinds, "ticket_categories": field.ticket_categories or [],
+        "required": field.required, "group": field.group_name,
         "help_text": field.help_text, "choices": "\n".join(field.choices or []), "default": shown_default,
         "min": rules.get("min", ""), "max": rules.get("max", ""), "regex": rules.get("regex", ""),
     }  # fmt: skip
@@ -171,10 +309,16 @@ def _body(form, kind: str, *, creating: bool) -> tuple[dict, dict]:
     }
     shown["ci_classes"] = [c[:40] for c in form.getlist("ci_classes")[:100]]
     shown["ticket_kinds"] = [k[:10] for k in form.getlist("ticket_kinds")[:4]]
+    picked = form.getlist("ticket_categories")[:100]
+    shown["ticket_categories"] = [int(c) for c in picked if c.isdigit() and len(c) < 10]
     shown["required"] = form.get("required") == "on"
     body = {
         "label": shown["label"],
-        "applies_to": {"ci_classes": shown["ci_classes"], "ticket_kinds": shown["ticket_kinds"]},
+        "applies_to": {
+            "ci_classes": shown["ci_classes"],
+            "ticket_kinds": shown["ticket_kinds"],
+            "ticket_categories": shown["ticket_categories"],
+        },
         "required": shown["required"],
         "group": shown["group"],
         "help_text": shown["help_text"],
@@ -302,7 +446,8 @@ def ticket_custom_fields(ticket_id: int):
     try:
         if _stale(request.form.get("version"), ticket.version):
             raise Conflict(_("Somebody changed this ticket since you opened it; look again and retry."))
-        update_ticket(ticket, {"custom_fields": form_values("ticket", ticket.kind, request.form)}, g.user)
+        chain = category_chain(ticket.category_id)
+        update_ticket(ticket, {"custom_fields": form_values("ticket", ticket.kind, request.form, chain)}, g.user)
     except DomainError as error:
         _refuse(error)
         return redirect(url_for("web.ticket", ticket_id=ticket_id, _anchor="custom-fields"))

@@ -23,6 +23,7 @@ from cairn.auth.models import Team, User
 from cairn.auth.sessions import page
 from cairn.db import MAX_ID, db, id_in, utcnow
 from cairn.errors import Conflict, DomainError, Invalid, NotFound
+from cmdb.custom_fields.registry import category_chain
 from cmdb.models import ConfigurationItem
 from cmdb.services import search_cis, visible_cis
 from tickets import attachments, categories, graph, services, sla, workflow
@@ -36,7 +37,15 @@ from tickets.schemas import (
 )
 from web.blueprint import bp
 from web.changes import change_context
-from web.custom_fields import value_groups
+from web.custom_fields import (
+    ADD_FIELD,
+    cell,
+    filter_chips,
+    list_columns,
+    list_filter_args,
+    picker_fields,
+    value_groups,
+)
 from web.forms import field_errors, is_number, keep_errors, load, present
 from web.shell import STAFF
 from web.views import ViewsBar, views_context
@@ -172,12 +181,20 @@ def _list_state(args) -> tuple[dict, dict]:
                                                                    "assignee", "open", "q", "sort")}  # fmt: skip
     # every other filter of the API's list (a saved view may hold them): kept as given, shown as chips
     shown["extra"] = {key: args.get(key).strip()[:200] for key in EXTRA_FILTERS if (args.get(key) or "").strip()}
+    # custom field filters (cf_<name>), with the one the form's picker adds
+    custom, added = list_filter_args(args)
+    shown["custom"] = custom
     if not any(shown.values()):
         shown["queue"] = "open"
     shown["sort"] = shown["sort"] or DEFAULT_SORT
     per = args.get("per", type=int)
     shown["per"] = per if per in PAGE_SIZES else PAGE_SIZES[0]
-    kept = {key: value for key, value in shown.items() if value and key != "extra"} | shown["extra"]
+    shown["cf_added"] = added
+    shown["cf_picking"] = bool((args.get(ADD_FIELD) or "").strip()) and not added
+    kept = {
+        key: value for key, value in shown.items() if value and key not in ("extra", "custom", "cf_added", "cf_picking")
+    }
+    kept |= shown["extra"] | shown["custom"]
     if kept.get("per") == PAGE_SIZES[0]:
         del kept["per"]
     return shown, kept
@@ -192,7 +209,7 @@ def _list_filters(shown: dict) -> dict:
             raise Invalid(_("Unknown queue."), errors={"queue": [_("Choose one of the listed queues.")]})
         filters.update(services.queue_filters(queue, g.user))
     raw = {key: shown[key] for key in ("kind", "state", "priority", "team_id", "open", "q", "sort") if shown[key]}
-    raw = {**shown["extra"], **raw}
+    raw = {**shown["extra"], **shown["custom"], **raw}
     assignee = shown["assignee"]
     if assignee == "none":
         filters.pop("assignee_id", None)
@@ -220,9 +237,22 @@ def _views_context(shown: dict, list_url) -> ViewsBar:
         saved["assignee_id"] = str(g.user.id)
     elif assignee and assignee != "none":
         saved["assignee_id"] = assignee
-    saved = {**shown["extra"], **saved}
+    saved = {**shown["extra"], **shown["custom"], **saved}
     sort = shown["sort"] if shown["sort"] != DEFAULT_SORT else ""
     return views_context("tickets", saved, sort, shown["extra"], lambda key: list_url(**{key: None}))
+
+
+def _custom_filters(shown: dict, list_url) -> dict:
+    """The list's custom field filters as chips, the picker's fields (those of the kind filtered by,
+    else every ticket field) and the columns they add; ``oob``: the fragment redraws them (not while
+    a field is picked and its value not yet typed)."""
+    sort = shown["sort"] if shown["sort"] != DEFAULT_SORT else ""
+    return {
+        "chips": filter_chips(shown["custom"], field_errors(), sort, lambda key: list_url(**{key: None})),
+        "picker": picker_fields("ticket", [shown["kind"]] if shown["kind"] else []),
+        "columns": list_columns(shown["custom"], sort),
+        "oob": not shown["cf_picking"],
+    }
 
 
 @bp.get("/tickets")
@@ -236,7 +266,8 @@ def tickets():
         return url_for("web.tickets", **{key: value for key, value in values.items() if value not in (None, "")})
 
     fragment = _wants_fragment()
-    if not fragment and any(not value.strip() for _key, value in request.args.items(multi=True)):
+    blank = any(not value.strip() for _key, value in request.args.items(multi=True))
+    if not fragment and (blank or shown["cf_added"]):
         # a filter form sent without JavaScript names its empty fields too: keep the address short
         return redirect(list_url(page=page_number if page_number > 1 else None))
     status, rows, total, problem = 200, [], 0, None
@@ -268,6 +299,8 @@ def tickets():
         "list_url": list_url,
         "page_sizes": PAGE_SIZES,
         "done_states": workflow.DONE_STATES,
+        "cf": _custom_filters(shown, list_url),
+        "cf_cell": cell,
     }
     headers = {"Vary": "HX-Request"}
     if fragment:
@@ -417,7 +450,7 @@ def _ticket_page(ticket_id: int, status: int = 200, failed: str | None = None):
         "watchers": watchers,
         "watching": any(w.user_id == g.user.id for w in watchers),
         "can_write": g.user.role in WRITERS,
-        "custom_groups": value_groups("ticket", ticket.kind, ticket.custom_fields),
+        "custom_groups": value_groups("ticket", ticket.kind, ticket.custom_fields, category_chain(ticket.category_id)),
         "closed": ticket.state in workflow.CLOSED_STATES,
         "teams": _teams(),
         "category_tree": categories.tree(ticket.kind, active_only=True),

@@ -3,6 +3,7 @@ wipe, disposal, audits and class policies goes through here (routes, jobs, CLI a
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -33,11 +34,28 @@ from cmdb.services import get_ci, update_ci
 RETIRED_STATUSES = lifecycle.INACTIVE_STATUSES  # out of the estate: no licence seats, no reminders
 # Classes a person can walk up to and scan; virtual and logical CIs are never physically audited.
 NOT_PHYSICAL = {"virtual_machine", "cluster"}
-PHYSICAL_CLASSES = tuple(
-    c.name
-    for c in classes.REGISTRY.values()
-    if c.category in ("hardware", "mobile", "network") and c.name not in NOT_PHYSICAL
-)
+PHYSICAL_CATEGORIES = ("hardware", "mobile", "network")
+
+
+def physical_classes() -> tuple[str, ...]:
+    """The classes physically audited, read through the class registry (so per unit of work, as
+    every other registry lookup): a built-in class of a physical category, and a custom class whose
+    built-in ancestor is one (an ``infusion_pump`` under ``desktop`` counts; one under
+    ``virtual_machine`` does not, whatever category it was given)."""
+    names = []
+    for name in classes.REGISTRY:
+        root = classes.REGISTRY.get((classes.lineage(name) or [name])[-1])
+        if root is not None and root.category in PHYSICAL_CATEGORIES and root.name not in NOT_PHYSICAL:
+            names.append(name)
+    return tuple(names)
+
+
+def _default_policy(ci_class: str) -> Policy:
+    """The default policy of a class: a custom class takes its built-in ancestor's defaults."""
+    root = (classes.lineage(ci_class) or [ci_class])[-1]
+    return dataclasses.replace(depreciation.default_policy(root), ci_class=ci_class)
+
+
 SEAT_HOLDING_STATUSES = ("planned", "ordered", "in_stock", "deployed", "in_maintenance")
 
 
@@ -251,7 +269,7 @@ def _apply_licence(licence: Licence, data: dict) -> None:
 
 def policy_for(ci_class: str) -> Policy:
     row = db.session.scalar(select(AssetClassPolicy).where(AssetClassPolicy.ci_class == ci_class))
-    return _policy(row) if row is not None else depreciation.default_policy(ci_class)
+    return _policy(row) if row is not None else _default_policy(ci_class)
 
 
 def _policy(row: AssetClassPolicy) -> Policy:
@@ -269,9 +287,7 @@ def _policy(row: AssetClassPolicy) -> Policy:
 def all_policies() -> dict[str, Policy]:
     """Every class of the registry with its policy (configured or default)."""
     rows = {row.ci_class: row for row in db.session.scalars(select(AssetClassPolicy))}
-    return {
-        name: _policy(rows[name]) if name in rows else depreciation.default_policy(name) for name in classes.REGISTRY
-    }
+    return {name: _policy(rows[name]) if name in rows else _default_policy(name) for name in classes.REGISTRY}
 
 
 def set_policy(ci_class: str, data: dict[str, Any]) -> Policy:
@@ -280,7 +296,7 @@ def set_policy(ci_class: str, data: dict[str, Any]) -> Policy:
         raise NotFound(f"No CI class {ci_class!r}.")
     row = db.session.scalar(select(AssetClassPolicy).where(AssetClassPolicy.ci_class == ci_class).with_for_update())
     if row is None:
-        default = depreciation.default_policy(ci_class)
+        default = _default_policy(ci_class)
         row = AssetClassPolicy(
             ci_class=ci_class,
             depreciation_method=default.depreciation_method,
@@ -572,7 +588,8 @@ def overdue_audits_select(today: date | None = None) -> Select:
     policies = all_policies()
     never_audited_overdue = []
     by_interval: dict[int, list[str]] = {}
-    for name in PHYSICAL_CLASSES:
+    physical = physical_classes()
+    for name in physical:
         by_interval.setdefault(policies[name].audit_interval_days, []).append(name)
     for days, names in by_interval.items():
         cutoff = datetime.combine(today - timedelta(days=days), datetime.min.time())
@@ -590,7 +607,7 @@ def overdue_audits_select(today: date | None = None) -> Select:
         )
         .outerjoin(last, last.c.ci_id == ci.id)
         .where(
-            ci.ci_class.in_(PHYSICAL_CLASSES),
+            ci.ci_class.in_(physical),
             ci.status.in_(("in_stock", "deployed", "in_maintenance", "retired")),
             or_(
                 last.c.next_due < today,

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from cairn.audit.context import Actor, acting_as
 from cairn.uow import checkpoint
 
-custom_fields_cli = AppGroup("custom-fields", help="Custom fields of CI classes and ticket kinds.")
+custom_fields_cli = AppGroup("custom-fields", help="Custom fields of CI classes, ticket kinds and ticket categories.")
 CLI_ACTOR = Actor("cli:custom-fields")
 
 
@@ -34,7 +34,13 @@ def list_command():
     from cmdb.custom_fields.services import definitions_select
 
     for field in db.session.scalars(definitions_select()):
-        applies = ", ".join([*field.ci_classes, *(f"{kind} tickets" for kind in field.ticket_kinds)])
+        applies = ", ".join(
+            [
+                *field.ci_classes,
+                *(f"{kind} tickets" for kind in field.ticket_kinds),
+                *(f"ticket category {category_id}" for category_id in field.ticket_categories or ()),
+            ]
+        )
         required = " required" if field.required else ""
         click.echo(f"{field.id}\t{field.name}\t{field.type}{required}\t{applies}\t{field.label}")
 
@@ -45,6 +51,13 @@ def list_command():
 @click.option("--type", "type_", required=True, help="text, integer, boolean, choice, ... (API.md)")
 @click.option("--ci-class", "ci_classes", multiple=True, help="A CI class it applies to (repeatable).")
 @click.option("--ticket-kind", "ticket_kinds", multiple=True, help="A ticket kind it applies to (repeatable).")
+@click.option(
+    "--ticket-category",
+    "ticket_categories",
+    multiple=True,
+    type=int,
+    help="A ticket category id it applies to, with its subcategories (repeatable).",
+)
 @click.option("--required", is_flag=True)
 @click.option("--default", "default", help='The default, as JSON (true, 3, "text").')
 @click.option("--choice", "choices", multiple=True, help="A choice (repeatable).")
@@ -54,7 +67,20 @@ def list_command():
 @click.option("--group", default="")
 @click.option("--help-text", default="")
 def create_command(
-    name, label, type_, ci_classes, ticket_kinds, required, default, choices, minimum, maximum, regex, group, help_text
+    name,
+    label,
+    type_,
+    ci_classes,
+    ticket_kinds,
+    ticket_categories,
+    required,
+    default,
+    choices,
+    minimum,
+    maximum,
+    regex,
+    group,
+    help_text,
 ):
     """Define a custom field (enforced at once by every serving process)."""
     from cairn.errors import DomainError
@@ -66,7 +92,11 @@ def create_command(
         "name": name,
         "label": label,
         "type": type_,
-        "applies_to": {"ci_classes": list(ci_classes), "ticket_kinds": list(ticket_kinds)},
+        "applies_to": {
+            "ci_classes": list(ci_classes),
+            "ticket_kinds": list(ticket_kinds),
+            "ticket_categories": list(ticket_categories),
+        },
         "required": required,
         "choices": list(choices),
         "validation": validation,

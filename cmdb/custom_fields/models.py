@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, String, Text
+from sqlalchemy import JSON, BigInteger, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cairn.audit.mixin import Audited
@@ -18,7 +18,8 @@ TYPES = (
 
 
 class CustomField(Audited, TimestampedModel):
-    """A field an admin added to some CI classes (and their subclasses) and/or ticket kinds. Its
+    """A field an admin added to some CI classes (and their subclasses), ticket kinds and/or ticket
+    categories (and their subcategories). Its
     values live in the ``custom_fields`` JSON column of the CIs and tickets, by ``name``."""
 
     __tablename__ = "custom_field"
@@ -29,6 +30,8 @@ class CustomField(Audited, TimestampedModel):
     type: Mapped[str] = mapped_column(String(20))
     ci_classes: Mapped[list] = mapped_column(JSON, default=list)
     ticket_kinds: Mapped[list] = mapped_column(JSON, default=list)
+    # Ticket category ids (tickets.models.TicketCategory): tickets of the category and its subcategories.
+    ticket_categories: Mapped[list] = mapped_column(JSON, default=list, server_default=text("'[]'"))
     required: Mapped[bool] = mapped_column(default=False)
     # JSON text (a JSON column would not do: SQLite's numeric affinity turns a stored 1 into a number)
     default_json: Mapped[str | None] = mapped_column(Text)
@@ -50,7 +53,11 @@ class CustomField(Audited, TimestampedModel):
 
     @property
     def applies_to(self) -> dict:
-        return {"ci_classes": list(self.ci_classes or []), "ticket_kinds": list(self.ticket_kinds or [])}
+        return {
+            "ci_classes": list(self.ci_classes or []),
+            "ticket_kinds": list(self.ticket_kinds or []),
+            "ticket_categories": list(self.ticket_categories or []),
+        }
 
     def audit_summary(self, action: str) -> str:
         return f"custom field {self.name} {action}d"[:300]

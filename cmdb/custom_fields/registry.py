@@ -9,7 +9,9 @@ enforced by the next request in any other, and the hot paths pay one lookup per 
 stamp tells a process that a version it holds was rolled back and its number reused.
 
 Which fields apply: a CI gets those of its class and of the classes it inherits from (a class's
-``parent`` in the class registry, cmdb.classes); a ticket those of its kind. The models that carry
+``parent`` in the class registry, cmdb.classes); a ticket those of its kind, and those of its
+category and of that category's parent (ticket categories are tickets' rows: this package reads
+their ids and parents through a plain table, ``category_chain``). The models that carry
 values say so with ``__custom_fields_scope__ = (target, discriminator column)`` (the CI and ticket
 models), so this package reaches the ticket table without importing the tickets package.
 """
@@ -21,9 +23,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import select, update
 
-from cairn.db import db, utcnow
+from cairn.db import MAX_ID, db, utcnow
 from cmdb import classes
 from cmdb.custom_fields.models import CustomField, CustomFieldState
 from cmdb.custom_fields.patterns import compile_pattern
@@ -45,6 +48,7 @@ class Definition:
     type: str
     ci_classes: tuple[str, ...]
     ticket_kinds: tuple[str, ...]
+    ticket_categories: tuple[int, ...]
     required: bool
     default: Any
     choices: tuple[str, ...]
@@ -63,6 +67,7 @@ class Definition:
             type=row.type,
             ci_classes=tuple(row.ci_classes or ()),
             ticket_kinds=tuple(row.ticket_kinds or ()),
+            ticket_categories=tuple(row.ticket_categories or ()),
             required=bool(row.required),
             default=row.default,
             choices=tuple(row.choices or ()),
@@ -85,20 +90,46 @@ class Registry:
                 self._by_scope.setdefault(("ci", name), []).append(definition)
             for kind in definition.ticket_kinds:
                 self._by_scope.setdefault(("ticket", kind), []).append(definition)
+            for category_id in definition.ticket_categories:
+                self._by_scope.setdefault(("ticket_category", category_id), []).append(definition)
 
-    def fields_for(self, target: str, scope: str) -> dict[str, Definition]:
+    def fields_for(self, target: str, scope: str, categories: tuple[int, ...] = ()) -> dict[str, Definition]:
         """The fields a CI of class ``scope`` (with those of its ancestors) or a ticket of kind
-        ``scope`` has, by name, in display order."""
+        ``scope`` has, by name, in display order. For a ticket, ``categories`` is its category
+        with the category's parent (``category_chain``): their fields apply too."""
         if not self.definitions:
             return {}
         scopes = lineage(scope) if target == "ci" else (scope,)
         chosen = {d.name for s in scopes for d in self._by_scope.get((target, s), ())}
+        if target == "ticket":
+            chosen |= {d.name for c in categories for d in self._by_scope.get(("ticket_category", c), ())}
         return {d.name: d for d in self.definitions if d.name in chosen}
 
     def anywhere(self, target: str) -> dict[str, Definition]:
-        """Every field that applies to some CI class (``ci``) or ticket kind (``ticket``)."""
-        attribute = "ci_classes" if target == "ci" else "ticket_kinds"
-        return {d.name: d for d in self.definitions if getattr(d, attribute)}
+        """Every field that applies to some CI class (``ci``) or ticket kind or category (``ticket``)."""
+        if target == "ci":
+            return {d.name: d for d in self.definitions if d.ci_classes}
+        return {d.name: d for d in self.definitions if d.ticket_kinds or d.ticket_categories}
+
+
+def class_fields(class_name: str) -> list[dict]:
+    """The custom fields of a CI class (its own and those it inherits), in display order, as the
+    class registry's answers list them."""
+    chain = lineage(class_name)
+    fields = []
+    for definition in current().fields_for("ci", class_name).values():
+        defined_on = next((name for name in chain if name in definition.ci_classes), class_name)
+        fields.append(
+            {
+                "name": definition.name,
+                "label": definition.label,
+                "type": definition.type,
+                "required": definition.required,
+                "group": definition.group,
+                "defined_on": defined_on,
+            }
+        )
+    return fields
 
 
 def lineage(class_name: str) -> list[str]:
@@ -111,6 +142,43 @@ def lineage(class_name: str) -> list[str]:
         found = classes.get_class(name)
         name = getattr(found, "parent", None) if found is not None else None
     return names
+
+
+# The ticket categories are tickets' rows (tickets.models.TicketCategory); this package, below
+# tickets, reads their ids, kinds and parents only.
+CATEGORY_TABLE = sa.table("ticket_category", sa.column("id"), sa.column("kind"), sa.column("parent_id"))
+# The ticket column that names its category (tickets.models.Ticket.category_id).
+TICKET_CATEGORY_COLUMN = "category_id"
+
+
+def category_chain(category_id: int | None) -> tuple[int, ...]:
+    """A ticket category and its parent (subcategories hold no others), nearest first: the
+    categories whose fields a ticket in ``category_id`` has. Empty for none."""
+    if category_id is None or not 0 < category_id <= MAX_ID:
+        return ()
+    t = CATEGORY_TABLE
+    parent_id = db.session.execute(select(t.c.parent_id).where(t.c.id == category_id)).scalar()
+    return (category_id,) if parent_id is None else (category_id, parent_id)
+
+
+def categories_under(category_ids) -> list[int]:
+    """The categories a field on ``category_ids`` reaches: them and their subcategories."""
+    wanted = sorted({int(c) for c in category_ids})
+    if not wanted:
+        return []
+    t = CATEGORY_TABLE
+    children = db.session.scalars(select(t.c.id).where(t.c.parent_id.in_(wanted)))
+    return sorted(set(wanted) | set(children))
+
+
+def category_kinds(category_ids) -> dict[int, tuple[str, int | None]]:
+    """``{id: (kind, parent_id)}`` of those of ``category_ids`` that exist."""
+    wanted = sorted({c for c in category_ids if isinstance(c, int) and not isinstance(c, bool)})
+    if not wanted:
+        return {}
+    t = CATEGORY_TABLE
+    rows = db.session.execute(select(t.c.id, t.c.kind, t.c.parent_id).where(t.c.id.in_(wanted)))
+    return {row.id: (row.kind, row.parent_id) for row in rows}
 
 
 def classes_under(class_name: str) -> list[str]:

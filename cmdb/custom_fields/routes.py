@@ -47,10 +47,10 @@ class CustomFieldsJSONSchemaView(MethodView):
     @blp.arguments(JSONSchemaQuerySchema, location="query")
     @blp.response(200, CustomFieldsJSONSchema)
     def get(self, args):
-        """The JSON Schema of custom_fields for a CI class or a ticket kind, from the current definitions."""
+        """The JSON Schema of custom_fields for a CI class, a ticket kind or category, from the current definitions."""
         if "ci_class" in args:
             return services.json_schema("ci", args["ci_class"])
-        return services.json_schema("ticket", args["ticket_kind"])
+        return services.ticket_json_schema(args.get("ticket_kind"), args.get("ticket_category_id"))
 
 
 @blp.route("/custom-fields/<int:field_id>")

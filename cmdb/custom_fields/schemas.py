@@ -1,6 +1,7 @@
 import marshmallow as ma
 
 from cairn.api import FullMatch, OneOf, Schema, Text
+from cairn.db import MAX_ID
 from cmdb.custom_fields.models import TYPES
 from cmdb.custom_fields.patterns import MAX_PATTERN
 from cmdb.custom_fields.registry import TICKET_KINDS
@@ -20,6 +21,14 @@ class AppliesToSchema(Schema):
         metadata={"description": "CI classes (GET /ci-classes); the field applies to their subclasses too"},
     )
     ticket_kinds = ma.fields.List(OneOf(TICKET_KINDS), validate=ma.validate.Length(max=len(TICKET_KINDS)))
+    ticket_categories = ma.fields.List(
+        ma.fields.Integer(strict=True, validate=ma.validate.Range(min=1, max=MAX_ID)),
+        validate=ma.validate.Length(max=100),
+        metadata={
+            "description": "ticket category ids (GET /ticket-categories); the field applies to tickets of the "
+            "category and of its subcategories"
+        },
+    )
 
 
 class ValidationSchema(Schema):
@@ -107,6 +116,19 @@ class CustomFieldSchema(Schema):
     updated_at = ma.fields.DateTime()
 
 
+class ClassFieldSchema(Schema):
+    """A custom field as a CI class lists it (GET /ci-classes), beside the class's built-in attributes."""
+
+    name = ma.fields.String(metadata={"description": "the key in custom_fields"})
+    label = ma.fields.String()
+    type = ma.fields.String()
+    required = ma.fields.Boolean()
+    group = ma.fields.String()
+    defined_on = ma.fields.String(
+        metadata={"description": "the class the field is defined on: this class or one it inherits from"}
+    )
+
+
 class ForceSchema(Schema):
     force = ma.fields.Boolean(
         load_default=False,
@@ -132,11 +154,16 @@ def CustomFieldValues() -> ma.fields.Dict:
 class JSONSchemaQuerySchema(Schema):
     ci_class = Text(40, min_length=1, metadata={"description": "a CI class (with the fields it inherits)"})
     ticket_kind = OneOf(TICKET_KINDS)
+    ticket_category_id = ma.fields.Integer(
+        validate=ma.validate.Range(min=1, max=MAX_ID),
+        metadata={"description": "a ticket category: the fields of its kind, its own and its parent's"},
+    )
 
     @ma.validates_schema
     def _one_scope(self, data, **kwargs):
-        if ("ci_class" in data) == ("ticket_kind" in data):
-            raise ma.ValidationError("Give ci_class or ticket_kind (one of them).", "_schema")
+        tickets = "ticket_kind" in data or "ticket_category_id" in data
+        if ("ci_class" in data) == tickets:
+            raise ma.ValidationError("Give ci_class, or ticket_kind and/or ticket_category_id.", "_schema")
 
 
 class CustomFieldsJSONSchema(Schema):

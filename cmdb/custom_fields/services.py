@@ -6,7 +6,7 @@ stored values wrong are refused or carried out on the values, each CI or ticket 
 the ORM so its own change-log row says what happened to it:
 
 - renaming a choice (``rename_choices``) rewrites the values that hold it;
-- removing a choice, deleting the field, or taking a class or ticket kind out of ``applies_to``
+- removing a choice, deleting the field, or taking a class, ticket kind or category out of ``applies_to``
   when values would be lost is 409 saying how many hold one, unless ``force`` (then those values
   are removed);
 - a required field needs a value on every CI or ticket it applies to: the default is written to
@@ -16,10 +16,11 @@ the ORM so its own change-log row says what happened to it:
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import marshmallow as ma
-from sqlalchemy import Select, func, select, type_coerce
+from sqlalchemy import Select, func, or_, select, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
 
 from cairn.db import db
@@ -28,7 +29,13 @@ from cmdb import classes
 from cmdb.custom_fields import registry
 from cmdb.custom_fields.models import CustomField
 from cmdb.custom_fields.patterns import pattern_problem
-from cmdb.custom_fields.registry import TICKET_KINDS, Definition, classes_under, holder_models
+from cmdb.custom_fields.registry import (
+    TICKET_CATEGORY_COLUMN,
+    TICKET_KINDS,
+    Definition,
+    classes_under,
+    holder_models,
+)
 from cmdb.custom_fields.values import REFERENCE_TYPES, load_value, missing_references
 
 # A class (with what it inherits) or a ticket kind has at most this many custom fields.
@@ -88,16 +95,16 @@ def update_definition(field: CustomField, data: dict[str, Any], *, force: bool =
     _check(values, existing=field, errors=errors)
     before = registry.Definition.of(field)
     removed_choices = [c for c in before.choices if c not in values["choices"] and c not in renames]
-    removed_scopes = _scopes_removed(before, values)
-    losing = _count_losses(before, removed_choices, removed_scopes)
+    removed_reach = _removed_reach(before, values)
+    losing = _count_losses(before, removed_choices, values) if removed_choices or removed_reach else 0
     if losing and not force:
         raise Conflict(
             f"{losing} CIs or tickets hold values this change removes (choices {', '.join(removed_choices) or 'none'}; "
-            f"classes or kinds {', '.join(s for _, s in removed_scopes) or 'none'}): send force=true to remove them.",
+            f"classes, kinds or categories {', '.join(removed_reach) or 'none'}): send force=true to remove them.",
             holding=losing,
         )
-    if renames or removed_choices or removed_scopes:
-        _rewrite_values(before, renames, removed_choices, removed_scopes, values)
+    if renames or removed_choices or removed_reach:
+        _rewrite_values(before, renames, removed_choices, values)
     for key, value in _columns(values).items():
         setattr(field, key, value)
     _require_values(field, values, previous=before)
@@ -111,7 +118,7 @@ def delete_definition(field: CustomField, *, force: bool = False) -> None:
     which removes those values."""
     definition = registry.Definition.of(field)
     holding = sum(
-        _holders_count(model, definition.name, _scopes(definition, target)) for target, model in holder_models().items()
+        _holders_count(model, definition.name, _reach(definition, target)) for target, model in holder_models().items()
     )
     if holding and not force:
         raise Conflict(
@@ -120,7 +127,7 @@ def delete_definition(field: CustomField, *, force: bool = False) -> None:
         )
     if holding:
         for target, model in holder_models().items():
-            for obj in _holders(model, definition.name, _scopes(definition, target)):
+            for obj in _holders(model, definition.name, _reach(definition, target)):
                 values = dict(obj.custom_fields or {})
                 values.pop(definition.name, None)
                 obj.custom_fields = values
@@ -142,6 +149,7 @@ def _with_defaults(data: dict) -> dict:
         "type": data.get("type"),
         "ci_classes": list(dict.fromkeys(applies.get("ci_classes") or [])),
         "ticket_kinds": list(dict.fromkeys(applies.get("ticket_kinds") or [])),
+        "ticket_categories": list(dict.fromkeys(applies.get("ticket_categories") or [])),
         "required": bool(data.get("required", False)),
         "default": data.get("default"),
         "choices": list(data.get("choices") or []),
@@ -158,6 +166,7 @@ def _current(field: CustomField) -> dict:
         "type": field.type,
         "ci_classes": list(field.ci_classes or []),
         "ticket_kinds": list(field.ticket_kinds or []),
+        "ticket_categories": list(field.ticket_categories or []),
         "required": field.required,
         "default": field.default,
         "choices": list(field.choices or []),
@@ -174,6 +183,7 @@ def _patch_values(data: dict) -> dict:
         applies = data["applies_to"] or {}
         patch["ci_classes"] = list(dict.fromkeys(applies.get("ci_classes") or []))
         patch["ticket_kinds"] = list(dict.fromkeys(applies.get("ticket_kinds") or []))
+        patch["ticket_categories"] = list(dict.fromkeys(applies.get("ticket_categories") or []))
     for key in ("choices", "validation"):
         if key in patch and patch[key] is None:
             patch[key] = [] if key == "choices" else {}
@@ -190,6 +200,7 @@ def _columns(values: dict) -> dict:
         "type": values["type"],
         "ci_classes": values["ci_classes"],
         "ticket_kinds": values["ticket_kinds"],
+        "ticket_categories": values["ticket_categories"],
         "required": values["required"],
         "default": values["default"],
         "choices": values["choices"],
@@ -223,7 +234,7 @@ def _check_name(values: dict, existing: CustomField | None, errors: dict) -> Non
     clashes = sorted(c for c in values["ci_classes"] if name in _builtin_names_ci(c))
     if clashes:
         errors["name"] = [f"{name} is a built-in attribute of class {', '.join(clashes)}."]
-    elif values["ticket_kinds"] and name in _builtin_names_ticket():
+    elif (values["ticket_kinds"] or values["ticket_categories"]) and name in _builtin_names_ticket():
         errors["name"] = [f"{name} is a built-in field of tickets."]
 
 
@@ -245,16 +256,20 @@ def _builtin_names_ticket() -> set[str]:
 
 
 def _check_applies_to(values: dict, existing: CustomField | None, errors: dict) -> None:
-    ci_classes, kinds = values["ci_classes"], values["ticket_kinds"]
+    ci_classes, kinds, categories = values["ci_classes"], values["ticket_kinds"], values["ticket_categories"]
     problems = []
-    if not ci_classes and not kinds:
-        problems.append("Name at least one CI class or ticket kind.")
+    if not ci_classes and not kinds and not categories:
+        problems.append("Name at least one CI class, ticket kind or ticket category.")
     unknown = [c for c in ci_classes if not isinstance(c, str) or classes.get_class(c) is None]
     if unknown:
         problems.append(f"No CI class {', '.join(map(str, unknown))}.")
     wrong_kinds = [k for k in kinds if k not in TICKET_KINDS]
     if wrong_kinds:
         problems.append(f"No ticket kind {', '.join(map(str, wrong_kinds))} (kinds: {', '.join(TICKET_KINDS)}).")
+    found = registry.category_kinds(categories)
+    missing = [c for c in categories if c not in found]
+    if missing:
+        problems.append(f"No ticket category {', '.join(map(str, missing))} (GET /api/v1/ticket-categories).")
     if not problems:
         problems += _over_limit(values, existing)
     if problems:
@@ -275,6 +290,14 @@ def _over_limit(values: dict, existing: CustomField | None) -> list[str]:
             if len(others) + 1 > MAX_FIELDS_PER_CLASS:
                 noun = "class" if target == "ci" else "ticket kind"
                 full.append(f"The {noun} {scope} has {len(others)} custom fields: at most {MAX_FIELDS_PER_CLASS}.")
+    reached = registry.category_kinds(registry.categories_under(values["ticket_categories"]))
+    for category_id, (kind, parent_id) in sorted(reached.items()):
+        chain = (category_id,) if parent_id is None else (category_id, parent_id)
+        others = [n for n in current.fields_for("ticket", kind, chain) if n != own]
+        if len(others) + 1 > MAX_FIELDS_PER_CLASS:
+            full.append(
+                f"The ticket category {category_id} has {len(others)} custom fields: at most {MAX_FIELDS_PER_CLASS}."
+            )
     return full
 
 
@@ -362,12 +385,39 @@ def _rename_errors(field: CustomField, renames: dict, values: dict) -> dict:
 # The values the CIs and tickets hold
 
 
-def _scopes(definition: Definition | dict, target: str) -> list[str]:
-    """The classes (with their subclasses) or kinds a definition reaches, for ``target``."""
+@dataclass(frozen=True)
+class _Reach:
+    """What a definition reaches among one target's objects: class names (with their subclasses)
+    or ticket kinds, and for tickets the category ids (with their subcategories)."""
+
+    scopes: frozenset = frozenset()
+    categories: frozenset = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self.scopes or self.categories)
+
+    def where(self, model):
+        """The SQL condition: an object of ``model`` this reaches."""
+        conditions = []
+        if self.scopes:
+            conditions.append(_scope_column(model).in_(sorted(self.scopes)))
+        if self.categories:
+            conditions.append(getattr(model, TICKET_CATEGORY_COLUMN).in_(sorted(self.categories)))
+        return or_(*conditions) if len(conditions) > 1 else conditions[0]
+
+    def holds(self, model, obj) -> bool:
+        """Whether this reaches ``obj`` (loaded)."""
+        if getattr(obj, model.__custom_fields_scope__[1]) in self.scopes:
+            return True
+        return bool(self.categories) and getattr(obj, TICKET_CATEGORY_COLUMN, None) in self.categories
+
+
+def _reach(definition: Definition | dict, target: str) -> _Reach:
+    """The objects of ``target`` a definition (or the values of one) reaches."""
     get = definition.get if isinstance(definition, dict) else lambda key: getattr(definition, key)
     if target == "ci":
-        return sorted({c for name in get("ci_classes") for c in classes_under(name)})
-    return list(get("ticket_kinds"))
+        return _Reach(frozenset(c for name in get("ci_classes") for c in classes_under(name)))
+    return _Reach(frozenset(get("ticket_kinds")), frozenset(registry.categories_under(get("ticket_categories"))))
 
 
 def _has_key(column, name: str):
@@ -380,66 +430,54 @@ def _scope_column(model):
     return getattr(model, model.__custom_fields_scope__[1])
 
 
-def _holders_select(model, name: str, scopes: list[str]) -> Select:
-    return select(model).where(_scope_column(model).in_(scopes), _has_key(model.custom_fields, name))
-
-
-def _holders_count(model, name: str, scopes: list[str]) -> int:
-    if not scopes:
+def _holders_count(model, name: str, reach: _Reach) -> int:
+    if not reach:
         return 0
-    stmt = (
-        select(func.count())
-        .select_from(model)
-        .where(_scope_column(model).in_(scopes), _has_key(model.custom_fields, name))
-    )
+    stmt = select(func.count()).select_from(model).where(reach.where(model), _has_key(model.custom_fields, name))
     return db.session.scalar(stmt) or 0
 
 
-def _holders(model, name: str, scopes: list[str]):
-    """The objects of ``scopes`` holding a value of ``name``, loaded a batch at a time."""
-    if not scopes:
+def _holders(model, name: str, reach: _Reach):
+    """The objects ``reach`` reaches holding a value of ``name``, loaded a batch at a time."""
+    if not reach:
         return []
-    return db.session.scalars(
-        _holders_select(model, name, scopes).order_by(model.id).execution_options(yield_per=_BATCH)
-    )
+    stmt = select(model).where(reach.where(model), _has_key(model.custom_fields, name))
+    return db.session.scalars(stmt.order_by(model.id).execution_options(yield_per=_BATCH))
 
 
-def _scopes_removed(before: Definition, values: dict) -> list[tuple[str, str]]:
-    removed = []
-    for target in ("ci", "ticket"):
-        remaining = set(_scopes(values, target))
-        removed += [(target, scope) for scope in _scopes(before, target) if scope not in remaining]
+def _removed_reach(before: Definition, values: dict) -> list[str]:
+    """What the change takes out of ``applies_to``, for the messages: classes, kinds, categories."""
+    removed = [c for c in before.ci_classes if c not in values["ci_classes"]]
+    removed += [k for k in before.ticket_kinds if k not in values["ticket_kinds"]]
+    removed += [f"category {c}" for c in before.ticket_categories if c not in values["ticket_categories"]]
     return removed
 
 
-def _count_losses(before: Definition, removed_choices: list[str], removed_scopes: list[tuple[str, str]]) -> int:
-    """How many objects hold a value that the change would drop."""
-    if not removed_choices and not removed_scopes:
-        return 0
+def _count_losses(before: Definition, removed_choices: list[str], values: dict) -> int:
+    """How many objects hold a value that the change would drop (a removed choice, or an object
+    the field no longer reaches)."""
     losing = 0
     gone = set(removed_choices)
     for target, model in holder_models().items():
-        lost_scopes = {scope for t, scope in removed_scopes if t == target}
-        for obj in _holders(model, before.name, _scopes(before, target)):
+        after = _reach(values, target)
+        for obj in _holders(model, before.name, _reach(before, target)):
             value = (obj.custom_fields or {}).get(before.name)
             held = set(value) if isinstance(value, list) else {value}
-            if getattr(obj, model.__custom_fields_scope__[1]) in lost_scopes or held & gone:
+            if not after.holds(model, obj) or held & gone:
                 losing += 1
     return losing
 
 
-def _rewrite_values(
-    before: Definition, renames: dict, removed: list[str], removed_scopes: list[tuple[str, str]], values: dict
-) -> None:
-    """Rename and remove choices in the stored values, and drop the values of the classes or kinds
-    the field no longer applies to (each object written through the ORM: its change is logged)."""
+def _rewrite_values(before: Definition, renames: dict, removed: list[str], values: dict) -> None:
+    """Rename and remove choices in the stored values, and drop the values of the objects the field
+    no longer reaches (each object written through the ORM: its change is logged)."""
     order = values["choices"]
     for target, model in holder_models().items():
-        lost_scopes = {scope for t, scope in removed_scopes if t == target}
-        for obj in _holders(model, before.name, _scopes(before, target)):
+        after = _reach(values, target)
+        for obj in _holders(model, before.name, _reach(before, target)):
             stored = dict(obj.custom_fields or {})
             value = stored.get(before.name)
-            if getattr(obj, model.__custom_fields_scope__[1]) in lost_scopes:
+            if not after.holds(model, obj):
                 stored.pop(before.name, None)
             elif isinstance(value, list):
                 kept = {renames.get(item, item) for item in value if item not in removed}
@@ -464,11 +502,10 @@ def _require_values(field: CustomField, values: dict, previous: Definition | Non
     lacking: list[str] = []
     total = 0
     for target, model in holder_models().items():
-        scopes = _scopes(values, target)
-        if not scopes:
+        reach = _reach(values, target)
+        if not reach:
             continue
-        column = _scope_column(model)
-        stmt = select(model).where(column.in_(scopes), ~_has_key(model.custom_fields, name)).order_by(model.id)
+        stmt = select(model).where(reach.where(model), ~_has_key(model.custom_fields, name)).order_by(model.id)
         if default is None:
             total += db.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
             label = "CI" if target == "ci" else "ticket"
@@ -512,15 +549,36 @@ _BASE_SCHEMAS = {
 }
 
 
-def json_schema(target: str, scope: str) -> dict:
+def ticket_json_schema(kind: str | None, category_id: int | None) -> dict:
+    """``json_schema`` of tickets of ``kind``, or of ``category_id`` (its kind when none is given)."""
+    if kind is None:
+        found = registry.category_kinds([category_id]).get(category_id)
+        if found is None:
+            message = f"No ticket category with id {category_id}."
+            raise Invalid("No such ticket category.", errors={"ticket_category_id": [message]})
+        kind = found[0]
+    return json_schema("ticket", kind, category_id)
+
+
+def json_schema(target: str, scope: str, category_id: int | None = None) -> dict:
     """The JSON Schema of ``custom_fields`` for a CI class (``target`` ``ci``, its inherited fields
-    too) or a ticket kind, as the definitions stand now; Invalid for a class that does not exist."""
+    too) or a ticket kind (with a category: its fields and its parent's too), as the definitions
+    stand now; Invalid for a class or category that does not exist (or a category of another kind)."""
     if target == "ci" and classes.get_class(scope) is None:
         raise Invalid("No such CI class.", errors={"ci_class": [f"No CI class {scope}."]})
+    chain: tuple[int, ...] = ()
+    if category_id is not None:
+        found = registry.category_kinds([category_id]).get(category_id)
+        if found is None or found[0] != scope:
+            raise Invalid(
+                "No such ticket category.",
+                errors={"ticket_category_id": [f"No {scope} ticket category with id {category_id}."]},
+            )
+        chain = (category_id,) if found[1] is None else (category_id, found[1])
     from cmdb.custom_fields.values import MAX_LONG_TEXT, MAX_TEXT
 
     properties, required = {}, []
-    for name, definition in registry.current().fields_for(target, scope).items():
+    for name, definition in registry.current().fields_for(target, scope, chain).items():
         prop = {"title": definition.label, **_BASE_SCHEMAS[definition.type]}
         rules = definition.validation
         if definition.type in ("text", "long_text"):
@@ -547,6 +605,8 @@ def json_schema(target: str, scope: str) -> dict:
         if definition.required:
             required.append(name)
     noun = f"class {scope}" if target == "ci" else f"{scope} tickets"
+    if chain:
+        noun += f" of category {category_id}"
     return {
         "schema_": "https://json-schema.org/draft/2020-12/schema",
         "title": f"Custom fields of {noun}",

@@ -98,7 +98,11 @@ def _datetime(_definition, value):
         raise ma.ValidationError("Not a valid date and time: send ISO 8601, such as 2026-05-01T09:30:00Z.") from exc
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:
+        raise ma.ValidationError("Out of range once in UTC.") from None
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _boolean(_definition, value):
@@ -207,8 +211,10 @@ def check_references(definitions: dict[str, Definition], values: dict, errors: d
             errors[name] = [f"No {_NOUNS[definition.type]} with id {value}."]
 
 
-def scope_label(target: str, scope: str) -> str:
-    return f"class {scope}" if target == "ci" else f"{scope} tickets"
+def scope_label(target: str, scope: str, categories: tuple[int, ...] = ()) -> str:
+    if target == "ci":
+        return f"class {scope}"
+    return f"{scope} tickets of category {categories[0]}" if categories else f"{scope} tickets"
 
 
 def checked_values(
@@ -218,6 +224,7 @@ def checked_values(
     current_values: dict | None,
     *,
     fill_defaults: bool,
+    categories: tuple[int, ...] = (),
 ) -> dict:
     """The custom field values of a CI (``target`` ``ci``, ``scope`` its class) or a ticket
     (``ticket``, its kind) after a write: ``current_values`` with ``given`` merged in (a null
@@ -225,8 +232,9 @@ def checked_values(
     that class or kind, a wrong value, a missing required one or a reference to nothing is a
     ValidationError whose messages are ``{name: [message]}`` (the shape of built-in attributes'
     errors). ``fill_defaults`` (a new object, or one whose class changed) writes the defaults of
-    the fields it lacks."""
-    definitions = current().fields_for(target, scope)
+    the fields it lacks. A ticket's ``categories`` (its category and that one's parent,
+    ``registry.category_chain``) bring their fields too."""
+    definitions = current().fields_for(target, scope, categories)
     merged = dict(current_values or {})
     errors: dict[str, list[str]] = {}
     if given is not None and not isinstance(given, dict):
@@ -236,7 +244,7 @@ def checked_values(
         if definition is None and value is None and name in merged:
             merged.pop(name)  # a value the object holds from its former class
         elif definition is None:
-            errors[name] = [f"Unknown field for {scope_label(target, scope)}."]
+            errors[name] = [f"Unknown field for {scope_label(target, scope, categories)}."]
         elif value is None:
             merged.pop(name, None)
         else:
@@ -246,7 +254,7 @@ def checked_values(
                 errors[name] = exc.messages if isinstance(exc.messages, list) else [str(exc.messages)]
     for name in merged:
         if name not in definitions and name not in errors:
-            errors[name] = [f"Not a field of {scope_label(target, scope)}: send it as null to remove it."]
+            errors[name] = [f"Not a field of {scope_label(target, scope, categories)}: send it as null to remove it."]
     for name, definition in definitions.items():
         if name in merged or name in errors:
             continue

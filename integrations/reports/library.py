@@ -18,7 +18,7 @@ from cairn.db import db, utcnow
 from cmdb import classes
 from cmdb.assets import depreciation
 from cmdb.assets.models import Contract, ContractCI, Licence, MaintenanceRecord, PhysicalAudit
-from cmdb.assets.services import PHYSICAL_CLASSES, RETIRED_STATUSES, all_policies, overdue_audits_select
+from cmdb.assets.services import RETIRED_STATUSES, all_policies, overdue_audits_select, physical_classes
 from cmdb.models import ConfigurationItem, Location
 from integrations.reports.history import StateAt
 from integrations.reports.registry import ChartData, register
@@ -485,7 +485,7 @@ def unowned_devices(params):
     stmt = (
         select(CI.id, CI.name, CI.ci_class, CI.status, last_seen.label("last_seen"), CI.created_at)
         .where(
-            CI.ci_class.in_(PHYSICAL_CLASSES),
+            CI.ci_class.in_(physical_classes()),
             CI.status.not_in(RETIRED_STATUSES),
             CI.owner_team_id.is_(None),
             CI.assigned_to_id.is_(None),

@@ -37,7 +37,7 @@ def test_ticket_kinds_agree_with_the_tickets_package():
 def test_an_admin_adds_fields_to_servers_and_they_are_enforced_at_once(client, admin, make):
     pci = define(client, admin, name="pci_scope", type="boolean", default=False, group="Compliance")
     define(client, admin, name="rack_unit", type="integer", validation={"min": 1, "max": 60}, group="Placement")
-    assert pci["applies_to"] == {"ci_classes": ["server"], "ticket_kinds": []}
+    assert pci["applies_to"] == {"ci_classes": ["server"], "ticket_kinds": [], "ticket_categories": []}
     assert pci["default"] is False and pci["group"] == "Compliance" and pci["type"] == "boolean"
 
     created = client.post(
