@@ -313,6 +313,8 @@ def serve(app, path: str, *, refresh_seconds: float = 1.0, ready: Callable[[Grap
     questions, so a question rarely waits for a refresh."""
     global _serving
     _serving = True
+    import relations.services
+    import relations.tasks  # noqa: F401 - the operations they define with ``hosted`` are answered here
     from relations.graph import live_graph
 
     with app.app_context():

@@ -620,6 +620,27 @@ def dependencies(ci_id: int | list[int], **kwargs) -> ImpactResult:
     return impact(ci_id if isinstance(ci_id, list) else [ci_id], **kwargs)
 
 
+def bounded_walks(ci_ids: Iterable[int], *, hops: int, direction: str) -> dict[int, dict[int, int]]:
+    """For each of ``ci_ids``: it and the CIs within ``hops`` of it, with their distance, following
+    the graph as impact does (``direction`` ``dependencies``: what it needs; ``impact``: what needs
+    it). Event correlation's walks; asked of the graph host when there is one, so a job worker
+    keeps no graph of its own. Unknown CIs answer themselves alone."""
+    if direction not in ("impact", "dependencies"):
+        raise Invalid("direction must be impact or dependencies", errors={"direction": ["Unknown direction."]})
+    wanted = sorted({int(i) for i in ci_ids})
+    return _bounded_walks(wanted, hops=int(hops), direction=direction) if wanted else {}
+
+
+@graphd.hosted
+def _bounded_walks(ci_ids: list[int], *, hops: int, direction: str) -> dict[int, dict[int, int]]:
+    walks = {}
+    with live_graph() as graph:
+        for ci_id in ci_ids:
+            prop = propagate(graph, [ci_id], max_depth=hops, direction=direction)
+            walks[ci_id] = {n: prop.depth(n) for n in prop.state}
+    return walks
+
+
 def _impact(
     ci_ids,
     *,

@@ -236,3 +236,20 @@ def redis_url():
     connection.flushdb()
     yield REDIS_TEST_URL
     connection.flushdb()
+
+
+@pytest.fixture
+def asking(app):
+    """Set this process to ask its graph questions of the graph host on a path (relations.graphd),
+    or to answer them itself with "", its caches emptied."""
+    from relations import answers, graphd
+    from relations.graph import forget_graphs
+
+    def use(path: str) -> None:
+        app.config[graphd.SOCKET_SETTING] = path
+        forget_graphs()
+        answers.forget()
+
+    yield use
+    use("")
+    graphd.close_connections()

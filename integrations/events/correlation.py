@@ -16,6 +16,9 @@ The root of a group's alerting CIs ``S`` (rules recorded on the group):
 Walks use ``relations.impact.propagate`` on the live graph (``relations.graph.live_graph``), held
 for the whole batch: one freshness check per batch, not per event. Their answers are kept for the
 process while the graph's version stays (a storm asks about the same CIs batch after batch).
+With a graph host (``CAIRN_GRAPHD_SOCKET``) the walks are asked of it instead
+(``relations.services.bounded_walks``: the batch's upstream walks in one question), kept for the
+batch only, and the job worker holds no graph.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from relations.impact import propagate
+from relations.services import bounded_walks
 from tickets.graph import common_causes
 
 
@@ -85,27 +89,40 @@ def _cache_for(graph, hops: int) -> tuple[dict, dict]:
 
 
 class Correlator:
-    """Walks and root choices for one batch, on one locked live graph."""
+    """Walks and root choices for one batch: on one locked live graph of this process, or, with
+    ``graph`` None, asked of the graph host (relations.graphd) so that a job worker keeps no graph."""
 
     def __init__(self, graph, hops: int):
         self.graph = graph
         self.hops = hops
-        self._up, self._down = _cache_for(graph, hops)
+        self._up, self._down = _cache_for(graph, hops) if graph is not None else ({}, {})
+
+    def prefetch(self, ci_ids) -> None:
+        """Walk upstream from all of ``ci_ids`` now: one question to the graph host, not one each."""
+        self._walks(self._up, ci_ids, "dependencies")
+
+    def _walks(self, cache: dict, ci_ids, direction: str) -> None:
+        missing = [c for c in ci_ids if c not in cache]
+        if not missing:
+            return
+        if self.graph is None:
+            cache.update(bounded_walks(missing, hops=self.hops, direction=direction))
+            return
+        for ci_id in missing:
+            prop = propagate(self.graph, [ci_id], max_depth=self.hops, direction=direction)
+            cache[ci_id] = {n: prop.depth(n) for n in prop.state}
 
     def upstream(self, ci_id: int) -> dict[int, int]:
         """``ci_id`` and what it depends on within ``hops``: {ci: distance}."""
-        found = self._up.get(ci_id)
-        if found is None:
-            prop = propagate(self.graph, [ci_id], max_depth=self.hops, direction="dependencies")
-            found = self._up[ci_id] = {n: prop.depth(n) for n in prop.state}
-        return found
+        self._walks(self._up, [ci_id], "dependencies")
+        return self._up[ci_id]
 
     def downstream(self, ci_id: int) -> set[int]:
         """``ci_id`` and what depends on it within ``hops`` (its blast radius, so bounded)."""
         found = self._down.get(ci_id)
         if found is None:
-            prop = propagate(self.graph, [ci_id], max_depth=self.hops, direction="impact")
-            found = self._down[ci_id] = set(prop.state)
+            self._walks(self._down, [ci_id], "impact")
+            found = self._down[ci_id] = set(self._down[ci_id])
         return found
 
     def explained(self, ci_id: int, state: GroupState) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from contextlib import nullcontext
 from datetime import timedelta
 
 from sqlalchemy import select, tuple_, update
@@ -24,6 +25,7 @@ from integrations.events import binding, settings
 from integrations.events.correlation import Correlator, GroupState, Member
 from integrations.events.incidents import evaluate, maintenance_map, note_on_change, write_incident
 from integrations.events.models import EventGroup, EventOccurrence, MonitoringEvent, lock_correlation
+from relations import graphd
 from relations.graph import live_graph
 from tickets import services as tickets
 from tickets import workflow
@@ -42,6 +44,9 @@ def process_range(first_id: int, last_id: int) -> dict[str, int]:
     Idempotent: processed rows are skipped, rows another worker holds are left to it."""
     counts: dict[str, int] = defaultdict(int)
     batch = int(settings.get("CAIRN_EVENTS_BATCH"))
+    # Seed the default binding rules outside the batches' savepoints: seeded inside a batch that
+    # failed, they would be rolled back and seeded again by each event's retry.
+    binding.rules()
     while True:
         rows = _claim(first_id, batch)
         if not rows:
@@ -118,8 +123,10 @@ class Batch:
         alerts = self._alerts()
         maintenance = maintenance_map()
         self._load_open_groups()
-        with live_graph() as graph:
+        # With a graph host, the walks are asked of it (one graph per host); else this process's own.
+        with nullcontext() if graphd.socket_path() else live_graph() as graph:
             self.correlator = Correlator(graph, self.hops)
+            self.correlator.prefetch({ci_id for ci_id, _ in self.bound.values() if ci_id is not None})
             for row in self.rows:
                 alert = alerts[(row.source, row.fingerprint)]
                 self._apply(row, alert, maintenance)

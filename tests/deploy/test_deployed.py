@@ -365,3 +365,61 @@ def _readable(snapshot, path):
         return snapshot.read(path)
     except (OSError, snapshot.SnapshotError):
         return None
+
+
+def test_one_graph_host_answers_the_web_and_the_job_workers(
+    deployment, committed_make, committed_db, database_url, tmp_path
+):
+    """The README's "One graph per host" as deployed: `cairn graphd`, then gunicorn (two workers),
+    the job workers and the scheduler, all with CAIRN_GRAPHD_SOCKET. Monitoring events correlated
+    by a job worker and impact asked of the web workers are walked on the host's graph; no web or
+    job process builds a graph of its own, and none falls back to one."""
+    from relations import graphd
+    from tickets.models import Ticket
+
+    snapshots = tmp_path / "snapshots"
+    snapshots.mkdir()
+    d = deployment(CAIRN_GRAPH_SNAPSHOT_DIR=str(snapshots), CAIRN_LOG_LEVEL="INFO", CAIRN_LOG_JSON="false")
+    d.start_redis()
+    socket_path = d.start_graphd()
+    production(d, database_url)
+    admin = committed_make.headers("admin")
+    sender = committed_make.user("integration")
+    events_token = {"Authorization": f"Bearer {committed_make.token(sender, scopes=['events:write'])}"}
+    with httpx.Client(base_url=d.url, headers=admin, timeout=60) as client:
+        switch = client.post("/api/v1/cis", json={"name": "core-sw-9", "ci_class": "network_switch"}).json()["id"]
+        hosts = [
+            client.post("/api/v1/cis", json={"name": f"rack-{i}", "ci_class": "server"}).json()["id"] for i in range(6)
+        ]
+        for host in hosts:
+            linked = client.post(
+                "/api/v1/relationships", json={"source_id": host, "target_id": switch, "type": "connected_to"}
+            )
+            assert linked.status_code == 201, linked.text
+        storm = [{"source": "nagios", "fingerprint": f"rack-{i}-down", "status": "firing", "ci": {"id": h}}
+                 for i, h in enumerate(hosts)]  # fmt: skip
+        sent = client.post("/api/v1/events", json=storm, headers=events_token)
+        assert sent.status_code == 202, sent.text
+
+        def incidents():
+            # read and end the transaction: on SQLite this test's transactions take the write lock
+            found = [t.ci_ids for t in committed_db.session.scalars(select(Ticket).where(Ticket.kind == "incident"))]
+            committed_db.session.rollback()
+            return found
+
+        found = wait_until(incidents, 60, message=f"the incident ({d.log_dir})")
+        assert found == [[switch]], "a job worker put the storm on the silent switch"
+        for _ in range(4):  # both web workers, most likely
+            impact = client.get(f"/api/v1/cis/{switch}/impact")
+            assert impact.status_code == 200, impact.text
+            assert {i["ci"]["id"] for i in impact.json()["impacted"]} == set(hosts)
+
+    answered = graphd.ask(socket_path, "stats")["answered"]
+    graphd.close_connections()
+    assert answered["_bounded_walks"] >= 1, "the job worker's correlation asked the host"
+    assert answered["_live_answer"] >= 1, "the web workers' impact asked the host"
+    assert next(snapshots.glob("graph-*.snapshot"), None), "the host keeps the snapshot"
+    for log in [*d.log_dir.glob("web-*.log"), *d.log_dir.glob("worker-*.log")]:
+        text = log.read_text()
+        assert "graph rebuilt" not in text and "graph restored" not in text, f"{log.name} built a graph"
+        assert "graph host unavailable" not in text, f"{log.name} fell back to a graph of its own"

@@ -107,6 +107,27 @@ class Deployment:
         self.workers.append(worker)
         return worker
 
+    def start_graphd(self) -> str:
+        """`cairn graphd` on a socket in the log directory; the processes started after it ask it
+        their graph questions (CAIRN_GRAPHD_SOCKET), as the README's "One graph per host" says."""
+        path = self.log_dir / "graph.sock"
+        proc = self._spawn([str(BIN / "cairn"), "graphd", "--socket", str(path), "--refresh-seconds", "1"], "graphd")
+        self.others.append(proc)
+        wait_until(lambda: self._graphd_up(path, proc), 120, message=f"the graph host ({self.log_dir})")
+        self.env["CAIRN_GRAPHD_SOCKET"] = str(path)
+        return str(path)
+
+    @staticmethod
+    def _graphd_up(path: Path, proc: subprocess.Popen) -> bool:
+        if proc.poll() is not None:
+            raise AssertionError("the graph host exited")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(str(path))
+            except OSError:
+                return False
+        return True
+
     def start_scheduler(self) -> None:
         self.scheduler = self._spawn([str(BIN / "cairn"), "scheduler"], "scheduler")
 
