@@ -8,6 +8,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
+from datetime import UTC
 from functools import wraps
 from http import HTTPStatus
 
@@ -688,6 +689,26 @@ def Text(max_length: int = 255, *, min_length: int = 0, validate=None, **kwargs)
     if validate is not None:
         validators.extend(validate if isinstance(validate, (list, tuple)) else [validate])
     return ma.fields.String(validate=validators, **kwargs)
+
+
+class UtcDateTime(ma.fields.AwareDateTime):
+    """An ISO 8601 date and time with its offset (UTC when it has none), refused when it has no UTC
+    equivalent (``9999-12-31T23:59:59-23:59`` is past the year 9999 in UTC): the database keeps UTC."""
+
+    default_error_messages = {"out_of_range": "Out of range once in UTC."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            moment.astimezone(UTC)
+        except OverflowError:
+            raise self.make_error("out_of_range") from None
+        return moment
+
+
+def When(**kwargs) -> UtcDateTime:
+    """A date and time the client sends (see ``UtcDateTime``)."""
+    return UtcDateTime(default_timezone=UTC, **kwargs)
 
 
 # An http(s) address: a host name or IPv4 address (no IPv6 literal), an optional port, then

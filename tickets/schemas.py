@@ -1,11 +1,9 @@
-from datetime import UTC
-
 import marshmallow as ma
 from flask import g, has_request_context
 from flask_smorest.fields import Upload
 from webargs.fields import DelimitedList
 
-from cairn.api import BulkEditSchema, FullMatch, Id, OneOf, QueryId, Schema, Text
+from cairn.api import BulkEditSchema, FullMatch, Id, OneOf, QueryId, Schema, Text, When
 from cairn.auth.policy import restricted
 from cairn.auth.schemas import TeamRefSchema, UserRefSchema
 from cairn.db import utcnow
@@ -17,10 +15,6 @@ from relations.schemas import MAX_DEPTH, ImpactAnswerParams, ImpactSchema
 from tickets import categories, sla, workflow
 from tickets.models import KINDS, LINK_TYPES, OUTCOMES
 from tickets.slas.schemas import SLAClockSchema, SLARefSchema
-
-
-def When(**kwargs) -> ma.fields.AwareDateTime:
-    return ma.fields.AwareDateTime(default_timezone=UTC, **kwargs)
 
 
 def Level(**kwargs) -> ma.fields.Integer:

@@ -156,7 +156,10 @@ def _parse_moment(text: str) -> datetime | None:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=get_timezone())
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # the last minutes of the year 9999 west of Greenwich
+        return None
 
 
 # ---------------------------------------------------------------------------------------------

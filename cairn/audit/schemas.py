@@ -1,9 +1,7 @@
-from datetime import UTC
-
 import marshmallow as ma
 from webargs.fields import DelimitedList
 
-from cairn.api import FullMatch, Schema, Text
+from cairn.api import FullMatch, Schema, Text, When
 
 
 class ChangeSchema(Schema):
@@ -36,5 +34,5 @@ class FeedQuerySchema(Schema):
     limit = ma.fields.Integer(load_default=100, validate=ma.validate.Range(min=1, max=1000))
     object_type = DelimitedList(Text(40), validate=ma.validate.Length(max=50))
     action = DelimitedList(Text(20), validate=ma.validate.Length(max=10))
-    since = ma.fields.AwareDateTime(default_timezone=UTC)
-    until = ma.fields.AwareDateTime(default_timezone=UTC)
+    since = When()
+    until = When()

@@ -1,8 +1,6 @@
-from datetime import UTC
-
 import marshmallow as ma
 
-from cairn.api import Id, OneOf, QueryId, Schema, Text
+from cairn.api import Id, OneOf, QueryId, Schema, Text, When
 from cairn.auth.models import AUTH_EVENT_KINDS, USER_SOURCES
 from cairn.auth.roles import ALL_ROLES
 from cairn.auth.scopes import SCOPES
@@ -114,7 +112,7 @@ class TokenSchema(Schema):
     )
     prefix = ma.fields.String(dump_only=True)
     user_id = ma.fields.Integer(dump_only=True)
-    expires_at = ma.fields.AwareDateTime(allow_none=True, default_timezone=UTC)
+    expires_at = When(allow_none=True)
     revoked_at = ma.fields.DateTime(dump_only=True, allow_none=True)
     last_used_at = ma.fields.DateTime(dump_only=True, allow_none=True)
     created_at = ma.fields.DateTime(dump_only=True)
@@ -128,8 +126,8 @@ class AuthEventQuerySchema(Schema):
     kind = OneOf(AUTH_EVENT_KINDS)
     user_id = QueryId()
     ip = Text(45)
-    since = ma.fields.AwareDateTime(default_timezone=UTC, metadata={"description": "at or after"})
-    until = ma.fields.AwareDateTime(default_timezone=UTC, metadata={"description": "before"})
+    since = When(metadata={"description": "at or after"})
+    until = When(metadata={"description": "before"})
 
 
 class AuthEventSchema(Schema):

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC
-
 import marshmallow as ma
 
-from cairn.api import WEB_ADDRESS, DecimalString, FullMatch, Id, Money, OneOf, QueryId, Schema, Text, Total
+from cairn.api import WEB_ADDRESS, DecimalString, FullMatch, Id, Money, OneOf, QueryId, Schema, Text, Total, When
 from cmdb.assets.models import (
     CONTRACT_TYPES,
     DEPRECIATION_METHODS,
@@ -254,7 +252,7 @@ class RetirementQuerySchema(Schema):
 class WipeWriteSchema(Schema):
     method = OneOf(WIPE_METHODS, required=True)
     performed_by = Text(200, min_length=1, required=True)
-    performed_at = ma.fields.AwareDateTime(default_timezone=UTC)
+    performed_at = When()
     certificate = Text(200)
     note = Text(2000)
 
@@ -299,7 +297,7 @@ class DisposalSchema(Schema):
 class AuditWriteSchema(Schema):
     asset_tag = Text(100, min_length=1, required=True)
     location_id = Id(required=True)
-    audited_at = ma.fields.AwareDateTime(default_timezone=UTC)
+    audited_at = When()
     note = Text(2000)
     relocate = ma.fields.Boolean(
         metadata={"description": "on a mismatch, also move the CI to where it was seen (default false)"}

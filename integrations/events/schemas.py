@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import marshmallow as ma
 
-from cairn.api import Id, OneOf, QueryId, Schema, Text
+from cairn.api import Id, OneOf, QueryId, Schema, Text, When
 from integrations.events.models import ALERT_STATUSES, CI_FIELDS, DISPOSITIONS
 
 MAX_LABELS = 64
@@ -15,20 +15,6 @@ LABEL_KEY_CHARS = 128
 LABEL_VALUE_CHARS = 1024
 # Go's zero time: Alertmanager's endsAt of an alert still firing.
 _NO_TIME_BEFORE = datetime(1971, 1, 1, tzinfo=UTC)
-
-
-def _storable(value: datetime | None) -> None:
-    """A time the database holds as UTC (a time before 1971, Go's zero time included, is "none")."""
-    if value is None or value.year < _NO_TIME_BEFORE.year:
-        return
-    try:
-        value.astimezone(UTC)
-    except OverflowError:
-        raise ma.ValidationError("Out of range once in UTC.") from None
-
-
-def When(**kwargs) -> ma.fields.AwareDateTime:
-    return ma.fields.AwareDateTime(default_timezone=UTC, validate=_storable, **kwargs)
 
 
 def _labels_fit(labels: dict) -> None:
