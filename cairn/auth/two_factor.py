@@ -29,7 +29,6 @@ How it holds together:
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import hmac
 import logging
@@ -37,12 +36,10 @@ import secrets
 import time
 
 import pyotp
-from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
 from sqlalchemy import delete, func, select
 
+from cairn import crypto
 from cairn.auth.models import RecoveryCode, TwoFactor, User
 from cairn.auth.roles import ALL_ROLES
 from cairn.auth.services import record_auth_event
@@ -304,20 +301,9 @@ def _key_material() -> str:
     return current_app.config.get("CAIRN_TWO_FACTOR_KEY") or current_app.config["SECRET_KEY"]
 
 
-@functools.lru_cache(maxsize=4)
-def _fernet(key_material: str) -> Fernet:
-    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"cairn-two-factor-secrets", info=b"v1").derive(
-        key_material.encode()
-    )
-    return Fernet(base64.urlsafe_b64encode(key))
-
-
 def _encrypt(secret: str) -> str:
-    return _fernet(_key_material()).encrypt(secret.encode()).decode()
+    return crypto.encrypt_secret(secret, _key_material(), purpose="two-factor-secrets")
 
 
 def _decrypt(token: str) -> str:
-    try:
-        return _fernet(_key_material()).decrypt(token.encode()).decode()
-    except InvalidToken as exc:
-        raise ValueError("the two-factor secret cannot be decrypted with the configured key") from exc
+    return crypto.decrypt_secret(token, _key_material(), purpose="two-factor-secrets")

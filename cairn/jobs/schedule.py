@@ -12,4 +12,5 @@ PERIODIC_JOBS: list[tuple[str, int]] = [
     ("integrations.events.tasks.settle", 60),
     # a no-op unless CAIRN_LDAP_URL is set; a leaver loses access within this interval
     ("cairn.directory.tasks.sync_directory", 900),
+    ("cairn.auth.tasks.prune_auth_events", 86400),
 ]

@@ -7,7 +7,6 @@ changes between the check and the connection cannot point a delivery inside the 
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import http.client
@@ -19,9 +18,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cairn import crypto
 
 
 class UnsafeTarget(ValueError):
@@ -281,21 +278,11 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-# Secrets are kept encrypted (Fernet: AES-128-CBC + HMAC-SHA256), not hashed: signing needs the
-# secret itself. The key is derived from CAIRN_WEBHOOK_KEY, else from SECRET_KEY.
-def _fernet(key_material: str) -> Fernet:
-    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"cairn-webhook-secrets", info=b"v1").derive(
-        key_material.encode()
-    )
-    return Fernet(base64.urlsafe_b64encode(key))
-
-
+# Secrets are kept encrypted, not hashed: signing needs the secret itself. The key is derived from
+# CAIRN_WEBHOOK_KEY, else from SECRET_KEY.
 def encrypt_secret(secret: str, key_material: str) -> str:
-    return _fernet(key_material).encrypt(secret.encode()).decode()
+    return crypto.encrypt_secret(secret, key_material, purpose="webhook-secrets")
 
 
 def decrypt_secret(token: str, key_material: str) -> str:
-    try:
-        return _fernet(key_material).decrypt(token.encode()).decode()
-    except InvalidToken as exc:
-        raise ValueError("the webhook secret cannot be decrypted with the configured key") from exc
+    return crypto.decrypt_secret(token, key_material, purpose="webhook-secrets")

@@ -80,3 +80,33 @@ def test_the_password_form_field_is_never_stored(client, make, db):
     _attempt(client, user.email, PASSWORD + "-typo")
     stored = " ".join(f"{e.email} {e.reason} {e.user_agent}" for e in _events(db))
     assert PASSWORD not in stored
+
+
+def test_the_daily_job_keeps_the_audit_for_its_retention(app, make, db):
+    from datetime import timedelta
+
+    from cairn.auth.tasks import BATCH, prune_auth_events
+    from cairn.db import utcnow
+
+    user = make.user("agent")
+    now = utcnow()
+    ages = {"old": 401, "older": 900, "kept": 399, "today": 0}
+    for reason, days in ages.items():
+        db.session.add(
+            AuthEvent(kind="sign_in", user_id=user.id, email=user.email, reason=reason, at=now - timedelta(days=days))
+        )
+    db.session.add_all(
+        AuthEvent(kind="token_used", user_id=user.id, reason="bulk", at=now - timedelta(days=500))
+        for _ in range(BATCH + 3)
+    )
+    db.session.flush()
+    assert prune_auth_events() == BATCH + 3 + 2, "older than 400 days, over more than one batch"
+    assert sorted(e.reason for e in _events(db)) == ["kept", "today"]
+
+    app.config["CAIRN_AUTH_EVENT_RETENTION_DAYS"] = "0"
+    try:
+        db.session.add(AuthEvent(kind="sign_in", user_id=user.id, reason="ancient", at=now - timedelta(days=5000)))
+        db.session.flush()
+        assert prune_auth_events() == 0 and len(_events(db)) == 3, "0 keeps everything"
+    finally:
+        app.config.pop("CAIRN_AUTH_EVENT_RETENTION_DAYS")
