@@ -8,7 +8,8 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export CAIRN_INSTANCE_PATH ?= $(CURDIR)/instance
 
-.PHONY: install run demo migrate test test-sqlite test-postgresql test-api lint format services worker bench vendor translations clean
+.PHONY: install run demo migrate test test-sqlite test-postgresql test-api suite-sqlite suite-postgresql suite-api \
+	suite-sqlite-topology suite-sqlite-rest suite-postgresql-topology suite-postgresql-rest lint format services worker bench vendor translations clean
 
 install: $(STAMP)
 
@@ -54,18 +55,43 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test-sqlite: install services
-	CAIRN_TEST_DATABASE=sqlite $(BIN)/pytest -q $(PYTEST_ARGS)
-
-test-postgresql: install services
-	CAIRN_TEST_DATABASE=postgresql $(BIN)/pytest -q $(PYTEST_ARGS)
+test-sqlite: install services suite-sqlite
+test-postgresql: install services suite-postgresql
 
 ## The OpenAPI document against the running service: schemathesis, every check and phase, on PostgreSQL.
-test-api: install services
-	BIN=$(BIN) bash tests/api/run_schemathesis.sh
+test-api: install services suite-api
 
-## Everything CI runs: services, lint, import layers, the suite on SQLite and on PostgreSQL, the API document.
-test: install services lint test-sqlite test-postgresql test-api
+## Everything CI runs: services, lint, import layers, then, side by side, each suite in two halves (the
+## browser and deployment tests, the rest) on SQLite and on PostgreSQL, and the API document; each on
+## its own databases and Redis database, its output printed whole when it ends.
+test: install services lint
+	@$(MAKE) --no-print-directory -j5 --output-sync=target \
+		suite-sqlite-topology suite-postgresql-topology suite-sqlite-rest suite-postgresql-rest suite-api
+
+PYTEST := $(BIN)/pytest -q --durations=10
+TOPOLOGY_TESTS := tests/web tests/deploy
+REST_OF_TESTS := $(addprefix --ignore=,$(TOPOLOGY_TESTS))
+
+suite-sqlite:
+	CAIRN_TEST_DATABASE=sqlite CAIRN_TEST_REDIS_URL=redis://127.0.0.1:6379/14 $(PYTEST) $(PYTEST_ARGS)
+
+suite-postgresql:
+	CAIRN_TEST_DATABASE=postgresql CAIRN_TEST_REDIS_URL=redis://127.0.0.1:6379/15 $(PYTEST) $(PYTEST_ARGS)
+
+suite-sqlite-topology:
+	CAIRN_TEST_DATABASE=sqlite CAIRN_TEST_REDIS_URL=redis://127.0.0.1:6379/12 $(PYTEST) $(TOPOLOGY_TESTS) $(PYTEST_ARGS)
+
+suite-sqlite-rest:
+	CAIRN_TEST_DATABASE=sqlite CAIRN_TEST_REDIS_URL=redis://127.0.0.1:6379/14 $(PYTEST) $(REST_OF_TESTS) $(PYTEST_ARGS)
+
+suite-postgresql-topology:
+	CAIRN_TEST_DATABASE=postgresql CAIRN_TEST_REDIS_URL=redis://127.0.0.1:6379/13 $(PYTEST) $(TOPOLOGY_TESTS) $(PYTEST_ARGS)
+
+suite-postgresql-rest:
+	CAIRN_TEST_DATABASE=postgresql CAIRN_TEST_REDIS_URL=redis://127.0.0.1:6379/15 $(PYTEST) $(REST_OF_TESTS) $(PYTEST_ARGS)
+
+suite-api:
+	BIN=$(BIN) bash tests/api/run_schemathesis.sh
 
 ## An RQ worker on every queue the app uses (needs REDIS_URL).
 worker: install

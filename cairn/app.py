@@ -98,6 +98,7 @@ EVENT_PIPELINE = (
     "integrations.email.intake.install",
     "integrations.events.services.install",
     "integrations.sync.tasks.install",
+    "tickets.slas.recompute.install",
 )
 
 
@@ -118,6 +119,9 @@ API_BLUEPRINTS = (
     "relations.routes",
     "tickets.routes",
     "tickets.slas.routes",
+    "tickets.knowledge.routes",
+    "tickets.routing.routes",
+    "tickets.catalogue.routes",
     "integrations.reports.routes",
     "integrations.email.routes",
     "integrations.sync.routes",

@@ -29,7 +29,8 @@ def _render_item(type_, obj, autogen_context):
 # What migration 0014 builds for the global search (integrations/search) and the models can't declare:
 # SQLite FTS5 tables (with their shadow tables), PostgreSQL trigram and full-text expression indexes.
 # `cairn db migrate` must not offer to drop them (tests/integrations/test_search.py checks they exist).
-SEARCH_TABLES = re.compile(r"search_(ci|ci_external_id|ticket|user|team)(_data|_idx|_docsize|_config)?")
+# Migration 0028 adds search_article (knowledge articles, tickets/knowledge/search.py).
+SEARCH_TABLES = re.compile(r"search_(ci|ci_external_id|ticket|user|team|article)(_data|_idx|_docsize|_config)?")
 
 
 def not_a_search_index(name, type_, parent_names) -> bool:

@@ -20,6 +20,7 @@ from cairn.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from cairn.external_ids import set_external_ids
 from cairn.uow import on_rollback
 from cmdb.custom_fields import query as custom_query
+from cmdb.custom_fields.registry import category_chain
 from cmdb.custom_fields.values import checked_values
 from cmdb.models import ConfigurationItem
 from cmdb.services import visible_ci_ids
@@ -39,6 +40,7 @@ from tickets.models import (
     TicketLink,
     TicketWatcher,
 )
+from tickets.routing import engine as routing
 from tickets.slas import clocks
 
 MAX_CIS_PER_TICKET = 1000
@@ -425,6 +427,7 @@ def create_ticket(data: dict[str, Any], user: User | None) -> Ticket:
     _check_custom_fields(kind, data, None, errors)
     if errors:
         raise Invalid("Some fields are invalid.", errors=errors)
+    routed = routing.route_new(data, ci_ids)  # routing rules, then the category's team, then the team's rota
     if category is not None and data.get("team_id") is None:
         data["team_id"] = categories.default_team_id(category, data.get("assignee_id"))
     now = utcnow()
@@ -452,6 +455,7 @@ def create_ticket(data: dict[str, Any], user: User | None) -> Ticket:
     for ci_id in ci_ids:
         db.session.add(TicketCI(ticket=ticket, ci_id=ci_id))
     db.session.flush()
+    routing.record_outcome(ticket, routed)
     return ticket
 
 
@@ -529,13 +533,16 @@ def update_ticket(ticket: Ticket, data: dict[str, Any], user: User | None, *, fl
             allowed=allowed_moves(ticket, user),
         )
     _check_window(data.get("planned_start", ticket.planned_start), data.get("planned_end", ticket.planned_end), errors)
-    if "custom_fields" in data:
+    if "custom_fields" in data or data.get("category_id", ticket.category_id) != ticket.category_id:
         _check_custom_fields(ticket.kind, data, ticket, errors)
     if errors:
         raise Invalid("Some fields are invalid.", errors=errors)
     team_moves = "team_id" in data and data["team_id"] != ticket.team_id
+    recategorised = "category_id" in data and data["category_id"] != ticket.category_id
     for key, value in data.items():
         setattr(ticket, key, value)
+    if recategorised:
+        routing.reroute(ticket, data)  # the routing rules, again (tickets.routing.engine)
     if external_ids is not None:
         _set_external_ids(ticket, external_ids, replace=True)
     priority = workflow.priority_of(ticket.impact, ticket.urgency)
@@ -555,11 +562,19 @@ def update_ticket(ticket: Ticket, data: dict[str, Any], user: User | None, *, fl
 def _check_custom_fields(kind: str, data: dict, ticket: Ticket | None, errors: dict) -> None:
     """The ticket's custom field values after the write, checked against the definitions of its kind
     (``data["custom_fields"]`` merges into the stored ones, a null removes one); a new ticket gets
-    the defaults of the fields it lacks."""
+    the defaults of the fields it lacks. The fields of its category (and the category's parent)
+    apply too; a ticket moving to another category gets the defaults of that one's fields."""
     given = data.pop("custom_fields", None)
+    category_id = data.get("category_id", None if ticket is None else ticket.category_id)
+    moving = ticket is not None and category_id != ticket.category_id
     try:
         data["custom_fields"] = checked_values(
-            "ticket", kind, given, None if ticket is None else ticket.custom_fields, fill_defaults=ticket is None
+            "ticket",
+            kind,
+            given,
+            None if ticket is None else ticket.custom_fields,
+            fill_defaults=ticket is None or moving,
+            categories=category_chain(category_id),
         )
     except ma.ValidationError as exc:
         errors["custom_fields"] = exc.messages

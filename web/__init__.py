@@ -27,6 +27,10 @@ PAGES = (
     "web.admin",
     "web.custom_fields",
     "web.classes_admin",
+    "web.routing",
+    "web.slas_admin",
+    "web.knowledge",
+    "web.catalogue",
 )
 
 

@@ -50,8 +50,13 @@ MENU = (
     ("web.assets", _l("Assets"), STAFF),
     ("web.discovery_home", _l("Discovery"), STAFF),
     ("web.events_console", _l("Events"), STAFF),
+    ("web.knowledge", _l("Knowledge"), STAFF),
+    ("web.catalogue_tasks", _l("Fulfilment"), tuple(r for r in STAFF if r != roles.AUDITOR)),
     ("web.admin", _l("Admin"), (roles.ADMIN,)),
     ("web.portal", _l("My requests"), (roles.REQUESTER,)),
+    ("web.portal_knowledge", _l("Help articles"), (roles.REQUESTER,)),
+    ("web.catalogue_browse", _l("Catalogue"), (roles.REQUESTER,)),
+    ("web.catalogue_approvals", _l("Approvals"), tuple(r for r in roles.ALL_ROLES if r != roles.AUDITOR)),
 )
 
 

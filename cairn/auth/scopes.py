@@ -15,8 +15,10 @@ SYNC = "sync"
 MAIL_INBOUND = "mail:inbound"
 # Monitoring systems posting events (POST /events, /events/alertmanager): nothing else.
 EVENTS_WRITE = "events:write"
+# Knowledge articles: write, submit for review, publish, retire (tickets/knowledge).
+KB_WRITE = "kb:write"
 ADMIN = "admin"
-SCOPES = (READ, CMDB_WRITE, TICKETS_WRITE, SYNC, MAIL_INBOUND, EVENTS_WRITE, ADMIN)
+SCOPES = (READ, CMDB_WRITE, TICKETS_WRITE, SYNC, MAIL_INBOUND, EVENTS_WRITE, KB_WRITE, ADMIN)
 SCOPE_ATTR = "_cairn_scope"
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -26,7 +28,10 @@ WRITE_SCOPES = {
     "assets": CMDB_WRITE,
     "relations": CMDB_WRITE,
     "tickets": TICKETS_WRITE,
+    "knowledge": KB_WRITE,  # a resolution attached to a ticket declares tickets:write
     "slas": ADMIN,  # calendars, SLA policies, escalation rules: the desk's configuration
+    "routing": ADMIN,  # routing rules, team assignment (the dry run declares read)
+    "catalogue": TICKETS_WRITE,  # ordering, approving, fulfilling; item definitions declare admin
     "sync": SYNC,
     "agents": SYNC,
     "webhooks": SYNC,

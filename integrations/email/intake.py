@@ -322,6 +322,9 @@ def _new_ticket(row: InboundEmail, mail: ParsedMail, sender, related) -> None:
     }
     if team is not None:
         data["team_id"] = team.id
+    # The route it came in by, for the routing rules that match on it (tickets.routing).
+    recipients = [a.lower() for a in [*envelope_to, *mail.delivered_to, *mail.to, *mail.cc]]
+    data["mail_route"] = next((a for a in recipients if a in settings.routes()), None)
     ticket = tickets.create_ticket(data, None)
     if related is not None:
         tickets.add_link(ticket, related.id, "related", None)

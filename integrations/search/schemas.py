@@ -49,7 +49,7 @@ class SearchQuerySchema(Schema):
         validate=ma.validate.Length(min=1, max=len(TYPES)),
         metadata={
             "description": "comma-separated types wanted, in the order wanted; default all: ci,ticket,user,team,"
-            "article (articles: none until the knowledge base exists)"
+            "article (knowledge articles the caller may read)"
         },
     )
     limit = ma.fields.Integer(

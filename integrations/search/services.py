@@ -66,9 +66,11 @@ from tickets.models import NUMBER_PREFIXES, Ticket
 from tickets.services import ticket_visibility
 
 TYPES = ("ci", "ticket", "user", "team", "article")
-# Knowledge articles arrive with the knowledge base; until then their group is always empty.
-NOT_YET_SEARCHED = frozenset({"article"})
-SEARCHED = tuple(t for t in TYPES if t not in NOT_YET_SEARCHED)
+# Knowledge articles are searched by the knowledge base's own full-text index (tickets.knowledge).
+SEARCHED_ELSEWHERE = frozenset({"article"})
+SEARCHED = tuple(t for t in TYPES if t not in SEARCHED_ELSEWHERE)
+# An article's score is its rank among the articles, kept below a CI's or ticket's exact hits.
+ARTICLE_SCORE_CEILING = 0.9
 MIN_QUERY_LENGTH = 2
 MAX_QUERY_LENGTH = 200
 DEFAULT_LIMIT = 10
@@ -97,7 +99,10 @@ _NUMBER = re.compile(rf"({_PREFIXES})[-\s]?0*([0-9]{{1,9}})", re.IGNORECASE)
 
 # Where a person opens an object of each type: the web desk's pages for CIs and tickets (API.md: the
 # same ids as the API), the API's resource for the others.
-URLS = {"ci": "/cis/{id}", "ticket": "/tickets/{id}", "user": "/api/v1/users/{id}", "team": "/api/v1/teams/{id}"}
+URLS = {
+    "ci": "/cis/{id}", "ticket": "/tickets/{id}", "user": "/api/v1/users/{id}", "team": "/api/v1/teams/{id}",
+    "article": "/knowledge/{id}",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -403,7 +408,10 @@ def search(q: str | None, viewer: User | None, types=None, limit: int = DEFAULT_
     parameters = {**query.parameters(), "limit": limit}
     groups = []
     for type_ in wanted:
-        if type_ in NOT_YET_SEARCHED or (type_ in ("user", "team") and restricted(viewer)):
+        if type_ == "article":
+            groups.append(_article_group(query.text, viewer, limit))
+            continue
+        if type_ in ("user", "team") and restricted(viewer):
             groups.append(Group(type_, 0, False, []))
             continue
         visible = _VISIBILITY[type_](viewer)
@@ -424,6 +432,20 @@ def search(q: str | None, viewer: User | None, types=None, limit: int = DEFAULT_
             exact = Exact(hit.type, hit.id, hit.title)
             break
     return SearchResults(query.text, exact, groups)
+
+
+def _article_group(q: str, viewer: User | None, limit: int) -> Group:
+    """The articles ``viewer`` may read that match every word of ``q``, best first (their total is
+    what is shown, ``more`` when there are others)."""
+    from tickets.knowledge.services import search_hits
+
+    try:
+        found = search_hits(q, viewer, limit=limit + 1)
+    except Invalid:  # no word to look for in text (a query of punctuation): it may still name a CI
+        return Group("article", 0, False, [])
+    items = [Hit("article", h["id"], h["title"], h["subtitle"], round(h["score"] * ARTICLE_SCORE_CEILING, 4))
+             for h in found[:limit]]  # fmt: skip
+    return Group("article", len(items), len(found) > limit, items)
 
 
 @dataclass

@@ -432,9 +432,38 @@ def test_queries_too_short_or_too_long_are_422(client, admin):
         response = client.get(URL, headers=admin, query_string={"q": "ok", **params})
         assert response.status_code == 422 and response.mimetype == PROBLEM_JSON, params
     assert client.get(URL, headers=admin, query_string={"q": "ok", "limit": 50}).status_code == 200
-    # articles (API.md) are a type: none until the knowledge base exists
+    # articles (API.md) are a type: none match here
     articles = client.get(URL, headers=admin, query_string={"q": "ok", "types": "article"})
     assert articles.status_code == 200 and articles.json["groups"] == [{"type": "article", "total": 0, "more": False}]
+
+
+def test_articles_are_found_as_their_reader_may_read_them(client, make, db):
+    admin, requester = make.headers("admin"), make.headers("requester")
+
+    def article(title, visibility, publish=True):
+        made = client.post(
+            "/api/v1/articles", headers=admin, json={"title": title, "body": "Steps.", "visibility": visibility}
+        )
+        assert made.status_code == 201, made.json
+        for state in ("review", "published") if publish else ():
+            assert (
+                client.patch(f"/api/v1/articles/{made.json['id']}", headers=admin, json={"state": state}).status_code
+                == 200
+            )
+        return made.json["id"]
+
+    public = article("Printer jams on tray two", "everyone")
+    internal = article("Printer firmware rollback", "agents")
+    draft = article("Printer driver notes", "everyone", publish=False)
+    seen = {}
+    for who, headers in (("admin", admin), ("requester", requester)):
+        answer = client.get(URL, headers=headers, query_string={"q": "printer", "types": "article"}).json
+        seen[who] = {hit["id"] for hit in answer["results"]}
+        assert answer["groups"][0]["total"] == len(seen[who])
+        assert all(hit["url"] == f"/knowledge/{hit['id']}" for hit in answer["results"])
+    assert seen == {"admin": {public, internal, draft}, "requester": {public}}
+    one = client.get(URL, headers=admin, query_string={"q": "printer", "types": "article", "limit": 1}).json
+    assert len(one["results"]) == 1 and one["groups"] == [{"type": "article", "total": 1, "more": True}]
 
 
 def test_the_service_refuses_what_the_schema_refuses(db):

@@ -38,8 +38,14 @@ def test_jobs_accepted_while_redis_is_down_are_swept_and_run(app, committed_db, 
         rows = committed_db.session.scalars(select(SyncJob).where(SyncJob.id.in_(ids))).all()
         assert {(r.status, r.enqueued_at) for r in rows} == {("queued", None)}, "stored, not in any queue"
         app.config["REDIS_URL"] = redis_url
-        assert execute("cairn.jobs.durable.sweep") == {"mail": 0, "import": 1, "discovery": 1, "events": 0}
-        nothing_left = {"mail": 0, "import": 0, "discovery": 0, "events": 0}
+        assert execute("cairn.jobs.durable.sweep") == {
+            "mail": 0,
+            "import": 1,
+            "discovery": 1,
+            "events": 0,
+            "sla_recompute": 0,
+        }
+        nothing_left = {"mail": 0, "import": 0, "discovery": 0, "events": 0, "sla_recompute": 0}
         assert execute("cairn.jobs.durable.sweep") == nothing_left, "queued once"
         run_worker([queue], burst=True)
     finally:

@@ -106,6 +106,22 @@ def estate(client, make, db):
 
     e.ids["category"] = create_category({"name": "hardware", "label": "Hardware", "kind": "incident"}).id
     db.session.commit()
+
+    # A help article for everyone, and the requester's own catalogue order (an agent approves it).
+    admin = make.headers("admin")
+    article = _ok(client.post("/api/v1/articles", headers=admin, json={
+        "title": "Reset your VPN token", "body": "Open the portal.", "visibility": "everyone"}))  # fmt: skip
+    for state in ("review", "published"):
+        _ok(client.patch(f"/api/v1/articles/{article['id']}", headers=admin, json={"state": state}))
+    _ok(client.put(f"/api/v1/tickets/{own['id']}/resolution-article", headers=agent_headers,
+                   json={"article_id": article["id"]}))  # fmt: skip
+    item = _ok(client.post("/api/v1/catalogue-items", headers=admin, json={
+        "name": "Headset", "approval_steps": [{"kind": "user", "user_id": agent.id}],
+        "tasks": [{"title": "Send it", "team_id": team.id}]}))  # fmt: skip
+    order = _ok(client.post(f"/api/v1/catalogue-items/{item['id']}/orders", headers=headers, json={}))
+    (line,) = order["items"]
+    e.ids.update(article=article["id"], item=item["id"], order=order["id"], request_item=line["id"],
+                 step=line["approvals"][0]["id"], task=line["tasks"][0]["id"])  # fmt: skip
     return e
 
 
@@ -138,7 +154,12 @@ def foreign_ids(body, estate: Estate, key=None) -> list[str]:
             found += foreign_ids(item, estate, key)
     elif isinstance(body, dict):
         is_ci = "ci_class" in body or key == "ci"
-        is_ticket = "number" in body or key in ("ticket", "source", "target") and not isinstance(body.get("id"), str)
+        # a ticket's number is text (INC0000001); a step's or a line's number is a whole number
+        is_ticket = (
+            isinstance(body.get("number"), str)
+            or key in ("ticket", "source", "target")
+            and not isinstance(body.get("id"), str)
+        )
         if is_ci and set(_ints(body.get("id"))) & cis:
             found.append(f"CI {body['id']} under {key!r}")
         if is_ticket and not is_ci and set(_ints(body.get("id"))) & tickets:
@@ -219,7 +240,12 @@ def _path(rule, values: dict) -> str:
 def _own_values(rule, estate: Estate) -> dict:
     values = {"ci_id": estate.ids["ci"], "ticket_id": estate.ids["ticket"], "attachment_id": estate.ids["attachment"],
               "location_id": estate.ids["location"], "team_id": estate.ids["team"],
-              "view_id": estate.ids["view"], "category_id": estate.ids["category"], "name": "laptop"}  # fmt: skip
+              "view_id": estate.ids["view"], "category_id": estate.ids["category"], "name": "laptop",
+              "article_id": estate.ids["article"], "revision": 1, "item_id": estate.ids["item"],
+              "request_item_id": estate.ids["request_item"], "step_id": estate.ids["step"],
+              "task_id": estate.ids["task"]}  # fmt: skip
+    if rule.rule.startswith("/api/v1/catalogue-orders/"):
+        values["ticket_id"] = estate.ids["order"]  # an order is a ticket: the requester's own
     if rule.rule in EXTERNAL:
         values["source"], values["external_id"] = EXTERNAL[rule.rule]
     return values

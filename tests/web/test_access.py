@@ -13,11 +13,15 @@ from cairn.auth.roles import ALL_ROLES, REQUESTER
 from tests.web.pages import PASSWORD, csrf_token, post, sign_in
 
 OPEN_PAGES = {"/login"}
-# The second sign-in step (two-factor): without a pending sign-in, back to the first.
-SIGN_IN_STEPS = {"/login/code"}
+# The sign-in steps after the first (two-factor; single sign-on's way out and back): without a
+# sign-in under way, back to the first.
+SIGN_IN_STEPS = {"/login/code", "/login/oidc", "/login/oidc/callback"}
 # What a requester may open besides the portal's own pages: the front door, the account (and its
-# two-factor page), and a ticket's one address (it leads into the portal).
-REQUESTER_ALSO = {"/", "/account", "/account/two-factor", "/logout", "/tickets/<int:ticket_id>", *SIGN_IN_STEPS}
+# two-factor page), a ticket's one address (it leads into the portal), and the approvals of
+# catalogue orders (a requester is often someone's manager).
+REQUESTER_ALSO = {
+    "/", "/account", "/account/two-factor", "/logout", "/tickets/<int:ticket_id>", "/approvals", *SIGN_IN_STEPS,
+}  # fmt: skip
 
 
 def _pages(app):
