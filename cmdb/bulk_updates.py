@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from sqlalchemy import and_, bindparam, inspect, update
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.attributes import PASSIVE_NO_INITIALIZE, set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from cairn.audit.mixin import ALWAYS_EXCLUDED, jsonable, record_rows
@@ -40,7 +40,7 @@ def _pending_columns(state) -> tuple[dict, dict]:
     excluded = ALWAYS_EXCLUDED | state.class_.__audit_exclude__
     for key in list(state.committed_state):
         if key in columns:
-            history = state.attrs[key].history
+            history = state.get_history(key, PASSIVE_NO_INITIALIZE)  # not state.attrs: it builds every attribute's
             if history.added and history.has_changes():
                 changed[key] = after = history.added[0]
                 before = history.deleted[0] if history.deleted else None
@@ -114,7 +114,7 @@ def flush_updates(objects, ci_ids_of: dict[int, set[int]] | None = None) -> int:
             obj = state.obj()
             for key, value in changed.items():
                 set_committed_value(obj, key, value)
-            if not any(state.attrs[rel.key].history.has_changes() for rel in mapper.relationships):
+            if not any(state.get_history(rel.key, PASSIVE_NO_INITIALIZE).has_changes() for rel in mapper.relationships):
                 # nothing else pending: out of the session's dirty set, so the next flush skips it
                 state._commit_all(state.dict, session.identity_map)
             moved = set(changed)

@@ -166,7 +166,9 @@ def test_mail_survives_a_killed_worker_and_a_redis_outage(deployment, committed_
         time.sleep(1)
         return False
 
-    wait_until(swept, 60, interval=0.5, message=f"the sweep to catch up ({d.log_dir})")
+    # What this asserts is that nothing is lost or doubled, not how fast: on two cores shared with the
+    # other suites, one SQLite worker may need minutes for the backlog.
+    wait_until(swept, 240, interval=0.5, message=f"the sweep to catch up ({d.log_dir})")
     _assert_no_doubles(committed_db, MESSAGES)
 
 
