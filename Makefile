@@ -60,11 +60,9 @@ test-postgresql: install services suite-postgresql
 ## The OpenAPI document against the running service: schemathesis, every check and phase, on PostgreSQL.
 test-api: install services suite-api
 
-## Everything CI runs: services, lint, import layers, then the suite on SQLite, the suite on PostgreSQL
-## and the API document side by side (each on its own databases and Redis database; the output of
-## each is printed whole when it ends). Splitting further only queues more work on the same 2 cores.
-test: install services lint
-	@$(MAKE) --no-print-directory -j3 --output-sync=target suite-sqlite suite-postgresql suite-api
+## Everything CI runs: services, lint, import layers, the suite on SQLite and on PostgreSQL, the API
+## document, one after another (side by side, two cores starve the browser and deployment tests).
+test: install services lint suite-sqlite suite-postgresql suite-api
 
 PYTEST := $(BIN)/pytest -q --durations=10
 
