@@ -7,6 +7,7 @@ import decimal
 import hashlib
 import json
 import re
+import threading
 from collections.abc import Mapping
 from datetime import UTC
 from functools import wraps
@@ -148,6 +149,9 @@ def _json_without_nul(converter, field, ret, **kwargs) -> dict:
     return {}
 
 
+_DOCUMENTING = threading.RLock()
+
+
 class Api(SmorestApi):
     """Speaks problem+json for every HTTP error, including flask-smorest's own, and says so in the
     OpenAPI document: each operation lists the error statuses it can answer (no catch-all
@@ -155,6 +159,38 @@ class Api(SmorestApi):
 
     ERROR_SCHEMA = ProblemSchema
     DEFAULT_ERROR_RESPONSE_NAME = None
+
+    # The OpenAPI document is filled in when it is first read, not at start: describing ~150
+    # operations is a second of every process start (web and job workers, the graph host, each CLI
+    # call), and few processes ever serve the document. ``spec`` is the document, complete.
+    @property
+    def spec(self):
+        state = self.__dict__
+        if state.get("_undocumented") and not state.get("_documenting"):
+            with _DOCUMENTING:  # other threads wait for the whole document
+                pending = state.get("_undocumented")
+                if pending and not state.get("_documenting"):
+                    state["_documenting"] = True  # what documenting reads of this property meanwhile
+                    try:
+                        for blp, app, name, parameters in pending:
+                            blp.register_views_in_doc(self, app, state["_spec"], name=name, parameters=parameters)
+                            state["_spec"].tag({"name": name, "description": blp.description})
+                        state["_undocumented"] = []
+                    finally:
+                        state["_documenting"] = False
+        return state.get("_spec")
+
+    @spec.setter
+    def spec(self, value) -> None:
+        self.__dict__["_spec"] = value
+        self.__dict__["_undocumented"] = []
+
+    def register_blueprint(self, blp, *, parameters=None, **options):
+        """Mount ``blp`` as flask-smorest does; its operations join the document when it is read."""
+        name = options.get("name", blp.name)
+        self._app.extensions["flask-smorest"]["blp_name_to_api"][name] = self
+        self._app.register_blueprint(blp, **options)
+        self._undocumented.append((blp, self._app, name, parameters))
 
     def init_app(self, app, *args, **kwargs):
         # Before any route is added: every <int:...> of a path is an object id.

@@ -1,8 +1,12 @@
 """The per-process dependency graph, kept in step with the database through the change log.
 
 Edges of ``G`` point from the dependent to what it depends on (``u -> v``: u needs v), whatever
-the relationship type's own direction; each edge's data dict maps relationship id -> type name (two
-CIs may be linked by several types). Relationships of types whose impact is ``none`` (an
+the relationship type's own direction; each edge's data is the set of its relationships' type names
+as a dict mapping each name to itself (two CIs may be linked by several types), one shared,
+never-changed dict per set of names (``edge_data``): at a million CIs, one dict and one relationship
+id per edge were half the graph's memory. Relationship ids are read from the table when an answer
+shows them (paths, neighbourhoods). CI ids are interned: each is one int object wherever the graph
+holds it. Relationships of types whose impact is ``none`` (an
 installation) carry no failure: they live apart in ``passive`` (source -> target as recorded), so
 the impact walk never sees them while neighbourhoods and paths still show them. Node data (in
 ``G``, also for CIs only linked by passive relationships) holds what an impact answer shows (name,
@@ -42,7 +46,7 @@ from datetime import datetime
 from pathlib import Path
 
 import networkx as nx
-from sqlalchemy import case, select, update
+from sqlalchemy import case, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from cairn.audit.models import ChangeLog
@@ -186,6 +190,20 @@ def _node_data(name, ci_class, criticality, owner_team_id, attributes=None, stat
         data["min_up"] = min_up if isinstance(min_up, int) and min_up > 0 else 1
     if not is_active(status):
         data["status"] = status  # only inactive CIs carry it: a move between active statuses is no graph change
+    return data
+
+
+_EDGE_DATA: dict[frozenset, dict[str, str]] = {}
+
+
+def edge_data(type_names) -> dict[str, str]:
+    """The shared edge data dict of a set of relationship type names ({name: name}). Never change
+    it in place: an edge whose types change gets another one."""
+    key = frozenset(type_names)
+    data = _EDGE_DATA.get(key)
+    if data is None:
+        names = [sys.intern(name) for name in sorted(key)]
+        data = _EDGE_DATA.setdefault(key, dict(zip(names, names, strict=True)))
     return data
 
 
@@ -402,7 +420,7 @@ class LiveGraph:
             gc_was_enabled = gc.isenabled()
             gc.disable()
             try:
-                G, P, member_targets = snap.graph({name: name for name in types})
+                G, P, member_targets = snap.graph()
             except snapshot.SnapshotError as exc:
                 reason = str(exc)
             finally:
@@ -419,7 +437,7 @@ class LiveGraph:
         self.stats["loaded_from"] = "snapshot"
         log.info(
             "graph restored from its snapshot",
-            extra={"nodes": snap.nodes, "relationships": snap.edges, "seconds": self.stats["last_restore_s"]},
+            extra={"nodes": snap.nodes, "edges": snap.edges, "seconds": self.stats["last_restore_s"]},
         )
         return True
 
@@ -508,45 +526,42 @@ class LiveGraph:
 
     def _apply_unguarded(self, session, rel_ids: set[int], ci_ids: set[int]) -> None:
         G, P = self.G, self.passive
-        forward, passive_types = _split_types(self.types)
         touched: set[int] = set()
+        pairs: set[tuple[int, int]] = set()
         rel_list = list(rel_ids)
         for i in range(0, len(rel_list), _CHUNK):
-            for rel_id, source, target, type_name, valid_to in session.execute(
-                select(
-                    Relationship.id, Relationship.source_id, Relationship.target_id, Relationship.type,
-                    Relationship.valid_to,
-                ).where(Relationship.id.in_(rel_list[i : i + _CHUNK]))
-            ):  # fmt: skip
+            for source, target, type_name in session.execute(
+                select(Relationship.source_id, Relationship.target_id, Relationship.type).where(
+                    Relationship.id.in_(rel_list[i : i + _CHUNK])
+                )
+            ):
                 if type_name not in self.types:
                     self.types = load_types(session)
-                    forward, passive_types = _split_types(self.types)
-                touched.update((source, target))
-                if type_name in passive_types:
-                    if valid_to is None:
-                        _add_passive(P, G, rel_id, source, target, type_name)
-                    elif P.has_edge(source, target):
-                        data = P._succ[source][target]
-                        data.pop(rel_id, None)
-                        if not data:
-                            P.remove_edge(source, target)
-                    continue
-                u, v = (source, target) if type_name in forward else (target, source)
-                if valid_to is None:
-                    if G.has_edge(u, v):
-                        G._succ[u][v][rel_id] = type_name
-                    else:
-                        G.add_edge(u, v)
-                        G._succ[u][v][rel_id] = type_name
-                    if type_name == MEMBER_OF:
-                        self.member_targets.add(u)
-                elif G.has_edge(u, v):
-                    data = G._succ[u][v]
-                    data.pop(rel_id, None)
-                    if not data:
-                        G.remove_edge(u, v)
-                    if type_name == MEMBER_OF and self.members_total(u) == 0:
-                        self.member_targets.discard(u)
+                pairs.add((source, target) if source < target else (target, source))
+        # Each linked pair as it is now: every open relationship between its two CIs, either way.
+        forward, passive_types = _split_types(self.types)
+        wanted: dict[tuple[int, int], set[str]] = {}  # (u, v) of G -> type names
+        wanted_passive: dict[tuple[int, int], set[str]] = {}  # (source, target) -> type names
+        for source, target, type_name in open_between(session, pairs):
+            if type_name in passive_types:
+                wanted_passive.setdefault((source, target), set()).add(type_name)
+            else:
+                uv = (source, target) if type_name in forward else (target, source)
+                wanted.setdefault(uv, set()).add(type_name)
+        for a, b in pairs:
+            for u, v in ((a, b), (b, a)):
+                touched.update((u, v))
+                _set_edge(G, u, v, wanted.get((u, v)))
+                _set_edge(P, u, v, wanted_passive.get((u, v)))
+                if (u, v) in wanted_passive:
+                    for n in (u, v):
+                        if n not in G._node:
+                            G._succ[n], G._pred[n], G._node[n] = {}, {}, {}
+        for n in touched:
+            if n in G and any(MEMBER_OF in data for data in G._succ[n].values()):
+                self.member_targets.add(n)
+            else:
+                self.member_targets.discard(n)
         # Node data: new ends, and CIs whose graph fields changed.
         reload = {n for n in touched if n in G and not G._node[n]} | {c for c in ci_ids if c in G}
         if reload:
@@ -566,20 +581,76 @@ class LiveGraph:
                 self.inactive.discard(n)
 
 
+def _set_edge(g: nx.DiGraph, u: int, v: int, type_names: set[str] | None) -> None:
+    """Make edge ``u -> v`` of ``g`` carry exactly ``type_names`` (none: no edge)."""
+    succ = g._succ
+    if not type_names:
+        if v in succ.get(u, ()):
+            del succ[u][v]
+            del g._pred[v][u]
+        return
+    data = edge_data(type_names)
+    for n in (u, v):
+        if n not in succ:
+            succ[n], g._pred[n], g._node[n] = {}, {}, {}
+    succ[u][v] = data
+    g._pred[v][u] = data
+
+
+def open_between(session, pairs) -> list[tuple[int, int, str]]:
+    """(source_id, target_id, type) of every open relationship between the two CIs of each pair,
+    either way (pairs as (a, b)): probes of the covering source index, never a scan."""
+    keys = list({k for a, b in pairs for k in ((a, b), (b, a))})
+    r = Relationship
+    out = []
+    for i in range(0, len(keys), _CHUNK):
+        out.extend(
+            session.execute(
+                select(r.source_id, r.target_id, r.type).where(
+                    tuple_(r.source_id, r.target_id).in_(keys[i : i + _CHUNK]), r.valid_to.is_(None)
+                )
+            ).tuples()
+        )
+    return out
+
+
+def relationships_between(session, pairs) -> dict[tuple[int, int], list[tuple[int, int, int, str]]]:
+    """The open relationships between the CIs of each pair (a, b), either way, by id:
+    {(a, b): [(id, source_id, target_id, type), ...]} (what an answer naming relationships shows)."""
+    pairs = list(dict.fromkeys(pairs))
+    keys = list({k for a, b in pairs for k in ((a, b), (b, a))})
+    r = Relationship
+    found: dict[tuple[int, int], list] = {}
+    for i in range(0, len(keys), _CHUNK):
+        for rel_id, source, target, type_name in session.execute(
+            select(r.id, r.source_id, r.target_id, r.type).where(
+                tuple_(r.source_id, r.target_id).in_(keys[i : i + _CHUNK]), r.valid_to.is_(None)
+            )
+        ):
+            found.setdefault((source, target), []).append((rel_id, source, target, type_name))
+    out = {}
+    for a, b in pairs:
+        rows = found.get((a, b), []) + (found.get((b, a), []) if a != b else [])
+        out[(a, b)] = sorted(rows)
+    return out
+
+
 def _fill(rows, types: dict[str, TypeInfo]):
     """(G, passive, member_targets) from (rel_id, source, target, type name) rows of the open
     relationships, node data left empty."""
     forward, passive_types = _split_types(types)
-    canonical = {name: name for name in types}  # one string object per type, not one per edge
+    one = {name: edge_data((name,)) for name in types}
     G, P = nx.DiGraph(), nx.DiGraph()
     succ, pred, node = G._succ, G._pred, G._node
     member_targets: set[int] = set()
-    # Filling networkx's adjacency dicts directly (as add_edge does, one shared data dict per edge)
-    # instead of add_edges_from, which copies every data dict: half the time and memory.
-    for rel_id, source, target, type_name in rows:
-        type_name = canonical.get(type_name, type_name)
+    ids: dict[int, int] = {}
+    intern = ids.setdefault  # one int object per CI: rows bring a new one for every mention
+    # Filling networkx's adjacency dicts directly (as add_edge does, the edge's data dict shared by
+    # both ends) instead of add_edges_from, which copies every data dict.
+    for _rel_id, source, target, type_name in rows:
+        source, target = intern(source, source), intern(target, target)
         if type_name in passive_types:
-            _add_passive(P, G, rel_id, source, target, type_name)
+            _add_passive(P, G, source, target, type_name)
             continue
         u, v = (source, target) if type_name in forward else (target, source)
         su = succ.get(u)
@@ -593,9 +664,13 @@ def _fill(rows, types: dict[str, TypeInfo]):
             node[v] = {}
         data = su.get(v)
         if data is None:
-            data = su[v] = {}
-            pred[v][u] = data
-        data[rel_id] = type_name
+            data = one.get(type_name) or edge_data((type_name,))
+        elif type_name in data:
+            continue
+        else:
+            data = edge_data((*data, type_name))
+        su[v] = data
+        pred[v][u] = data
         if type_name == MEMBER_OF:
             member_targets.add(u)
     return G, P, member_targets
@@ -658,12 +733,17 @@ def graph_code_fingerprint() -> str:
     return _fingerprint
 
 
-def _add_passive(P: nx.DiGraph, G: nx.DiGraph, rel_id: int, source: int, target: int, type_name: str) -> None:
+def _add_passive(P: nx.DiGraph, G: nx.DiGraph, source: int, target: int, type_name: str) -> None:
     """Record an impact-less relationship in ``P``; its ends become (maybe edgeless) nodes of ``G``,
     where every node's data lives."""
-    if not P.has_edge(source, target):
-        P.add_edge(source, target)
-    P._succ[source][target][rel_id] = type_name
+    data = P._succ.get(source, {}).get(target)
+    if data is None:
+        P.add_edge(source, target)  # a fresh empty dict, replaced below
+    elif type_name in data:
+        return
+    data = edge_data((*(data or ()), type_name))
+    P._succ[source][target] = data
+    P._pred[target][source] = data
     for n in (source, target):
         if n not in G._node:
             G._succ[n], G._pred[n], G._node[n] = {}, {}, {}

@@ -40,7 +40,15 @@ from cmdb.models import ConfigurationItem
 from cmdb.services import visible_ci_ids
 from relations import answers, graphd
 from relations import graph as graph_module
-from relations.graph import GRAPH_CI_FIELDS, TypeInfo, bump_version, live_graph, load_types, status_change_matters
+from relations.graph import (
+    GRAPH_CI_FIELDS,
+    TypeInfo,
+    bump_version,
+    live_graph,
+    load_types,
+    relationships_between,
+    status_change_matters,
+)
 from relations.impact import (
     DOWN,
     STATE_NAMES,
@@ -1001,7 +1009,7 @@ def _shortest_path(from_id: int, to_id: int, *, directed: bool = True) -> dict:
                 _require_ci(ci_id)
         if from_id == to_id:
             return {"path": [from_id], "relationships": []}
-        G, P = graph.G, graph.passive
+        G = graph.G
         nodes = None
         if not directed:
             nodes = _undirected_path(graph, from_id, to_id)
@@ -1012,13 +1020,11 @@ def _shortest_path(from_id: int, to_id: int, *, directed: bool = True) -> dict:
                 pass
         if nodes is None:
             raise NotFound(f"No chain of relationships leads from CI {from_id} to CI {to_id}.")
-        rels = []
-        for u, v in zip(nodes, nodes[1:], strict=False):
-            data = next(
-                d for d in (G._succ.get(u, {}).get(v), G._succ.get(v, {}).get(u), P._succ.get(u, {}).get(v),
-                            P._succ.get(v, {}).get(u)) if d
-            )  # fmt: skip
-            rels.append(min(data))
+        steps = list(zip(nodes, nodes[1:], strict=False))
+        between = relationships_between(db.session, steps)
+        # Each step's relationship: the oldest open one between its two CIs (the graph holds types,
+        # not ids; the table is read for the few steps of a path).
+        rels = [between[step][0][0] if between[step] else None for step in steps]  # None: ended meanwhile
         return {"path": nodes, "relationships": rels, "graph_version": graph.version}
 
 
@@ -1188,27 +1194,27 @@ def _neighbourhood(root: dict, depth: int, max_nodes: int) -> dict:
         for n, d in nodes.items():
             data = G._node.get(n) or root
             node_list.append({"id": n, "depth": d, **_ci_ref(data)})
+        # The linked pairs among the nodes, then their relationships (with ids) from the table.
+        pairs = {
+            (u, v) if u < v else (v, u)
+            for u in nodes
+            for adjacency in (G._succ, P._succ)
+            for v in adjacency.get(u, ())
+            if v in nodes
+        }
         edges = []
-        for u in nodes:
-            for v, data, recorded in (
-                *((v, data, False) for v, data in G._succ.get(u, {}).items()),
-                *((v, data, True) for v, data in P._succ.get(u, {}).items()),
-            ):
-                if v not in nodes:
-                    continue
-                for rel_id, type_name in data.items():
-                    info = types.get(type_name)
-                    # G's edges run dependent -> dependency; passive ones as recorded.
-                    source, target = (u, v) if recorded or info is None or info.forward else (v, u)
-                    edges.append(
-                        {
-                            "id": rel_id,
-                            "source": source,
-                            "target": target,
-                            "type": type_name,
-                            "label": info.label if info else type_name,
-                        }
-                    )
+        for rows in relationships_between(db.session, sorted(pairs)).values():
+            for rel_id, source, target, type_name in rows:
+                info = types.get(type_name)
+                edges.append(
+                    {
+                        "id": rel_id,
+                        "source": source,
+                        "target": target,
+                        "type": type_name,
+                        "label": info.label if info else type_name,
+                    }
+                )
         edges.sort(key=lambda e: e["id"])
         return {
             "root": root["id"],

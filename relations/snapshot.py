@@ -3,10 +3,12 @@ rebuilding it from the tables (see ``relations.graph``), then catches up from th
 
 It holds a rebuilt graph as the rebuild left it, tagged with the graph version, stamp and change-log
 watermark the rebuild stood at: for ``G`` and for the passive graph, the nodes in order and, per
-node, its successors with each edge's {relationship id: type} and its predecessors (as indexes of
-those edges), in dict order;
-the node data of ``G`` as columns; the clusters (``member_targets``). A restore builds the very same
-dicts, in the same order, mostly with C-level comprehensions (no per-relationship Python loop).
+node, its successors (as indexes of those nodes) with each edge's set of relationship types (an
+index into the header's table of type sets), in dict order (the predecessors are the same edges
+seen from their other end: a restore derives them);
+the node data of ``G`` as columns; the clusters (``member_targets``). A restore builds the same dicts
+(successors in the same order), with each CI id one int object and each edge's data the shared dict of its
+type set (``relations.graph.edge_data``), mostly with C-level comprehensions (no per-edge Python loop).
 
 The format is our own and holds data only (a pickle could run code when loaded)::
 
@@ -14,7 +16,7 @@ The format is our own and holds data only (a pickle could run code when loaded):
 
 The header carries the format version, the database key, the graph version, stamp, watermark id and
 time, the schema revision and graph-code fingerprint the snapshot is valid for, the relationship
-types, the string tables and the layout of the payload: zlib-compressed little-endian integer
+types, the type sets, the string tables and the layout of the payload: zlib-compressed little-endian integer
 arrays (each as narrow as its values allow) and the CI names, NUL-joined UTF-8. The digest covers
 everything before it. A file that is short, foreign, of another format version, of another
 database, or inconsistent in any length, index or edge is refused (``SnapshotError``); the caller
@@ -37,7 +39,7 @@ import zlib
 from array import array
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import chain, islice, repeat
+from itertools import chain
 from operator import methodcaller
 from pathlib import Path
 
@@ -45,7 +47,7 @@ import networkx as nx
 from sqlalchemy.engine import make_url
 
 MAGIC = b"CAIRNGRF"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _HEADER_LEN = struct.Struct("<I")
 _DIGEST_BYTES = 16
 _MAX_HEADER_BYTES = 16 * 1024 * 1024
@@ -59,9 +61,8 @@ NODE_KEYS = ("name", "ci_class", "criticality", "owner_team_id", "min_up", "stat
 _BIT = {key: 1 << i for i, key in enumerate(NODE_KEYS)}
 _MISSING = object()
 NO_TEAM = -1  # owner_team_id None (ids are positive)
-# One adjacency (G, or the passive graph): per node, per (node, successor) pair, per relationship.
-ADJACENCY_BLOCKS = ("nodes", "succ_counts", "targets", "pair_counts", "rel_ids", "rel_types", "pred_counts",
-                    "pred_pairs")  # fmt: skip
+# One adjacency (G, or the passive graph): per node, then per (node, successor) pair.
+ADJACENCY_BLOCKS = ("nodes", "succ_counts", "targets", "pair_types")
 NODE_BLOCKS = ("mask", "ci_class", "criticality", "owner_team_id", "min_up", "status")
 BLOCKS = (
     *(f"g.{b}" for b in ADJACENCY_BLOCKS),
@@ -99,6 +100,8 @@ class Snapshot:
     types: list[dict]
     # Relationship type index -> name: the types above, then any other name an edge carries.
     type_names: list[str]
+    # Type set index -> the type names (as indexes) of an edge: what "pair_types" blocks point at.
+    type_sets: list[list[int]]
     # "g.nodes", ... "member_targets": integer arrays; the node columns as tables' indexes.
     blocks: dict[str, array]
     names: list[str]  # per node of G ("" where the data has no name)
@@ -115,18 +118,19 @@ class Snapshot:
 
     @property
     def edges(self) -> int:
-        """Relationships held (impact ones in G and passive ones)."""
-        return len(self.blocks["g.rel_ids"]) + len(self.blocks["p.rel_ids"])
+        """Linked pairs held (edges of G and of the passive graph)."""
+        return len(self.blocks["g.targets"]) + len(self.blocks["p.targets"])
 
     # -- building the graph
-    def graph(self, canonical: dict[str, str]) -> tuple[nx.DiGraph, nx.DiGraph, set[int]]:
-        """(G, passive, member_targets), the very dicts the snapshotted graph had, in their order.
-        ``canonical`` maps type names to the string objects the caller shares. SnapshotError when the
-        arrays do not make a consistent graph."""
+    def graph(self) -> tuple[nx.DiGraph, nx.DiGraph, set[int]]:
+        """(G, passive, member_targets): the dicts the snapshotted graph had, the nodes and each
+        node's successors in their order. SnapshotError when the arrays do not make a consistent graph."""
+        from relations.graph import edge_data  # the graph's own shared edge data (it imports this module)
+
         try:
-            type_strs = [canonical.get(name, name) for name in self.type_names]
-            G = _digraph(self.blocks, "g", type_strs, self._node_data())
-            P = _digraph(self.blocks, "p", type_strs, None)
+            sets = [edge_data(self.type_names[i] for i in names) for names in self.type_sets]
+            G = _digraph(self.blocks, "g", sets, self._node_data())
+            P = _digraph(self.blocks, "p", sets, None)
         except (KeyError, IndexError, TypeError, ValueError, OverflowError) as exc:
             raise SnapshotError(f"inconsistent graph: {exc!r}") from exc
         if not P._node.keys() <= G._node.keys():
@@ -160,50 +164,44 @@ class Snapshot:
         return out
 
 
-def _digraph(blocks: dict[str, array], prefix: str, type_strs: list[str], node_data: list[dict] | None) -> nx.DiGraph:
+def _digraph(blocks: dict[str, array], prefix: str, sets: list[dict], node_data: list[dict] | None) -> nx.DiGraph:
+    import numpy as np
+
     def block(name: str) -> array:
         return blocks[f"{prefix}.{name}"]
 
-    nodes, succ_counts, targets = block("nodes"), block("succ_counts"), block("targets")
-    pair_counts, rel_ids = block("pair_counts"), block("rel_ids")
-    pred_counts, pred_pairs = block("pred_counts"), block("pred_pairs")
-    n_nodes, n_pairs = len(nodes), len(targets)
+    succ_counts, pair_types, target_indexes = block("succ_counts"), block("pair_types"), block("targets")
+    nodes = block("nodes").tolist()
+    n_nodes, n_pairs = len(nodes), len(target_indexes)
     if not (
-        len(succ_counts) == len(pred_counts) == n_nodes
-        and len(pair_counts) == len(pred_pairs) == n_pairs
-        and len(block("rel_types")) == len(rel_ids)
-        and sum(succ_counts) == sum(pred_counts) == n_pairs
-        and sum(pair_counts) == len(rel_ids)
+        len(succ_counts) == n_nodes
+        and len(pair_types) == n_pairs
+        and sum(succ_counts) == n_pairs
         and (node_data is None or len(node_data) == n_nodes)
     ):
         raise SnapshotError(f"{prefix}: counts disagree")
-    rels = zip(rel_ids, map(type_strs.__getitem__, block("rel_types")), strict=True)
-    if not pair_counts or max(pair_counts) == 1:  # one relationship per linked pair: the usual case
-        datas = [{rel_id: type_name} for rel_id, type_name in rels]
-    else:
-        datas = [dict(islice(rels, count)) for count in pair_counts]
-    if sum(map(len, datas)) != len(rel_ids) or len(datas) != n_pairs:
-        raise SnapshotError(f"{prefix}: a relationship appears twice")
-    next_target, next_data = iter(targets), iter(datas)
-    succ = {
-        u: dict(zip(islice(next_target, count), islice(next_data, count), strict=True))
-        for u, count in zip(nodes, succ_counts, strict=True)
-    }
-    # Each predecessor entry names its edge (u, v): u is that edge's source, the data its very dict.
-    # Every edge must be named exactly once, by its own target.
-    if n_pairs and (min(pred_pairs) < 0 or max(pred_pairs) >= n_pairs or len(set(pred_pairs)) != n_pairs):
-        raise SnapshotError(f"{prefix}: predecessors do not name every edge once")
-    if list(map(targets.__getitem__, pred_pairs)) != list(chain.from_iterable(map(repeat, nodes, pred_counts))):
-        raise SnapshotError(f"{prefix}: a predecessor names another node's edge")
-    pair_sources = list(chain.from_iterable(map(repeat, nodes, succ_counts)))
-    next_source = iter(list(map(pair_sources.__getitem__, pred_pairs)))
-    next_data = iter(list(map(datas.__getitem__, pred_pairs)))
-    pred = {
-        v: dict(zip(islice(next_source, count), islice(next_data, count), strict=True))
-        for v, count in zip(nodes, pred_counts, strict=True)
-    }
-    if len(succ) != n_nodes or sum(map(len, succ.values())) != n_pairs or sum(map(len, pred.values())) != n_pairs:
-        raise SnapshotError(f"{prefix}: a node or an edge appears twice")
+    if len(set(nodes)) != n_nodes:
+        raise SnapshotError(f"{prefix}: a node appears twice")
+    if n_pairs and (min(target_indexes) < 0 or max(target_indexes) >= n_nodes or min(succ_counts) < 0):
+        raise SnapshotError(f"{prefix}: an index out of range")
+    # Each CI id is one int object wherever the graph names it, and each edge's data the shared dict
+    # of its type set: both are picked by index from object arrays (numpy, in C). Predecessors are
+    # the same edges ordered by their target; both sides are then built alike.
+    node_objects = np.empty(n_nodes, dtype=object)
+    node_objects[:] = nodes
+    set_objects = np.empty(len(sets), dtype=object)
+    for i, data in enumerate(sets):
+        set_objects[i] = data  # one by one: numpy would take a dict in a list for a sequence
+    targets = np.frombuffer(target_indexes, dtype=target_indexes.typecode).astype(np.intp)
+    types = np.frombuffer(pair_types, dtype=pair_types.typecode).astype(np.intp)
+    counts = np.frombuffer(succ_counts, dtype=succ_counts.typecode).astype(np.intp)
+    sources = np.repeat(np.arange(n_nodes, dtype=np.intp), counts)
+    by_target = np.argsort(targets, kind="stable")
+    succ = _adjacency(nodes, counts, node_objects[targets], set_objects[types])
+    pred = _adjacency(nodes, np.bincount(targets, minlength=n_nodes), node_objects[sources[by_target]],
+                      set_objects[types[by_target]])  # fmt: skip
+    if sum(map(len, succ.values())) != n_pairs:
+        raise SnapshotError(f"{prefix}: an edge appears twice")
     G = nx.DiGraph()
     # networkx supports setting these (its descriptors keep _adj the same dict as _succ).
     G._succ = succ
@@ -212,14 +210,27 @@ def _digraph(blocks: dict[str, array], prefix: str, type_strs: list[str], node_d
     return G
 
 
+def _adjacency(nodes: list[int], counts, neighbours, datas) -> dict[int, dict]:
+    """{node: {neighbour: edge data}} from per-node counts and per-edge object arrays of the
+    neighbours and the edge data, in the order the dicts are to have."""
+    import numpy as np
+
+    ends = np.cumsum(counts).tolist()
+    starts = [0, *ends[:-1]] if ends else []
+    linked, datas = neighbours.tolist(), datas.tolist()
+    # slices of equal lengths, a node each (the counts were checked against the arrays)
+    return {n: dict(zip(linked[a:z], datas[a:z])) for n, a, z in zip(nodes, starts, ends, strict=True)}  # noqa: B905
+
+
 # ---------------------------------------------------------------------------------------------
 # Copying a graph (while nothing changes it: C-level copies only) and finishing the copy (any time)
 
 
 @dataclass
 class Capture:
-    """A private copy of what a snapshot holds: lists of ints and strings and copies of the edge and
-    node data dicts, so the graph may change once it is taken. ``finish`` makes the snapshot."""
+    """A private copy of what a snapshot holds: lists of ints and strings, the edges' data dicts (shared
+    and never changed in place) and copies of the node data dicts, so the graph may change once it is
+    taken. ``finish`` makes the snapshot."""
 
     adjacency: dict[str, dict]
     node_data: list[dict]
@@ -261,37 +272,31 @@ def _copy_adjacency(g: nx.DiGraph) -> dict:
         "nodes": nodes,
         "succ_counts": list(map(len, succ.values())),
         "targets": list(chain.from_iterable(succ.values())),
-        "pairs": list(map(dict.copy, chain.from_iterable(map(dict.values, succ.values())))),
-        "pred_counts": list(map(len, pred.values())),
-        "pred_sources": list(chain.from_iterable(pred.values())),
+        "pairs": list(chain.from_iterable(map(dict.values, succ.values()))),
     }
 
 
-def _finish_adjacency(a: dict, tindex: dict[str, int], type_names: list[str]) -> dict[str, array]:
-    nodes, succ_counts, targets, pairs = a["nodes"], a["succ_counts"], a["targets"], a["pairs"]
-    pair_sources = list(chain.from_iterable(map(repeat, nodes, succ_counts)))
-    pair_of = dict(zip(zip(pair_sources, targets, strict=True), range(len(targets)), strict=True))
-    if len(pair_of) != len(targets):
-        raise SnapshotError("an edge appears twice")
-    pred_targets = chain.from_iterable(map(repeat, nodes, a["pred_counts"]))
-    # KeyError: a predecessor entry without its edge
-    pred_pairs = list(map(pair_of.__getitem__, zip(a["pred_sources"], pred_targets, strict=True)))
-    rel_types = list(chain.from_iterable(map(dict.values, pairs)))
-    for name in dict.fromkeys(rel_types):
-        if name not in tindex:
-            if type(name) is not str:
-                raise SnapshotError("a relationship type is not text")
-            tindex[name] = len(type_names)
-            type_names.append(name)
+def _finish_adjacency(a: dict, tindex: dict[str, int], type_names: list[str], set_index: dict) -> dict[str, array]:
+    nodes, pairs = a["nodes"], a["pairs"]
+    position = dict(zip(nodes, range(len(nodes)), strict=True))
+    target_indexes = list(map(position.__getitem__, a["targets"]))  # KeyError: a successor is not a node
+    # Edge data dicts are shared: each distinct one is looked at once (by identity), then indexed.
+    by_object = {id(data): data for data in pairs}
+    object_set = {}
+    for key, data in by_object.items():
+        if not data or any(type(name) is not str or data[name] != name for name in data):
+            raise SnapshotError("an edge's data is not a set of relationship type names")
+        for name in data:
+            if name not in tindex:
+                tindex[name] = len(type_names)
+                type_names.append(name)
+        names = tuple(sorted(tindex[name] for name in data))
+        object_set[key] = set_index.setdefault(names, len(set_index))
     return {
         "nodes": array("q", nodes),
-        "succ_counts": array("q", succ_counts),
-        "targets": array("q", targets),
-        "pair_counts": array("q", list(map(len, pairs))),
-        "rel_ids": array("q", list(chain.from_iterable(pairs))),
-        "rel_types": array("q", list(map(tindex.__getitem__, rel_types))),
-        "pred_counts": array("q", a["pred_counts"]),
-        "pred_pairs": array("q", pred_pairs),
+        "succ_counts": array("q", a["succ_counts"]),
+        "targets": array("q", target_indexes),
+        "pair_types": array("q", list(map(object_set.__getitem__, map(id, pairs)))),
     }
 
 
@@ -299,8 +304,9 @@ def _finish(cap: Capture) -> Snapshot:
     type_names = list(cap.type_names)
     tindex = {name: i for i, name in enumerate(type_names)}
     blocks: dict[str, array] = {}
+    set_index: dict[tuple[int, ...], int] = {}
     for prefix, adjacency in cap.adjacency.items():
-        for name, values in _finish_adjacency(adjacency, tindex, type_names).items():
+        for name, values in _finish_adjacency(adjacency, tindex, type_names, set_index).items():
             blocks[f"{prefix}.{name}"] = values
     node_data = cap.node_data
     keys = set(chain.from_iterable(node_data))
@@ -342,6 +348,7 @@ def _finish(cap: Capture) -> Snapshot:
         watermark_at=t["watermark_at"],
         types=t["types"],
         type_names=type_names,
+        type_sets=[list(names) for names in set_index],
         blocks={name: blocks[name] for name in BLOCKS},
         names=names,
         tables=tables,
@@ -412,6 +419,7 @@ def _encode(snap: Snapshot, level: int) -> bytes:
         "code": snap.code,
         "types": snap.types,
         "type_names": snap.type_names,
+        "type_sets": snap.type_sets,
         "tables": snap.tables,
         "nodes": len(snap.names),
         "blocks": layout,
@@ -484,6 +492,15 @@ def _decode(data: memoryview, database: str | None) -> Snapshot:
         raise SnapshotError("bad relationship types")
     if [t["name"] for t in types] != type_names[: len(types)] or len(set(type_names)) != len(type_names):
         raise SnapshotError("types and type names disagree")
+    type_sets = header["type_sets"]
+    if not isinstance(type_sets, list) or not all(
+        isinstance(names, list)
+        and names
+        and len(set(names)) == len(names)
+        and all(type(i) is int and 0 <= i < len(type_names) for i in names)
+        for names in type_sets
+    ):
+        raise SnapshotError("bad type sets")
     tables = header["tables"]
     if not isinstance(tables, dict) or sorted(tables) != ["ci_class", "criticality", "status"]:
         raise SnapshotError("bad string tables")
@@ -522,11 +539,9 @@ def _decode(data: memoryview, database: str | None) -> Snapshot:
         if len(blocks[f"node.{name}"]) != n_nodes:
             raise SnapshotError(f"block node.{name}: wrong length")
     for prefix in ("g", "p"):
-        _within(blocks[f"{prefix}.rel_types"], 0, len(type_names), f"{prefix}.rel_types")
+        _within(blocks[f"{prefix}.pair_types"], 0, len(type_sets), f"{prefix}.pair_types")
         _within(blocks[f"{prefix}.succ_counts"], 0, None, f"{prefix}.succ_counts")
-        _within(blocks[f"{prefix}.pred_counts"], 0, None, f"{prefix}.pred_counts")
-        _within(blocks[f"{prefix}.pair_counts"], 1, None, f"{prefix}.pair_counts")
-        _within(blocks[f"{prefix}.pred_pairs"], 0, len(blocks[f"{prefix}.targets"]), f"{prefix}.pred_pairs")
+        _within(blocks[f"{prefix}.targets"], 0, len(blocks[f"{prefix}.nodes"]), f"{prefix}.targets")
     for key in ("ci_class", "criticality", "status"):
         _within(blocks[f"node.{key}"], 0, len(tables[key]), f"node.{key}")
     _within(blocks["node.mask"], 0, 1 << len(NODE_KEYS), "node.mask")
@@ -540,6 +555,7 @@ def _decode(data: memoryview, database: str | None) -> Snapshot:
         watermark_at=datetime.fromisoformat(watermark_at) if watermark_at is not None else None,
         types=types,
         type_names=type_names,
+        type_sets=type_sets,
         blocks=blocks,
         names=names,
         tables=tables,

@@ -453,22 +453,24 @@ def _tags(**overrides) -> dict:
 
 def _round_trip(G, P, member_targets, type_names=("depends_on",)):
     snap = snapshot.capture(G, P, member_targets, list(type_names), **_tags()).finish()
-    return snapshot.decode(snapshot.encode(snap), "k").graph({})
+    return snapshot.decode(snapshot.encode(snap), "k").graph()
 
 
 def test_unusual_graphs_round_trip_exactly():
     import networkx as nx
 
+    from relations.graph import edge_data
+
+    def link(g, u, v, *types):
+        g.add_edge(u, v)
+        g._succ[u][v] = g._pred[v][u] = edge_data(types)
+
     G, P = nx.DiGraph(), nx.DiGraph()
-    G.add_edge(1, 2)
-    G._succ[1][2].update({10: "depends_on", 11: "runs_on"})  # two relationships, one pair
-    G.add_edge(3, 1)
-    G._succ[3][1][12] = "member_of"
-    G.add_edge(2, 3)
-    G._succ[2][3][13] = "a-type-no-longer-listed"
+    link(G, 1, 2, "depends_on", "runs_on")  # two relationships, one pair
+    link(G, 3, 1, "member_of")
+    link(G, 2, 3, "a-type-no-longer-listed")
     G.add_node(4)  # an end of a passive relationship only
-    P.add_edge(5, 4)
-    P._succ[5][4][14] = "installed_on"
+    link(P, 5, 4, "installed_on")
     G.add_node(5)
     G._node[1].update(name="ü\n", ci_class="server", criticality="high", owner_team_id=None)
     G._node[2].update(name="", ci_class="cluster", criticality="low", owner_team_id=7, min_up=3, status="retired")
@@ -478,21 +480,58 @@ def test_unusual_graphs_round_trip_exactly():
     for a, b in ((G, G2), (P, P2)):
         for attr in ("_succ", "_pred", "_node"):
             assert getattr(a, attr) == getattr(b, attr)
-            assert list(getattr(a, attr)) == list(getattr(b, attr))  # the same order too
-            assert [list(d) for d in getattr(a, attr).values()] == [list(d) for d in getattr(b, attr).values()]
+            assert list(getattr(a, attr)) == list(getattr(b, attr))  # the nodes in the same order too
+        # and each node's successors (predecessors are derived: their order may differ)
+        assert [list(d) for d in a._succ.values()] == [list(d) for d in b._succ.values()]
         assert all(b._succ[u][v] is b._pred[v][u] for u, v in b.edges)  # one data dict per edge
+        assert all(b._succ[u][v] is a._succ[u][v] for u, v in b.edges)  # the shared dict of its types
     assert members == {3}
     empty = _round_trip(nx.DiGraph(), nx.DiGraph(), set())
     assert (empty[0].number_of_nodes(), empty[1].number_of_nodes(), empty[2]) == (0, 0, set())
+
+
+def test_a_ci_is_one_object_and_an_edge_type_set_one_dict_built_or_restored():
+    """What keeps a million-CI graph small: rows bring a new int for every mention of a CI, the graph
+    keeps one; edges of the same types share one data dict."""
+    from relations.graph import TypeInfo, _fill
+
+    types = {
+        "depends_on": TypeInfo("depends_on", "depends on", "used by", "source_depends_on_target", (), ()),
+        "runs_on": TypeInfo("runs_on", "runs on", "runs", "source_depends_on_target", (), ()),
+    }
+    big = 10**9
+
+    def fresh(n):  # a new int object each call, as a database driver gives
+        return int(str(big + n))
+
+    rows = [(k, fresh(k % 7), fresh(k % 7 + 1 + k % 3), "depends_on" if k % 5 else "runs_on") for k in range(60)]
+    rows.append((60, fresh(20), fresh(21), "runs_on"))
+    by_pair = {}
+    for _, u, v, type_name in rows:
+        by_pair.setdefault((u, v), set()).add(type_name)
+    expected_sets = {frozenset(names) for names in by_pair.values()}
+    assert len(expected_sets) == 3
+    G, P, _ = _fill(rows, types)
+    _, P2, _ = _fill([], types)
+    for graph in (G, _round_trip(G, P2, set(), type_names=list(types))[0]):
+        keys = {n: n for n in graph._node}
+        mentions = [(u, v) for u in graph._succ for v in graph._succ[u]] + [
+            (v, u) for u in graph._pred for v in graph._pred[u]
+        ]
+        assert mentions and all(keys[u] is u and keys[v] is v for u, v in mentions)
+        datas = {id(d): d for u in graph._succ for d in graph._succ[u].values()}
+        assert len(datas) == len(expected_sets) and {frozenset(d) for d in datas.values()} == expected_sets
 
 
 def test_what_the_format_cannot_hold_means_no_snapshot():
     import networkx as nx
 
     def graph(**data):
+        from relations.graph import edge_data
+
         G = nx.DiGraph()
         G.add_edge(1, 2)
-        G._succ[1][2][10] = "depends_on"
+        G._succ[1][2] = G._pred[2][1] = edge_data(["depends_on"])
         G._node[1].update({"name": "a", "ci_class": "server", "criticality": "low", "owner_team_id": None, **data})
         return G
 

@@ -7,7 +7,7 @@ from collections import deque
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from relations.graph import LiveGraph
+from relations.graph import LiveGraph, edge_data
 from relations.impact import propagate
 
 MEMBER = "member_of"
@@ -87,9 +87,9 @@ def memory_graph(n, edges, cluster_min) -> LiveGraph:
         if i in cluster_min:
             data["min_up"] = cluster_min[i]
         G.add_node(i, **data)
-    for rel_id, (u, v, kind) in enumerate(edges, start=1):
+    for u, v, kind in edges:
         G.add_edge(u, v)
-        G._succ[u][v][rel_id] = kind
+        G._succ[u][v] = G._pred[v][u] = edge_data({*G._succ[u][v], kind})
         if kind == MEMBER:
             graph.member_targets.add(u)
     graph.built = True
