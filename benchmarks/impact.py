@@ -391,7 +391,8 @@ def reader(db: str, size: str, repeats: int) -> dict:
             return len(propagate(graph, [ci]).state) - 1
 
         candidates = sample("hypervisor", 40) + sample("switch", 40)
-        high = min(candidates, key=lambda c: abs(count(c) - 5000))
+        # ~5,000 impacted at 100k; at 1M, a core switch's ~50,000 (issue 16)
+        high = min(candidates, key=lambda c: abs(count(c) - (50_000 if size == "1m" else 5000)))
         mids = sample("vm", 200)
         mid = min(mids, key=lambda c: abs(count(c) - 15))
         out["queries"] = {}

@@ -46,7 +46,7 @@ from datetime import datetime
 from pathlib import Path
 
 import networkx as nx
-from sqlalchemy import case, select, tuple_, update
+from sqlalchemy import case, null, select, tuple_, union_all, update
 from sqlalchemy.exc import IntegrityError
 
 from cairn.audit.models import ChangeLog
@@ -528,21 +528,22 @@ class LiveGraph:
         G, P = self.G, self.passive
         touched: set[int] = set()
         pairs: set[tuple[int, int]] = set()
+        rows = []
         rel_list = list(rel_ids)
         for i in range(0, len(rel_list), _CHUNK):
-            for source, target, type_name in session.execute(
-                select(Relationship.source_id, Relationship.target_id, Relationship.type).where(
-                    Relationship.id.in_(rel_list[i : i + _CHUNK])
-                )
+            for pair, source, target, type_name in _pairs_and_their_open_relationships(
+                session, rel_list[i : i + _CHUNK]
             ):
-                if type_name not in self.types:
-                    self.types = load_types(session)
-                pairs.add((source, target) if source < target else (target, source))
+                pairs.add(pair)
+                if source is not None:
+                    rows.append((source, target, type_name))
+                    if type_name not in self.types:
+                        self.types = load_types(session)
         # Each linked pair as it is now: every open relationship between its two CIs, either way.
         forward, passive_types = _split_types(self.types)
         wanted: dict[tuple[int, int], set[str]] = {}  # (u, v) of G -> type names
         wanted_passive: dict[tuple[int, int], set[str]] = {}  # (source, target) -> type names
-        for source, target, type_name in open_between(session, pairs):
+        for source, target, type_name in rows:
             if type_name in passive_types:
                 wanted_passive.setdefault((source, target), set()).add(type_name)
             else:
@@ -597,21 +598,27 @@ def _set_edge(g: nx.DiGraph, u: int, v: int, type_names: set[str] | None) -> Non
     g._pred[v][u] = data
 
 
-def open_between(session, pairs) -> list[tuple[int, int, str]]:
-    """(source_id, target_id, type) of every open relationship between the two CIs of each pair,
-    either way (pairs as (a, b)): probes of the covering source index, never a scan."""
-    keys = list({k for a, b in pairs for k in ((a, b), (b, a))})
+def _pairs_and_their_open_relationships(session, rel_ids: list[int]) -> list[tuple]:
+    """For the relationships ``rel_ids`` (open or ended): each one's pair of CIs (a, b), a < b, with
+    every open relationship between them, either way, in one round trip (the refresh after a write
+    waits for it): rows ((a, b), source, target, type), and ((a, b), None, None, None) for each pair."""
+    named = select(Relationship.source_id, Relationship.target_id).where(Relationship.id.in_(rel_ids)).cte("named")
     r = Relationship
-    out = []
-    for i in range(0, len(keys), _CHUNK):
-        out.extend(
-            session.execute(
-                select(r.source_id, r.target_id, r.type).where(
-                    tuple_(r.source_id, r.target_id).in_(keys[i : i + _CHUNK]), r.valid_to.is_(None)
-                )
-            ).tuples()
-        )
-    return out
+    same_way = (
+        select(named.c.source_id, named.c.target_id, r.source_id, r.target_id, r.type)
+        .join(r, (r.source_id == named.c.source_id) & (r.target_id == named.c.target_id))
+        .where(r.valid_to.is_(None))
+    )
+    other_way = (
+        select(named.c.source_id, named.c.target_id, r.source_id, r.target_id, r.type)
+        .join(r, (r.source_id == named.c.target_id) & (r.target_id == named.c.source_id))
+        .where(r.valid_to.is_(None))
+    )
+    bare = select(named.c.source_id, named.c.target_id, null(), null(), null())
+    return [
+        (((a, b) if a < b else (b, a)), source, target, type_name)
+        for a, b, source, target, type_name in session.execute(union_all(same_way, other_way, bare))
+    ]
 
 
 def relationships_between(session, pairs) -> dict[tuple[int, int], list[tuple[int, int, int, str]]]:
