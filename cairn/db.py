@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     any_,
     bindparam,
+    cast,
     event,
     func,
     literal_column,
@@ -220,7 +221,10 @@ def id_in(column, ids):
     if len(ids) <= 50:
         return column.in_(ids)
     if db.session.get_bind().dialect.name == "postgresql":
-        return column == any_(bindparam(None, ids, type_=ARRAY(BigInteger)))
+        # One text parameter the server casts: psycopg's list dumper looks at every element (a regular
+        # expression each), 170 ms for the 62,000 CIs of a core switch's impact answer.
+        listed = "{" + ",".join(map(str, map(int, ids))) + "}"
+        return column == any_(cast(bindparam(None, listed, type_=String), ARRAY(BigInteger)))
     listed = func.json_each(bindparam(None, orjson.dumps(ids).decode(), type_=String))
     return column.in_(select(literal_column("value")).select_from(listed))
 

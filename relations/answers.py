@@ -57,6 +57,9 @@ class Answer:
     ranked: list[ImpactedCI] | None = None
     chains: dict[int, int] | None = None
     counts: dict | None = None
+    # What a summary for a viewer who sees everything holds apart from the open incidents.
+    summary_parts: dict | None = None
+    by_id: dict[int, ImpactedCI] | None = None
     impacted_json: bytes | None = None
     down: int | None = None
 
@@ -385,10 +388,46 @@ def summary(answer: Answer, visible: set[int] | None, team_names: dict[int, str]
     """What a change manager reads first, as ``visible`` allows (None: everything): counts of down and
     degraded CIs by class, owning team, business service and depth; the business services with the
     CIs their failure comes through; the impacted CIs with open incidents (``incidents``: CI id ->
-    the open incidents on it the viewer may see)."""
+    the open incidents on it the viewer may see). The lists may be shared with later answers of the
+    same question: write them, don't change them."""
+    result = answer.result
+    if answer.by_id is None:
+        answer.by_id = {i.ci_id: i for i in result.impacted}
+    by_id = answer.by_id
+    parts = answer.summary_parts if visible is None else None
+    if parts is None:
+        parts = _summary_parts(answer, visible, by_id)
+        if visible is None and answer.counts is not None:
+            answer.summary_parts = parts
+    with_incidents = sorted((by_id[c] for c in incidents if c in by_id), key=rank)
+    return {
+        "by_class": parts["by_class"],
+        "by_team": [
+            {"id": t, "name": team_names.get(t) if t is not None else None, **pairs} for t, pairs in parts["by_team"]
+        ],
+        "by_depth": parts["by_depth"],
+        "by_business_service": parts["by_business_service"],
+        "open_incidents": [
+            {
+                "id": i.ci_id,
+                "name": i.name,
+                "ci_class": i.ci_class,
+                "criticality": i.criticality,
+                "state": i.state,
+                "depth": i.depth,
+                "incidents": incidents[i.ci_id],
+            }
+            for i in with_incidents
+        ],
+        "hidden": parts["hidden"],
+    }
+
+
+def _summary_parts(answer: Answer, visible: set[int] | None, by_id: dict[int, ImpactedCI]) -> dict:
+    """The counts of a summary, as lists in their order (the same for every request of a viewer who
+    sees everything: kept on the answer; team names are looked up per request)."""
     result = answer.result
     counts = _counts(answer, visible)
-    by_id = {i.ci_id: i for i in result.impacted}
     services = []
     for k, sid in enumerate(result.business_services):
         if visible is not None and sid not in visible:
@@ -414,29 +453,16 @@ def summary(answer: Answer, visible: set[int] | None, team_names: dict[int, str]
             e["id"],
         )
     )
-    with_incidents = sorted((by_id[c] for c in incidents if c in by_id), key=rank)
     return {
         "by_class": [
             {"ci_class": c, **_pairs(p)}
             for c, p in sorted(counts["by_class"].items(), key=lambda e: (-_total(e[1]), e[0]))
         ],
         "by_team": [
-            {"id": t, "name": team_names.get(t) if t is not None else None, **_pairs(p)}
+            (t, _pairs(p))
             for t, p in sorted(counts["by_team"].items(), key=lambda e: (-_total(e[1]), e[0] is None, e[0] or 0))
         ],
         "by_depth": [{"depth": d, **_pairs(p)} for d, p in sorted(counts["by_depth"].items())],
         "by_business_service": services,
-        "open_incidents": [
-            {
-                "id": i.ci_id,
-                "name": i.name,
-                "ci_class": i.ci_class,
-                "criticality": i.criticality,
-                "state": i.state,
-                "depth": i.depth,
-                "incidents": incidents[i.ci_id],
-            }
-            for i in with_incidents
-        ],
         "hidden": _pairs(counts["hidden"]),
     }

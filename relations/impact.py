@@ -59,6 +59,13 @@ class ImpactResult:
     graph_version: int
     extras: dict = field(default_factory=dict)
 
+    def ci_ids(self) -> frozenset[int]:
+        """The roots and the impacted CIs (computed once: a cached answer is asked again and again)."""
+        ids = self.__dict__.get("_ci_ids")
+        if ids is None:
+            ids = self.__dict__["_ci_ids"] = frozenset(self.roots).union(i.ci_id for i in self.impacted)
+        return ids
+
     def __reduce__(self):
         # Pickled as columns (the graph host sends answers this way, relations.graphd): an object
         # per impacted CI would cost ten times as much to write and read.

@@ -874,8 +874,8 @@ def impact_answer(
     body.update(extra)
     if summary:
         incidents = _open_incidents(extra.get("open_tickets", ()))
-        team_ids = {i.owner_team_id for i in result.impacted if i.owner_team_id is not None}
-        body["summary"] = answers.summary(answer, visible, _team_names(team_ids), incidents)
+        # the owning teams of the whole answer (a superset of those the summary counts by)
+        body["summary"] = answers.summary(answer, visible, _team_names(result.owner_team_ids), incidents)
     return body
 
 

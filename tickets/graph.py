@@ -76,8 +76,9 @@ def open_tickets_on(ci_ids, *, exclude_ticket_id: int | None = None) -> list[dic
     )
     # P1 first, then by ticket, each ticket's CIs by id (an answer may name 40,000 CIs: id_in binds
     # them as one parameter).
+    wanted = ci_ids if isinstance(ci_ids, (set, frozenset)) else set(ci_ids)
     rows = sorted(
-        db.session.execute(stmt.where(id_in(TicketCI.ci_id, set(ci_ids)))),
+        db.session.execute(stmt.where(id_in(TicketCI.ci_id, wanted))),
         key=lambda row: (row.priority, row.id, row.ci_id),
     )
     tickets: dict[int, dict] = {}
@@ -95,8 +96,7 @@ def open_tickets_enricher(result, viewer: User | None = None) -> dict:
     """Registered with relations: every impact answer names the open tickets on its CIs, those
     ``viewer`` may see (each with the CIs of those it may see); the others are only counted."""
 
-    ids = set(result.roots) | {item.ci_id for item in result.impacted}
-    found = open_tickets_on(ids)
+    found = open_tickets_on(result.ci_ids())
     if not restricted(viewer):
         return {"open_tickets": found, "hidden_open_tickets": 0}
     tickets = visible_ticket_ids(viewer, [t["id"] for t in found])
