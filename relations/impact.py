@@ -185,7 +185,10 @@ def propagate(adj, roots, *, max_depth=None, allowed=None, direction="impact") -
     down_members: dict[int, int] = {}
     member_targets = adj.member_targets
     inactive, met_inactive = adj.inactive, {}
-    down_frontier, deg_frontier = list(state), []
+    # Frontiers are walked in CI id order, so that of several equally short explaining paths the
+    # answer names the same one whatever order the graph's adjacency happens to hold (a graph
+    # refreshed from the change log appends, a rebuilt or restored one does not).
+    down_frontier, deg_frontier = sorted(state), []
     d = 0
     while (down_frontier or deg_frontier) and (max_depth is None or d < max_depth):
         adj.prefetch(down_frontier + deg_frontier, direction)
@@ -242,6 +245,8 @@ def propagate(adj, roots, *, max_depth=None, allowed=None, direction="impact") -
                 depth_deg[p] = d
                 par_deg[p] = (n, DEGRADED)
                 next_deg.append(p)
+        next_down.sort()
+        next_deg.sort()
         down_frontier, deg_frontier = next_down, next_deg
     for root in roots:
         met_inactive.pop(root, None)
