@@ -681,20 +681,7 @@ def _fill(rows, types: dict[str, TypeInfo]):
         pred[v][u] = data
         if type_name == MEMBER_OF:
             member_targets.add(u)
-    _order_predecessors(G)
-    _order_predecessors(P)
     return G, P, member_targets
-
-
-def _order_predecessors(g: nx.DiGraph) -> None:
-    """Each node's predecessors in their own order among the nodes, as a snapshot's restore derives
-    them (relations.snapshot): a rebuilt and a restored graph then walk alike, and answer alike where
-    two explaining paths are equally short."""
-    pred = {n: {} for n in g._succ}
-    for u, targets in g._succ.items():
-        for v, data in targets.items():
-            pred[v][u] = data
-    g._pred = pred
 
 
 def _change_intact(session, change_id: int, at: datetime | None) -> bool:

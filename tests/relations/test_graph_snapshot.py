@@ -141,12 +141,6 @@ def test_a_restored_graph_is_the_rebuilt_one(snapshots, estate, make, db):
     assert restored.stats["loaded_from"] == "snapshot" and restored.stats["refreshes"] == 0
     fresh = rebuilt(db)
     assert structure(restored) == structure(fresh) == structure(written)
-    # In the same order too, each node's successors and predecessors: walks that meet two equally
-    # short explaining paths pick the same one in a restored process as in a rebuilt one.
-    for g in ("G", "passive"):
-        for side in ("_succ", "_pred"):
-            adjacency = [getattr(getattr(graph, g), side) for graph in (restored, fresh)]
-            assert [list(a) for a in adjacency[0].values()] == [list(a) for a in adjacency[1].values()], (g, side)
     assert (restored.version, restored.stamp, restored.watermark, restored.watermark_at) == (
         fresh.version,
         fresh.stamp,
