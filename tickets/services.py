@@ -21,7 +21,7 @@ from cairn.external_ids import set_external_ids
 from cairn.uow import on_rollback
 from cmdb.custom_fields import query as custom_query
 from cmdb.custom_fields.registry import category_chain
-from cmdb.custom_fields.values import checked_values
+from cmdb.custom_fields.values import checked_values, with_defaults
 from cmdb.models import ConfigurationItem
 from cmdb.services import visible_ci_ids
 from tickets import attachments, categories, sla, workflow
@@ -427,7 +427,12 @@ def create_ticket(data: dict[str, Any], user: User | None) -> Ticket:
     _check_custom_fields(kind, data, None, errors)
     if errors:
         raise Invalid("Some fields are invalid.", errors=errors)
+    chosen_category = data.get("category_id")
     routed = routing.route_new(data, ci_ids)  # routing rules, then the category's team, then the team's rota
+    if data.get("category_id") != chosen_category:
+        data["custom_fields"] = with_defaults(
+            "ticket", kind, data["custom_fields"], category_chain(data["category_id"])
+        )
     if category is not None and data.get("team_id") is None:
         data["team_id"] = categories.default_team_id(category, data.get("assignee_id"))
     now = utcnow()

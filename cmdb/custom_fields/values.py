@@ -217,6 +217,18 @@ def scope_label(target: str, scope: str, categories: tuple[int, ...] = ()) -> st
     return f"{scope} tickets of category {categories[0]}" if categories else f"{scope} tickets"
 
 
+def with_defaults(target: str, scope: str, values: dict | None, categories: tuple[int, ...] = ()) -> dict:
+    """``values`` with the default of every field in force that it lacks, for an object whose
+    class or category was chosen after its values were checked (a routing rule choosing a new
+    ticket's category). Nothing is refused here: a required field without a default stays empty,
+    and the next write that checks the values asks for it."""
+    merged = dict(values or {})
+    for name, definition in current().fields_for(target, scope, categories).items():
+        if name not in merged and definition.default is not None:
+            merged[name] = definition.default
+    return merged
+
+
 def checked_values(
     target: str,
     scope: str,

@@ -215,6 +215,45 @@ def test_the_category_default_team_is_the_fallback(world, rule, open_ticket, cli
     assert open_ticket(category_id=world.laptop_sub["id"])["team_id"] == world.other.id
 
 
+def test_a_category_a_rule_chooses_brings_its_fields_defaults(world, rule, open_ticket, client, admin, make):
+    def define(**body):
+        body["label"] = body["name"]
+        r = client.post("/api/v1/custom-fields", json=body, headers=admin)
+        assert r.status_code == 201, r.json
+        return r.json
+
+    define(
+        name="dock_model",
+        type="choice",
+        choices=["usb-c", "tb4"],
+        default="tb4",
+        applies_to={"ticket_categories": [world.laptop_sub["id"]]},
+    )
+    define(
+        name="asset_tag_seen", type="text", default="unread", applies_to={"ticket_categories": [world.hardware["id"]]}
+    )
+    define(name="switch_port", type="text", default="none", applies_to={"ticket_categories": [world.network["id"]]})
+    rule(
+        name="docks",
+        match={"kind": "incident", "title_words": ["dock"]},
+        actions={"category_id": world.laptop_sub["id"]},
+    )
+    routed = open_ticket(title="my dock is dead")
+    assert routed["category_id"] == world.laptop_sub["id"]
+    # The routed category's fields and its parent's, with their defaults; not another category's.
+    assert routed["custom_fields"] == {"dock_model": "tb4", "asset_tag_seen": "unread"}
+    # A ticket the rule does not touch gets nothing of the category.
+    assert open_ticket(title="printer jam")["custom_fields"] == {}
+    # The values are the ticket's own: a later edit checks them as any others.
+    r = client.patch(
+        f"/api/v1/tickets/{routed['id']}",
+        json={"custom_fields": {"dock_model": "usb-c"}},
+        headers=make.headers("agent"),
+    )
+    assert r.status_code == 200, r.json
+    assert r.json["custom_fields"] == {"dock_model": "usb-c", "asset_tag_seen": "unread"}
+
+
 def test_a_mail_is_routed_by_the_route_it_came_in_by(app, world, rule, client, make, db):
     saved = dict(app.config)
     app.config.update(
