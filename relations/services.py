@@ -38,7 +38,7 @@ from cairn.errors import Conflict, Invalid, NotFound
 from cmdb.classes import REGISTRY, may_take_part
 from cmdb.models import ConfigurationItem
 from cmdb.services import visible_ci_ids
-from relations import answers, graphd
+from relations import answers, graphd, paths
 from relations import graph as graph_module
 from relations.graph import (
     GRAPH_CI_FIELDS,
@@ -1001,23 +1001,16 @@ def shortest_path(from_id: int, to_id: int, *, directed: bool = True, viewer=Non
 
 @graphd.hosted
 def _shortest_path(from_id: int, to_id: int, *, directed: bool = True) -> dict:
-    import networkx as nx
-
     with live_graph() as graph:
         for ci_id in (from_id, to_id):
             if graph.node(ci_id) is None:
                 _require_ci(ci_id)
         if from_id == to_id:
             return {"path": [from_id], "relationships": []}
-        G = graph.G
-        nodes = None
-        if not directed:
-            nodes = _undirected_path(graph, from_id, to_id)
+        if directed:
+            nodes = paths.directed_path(graph.G, from_id, to_id)
         else:
-            try:
-                nodes = nx.bidirectional_shortest_path(G, from_id, to_id)
-            except (nx.NetworkXNoPath, nx.NodeNotFound):
-                pass
+            nodes = paths.undirected_path(graph, from_id, to_id)
         if nodes is None:
             raise NotFound(f"No chain of relationships leads from CI {from_id} to CI {to_id}.")
         steps = list(zip(nodes, nodes[1:], strict=False))
@@ -1026,46 +1019,6 @@ def _shortest_path(from_id: int, to_id: int, *, directed: bool = True) -> dict:
         # not ids; the table is read for the few steps of a path).
         rels = [between[step][0][0] if between[step] else None for step in steps]  # None: ended meanwhile
         return {"path": nodes, "relationships": rels, "graph_version": graph.version}
-
-
-def _neighbours(graph, n: int):
-    """Every CI linked to ``n`` by a current relationship, either way, of any type."""
-    for adjacency in (graph.G._succ, graph.G._pred, graph.passive._succ, graph.passive._pred):
-        yield from adjacency.get(n, ())
-
-
-def _undirected_path(graph, a: int, b: int) -> list[int] | None:
-    """A shortest chain of relationships between ``a`` and ``b`` ignoring direction and impact:
-    breadth-first from both ends, a level at a time, the smaller frontier first."""
-    parents = ({a: None}, {b: None})
-    frontiers = ([a], [b])
-    while frontiers[0] and frontiers[1]:
-        side = 0 if len(frontiers[0]) <= len(frontiers[1]) else 1
-        mine, theirs = parents[side], parents[1 - side]
-        nxt = []
-        for n in frontiers[side]:
-            for m in _neighbours(graph, n):
-                if m in mine:
-                    continue
-                mine[m] = n
-                if m in theirs:
-                    return _join(parents, m)
-                nxt.append(m)
-        frontiers = (nxt, frontiers[1]) if side == 0 else (frontiers[0], nxt)
-    return None
-
-
-def _join(parents, meeting: int) -> list[int]:
-    left, n = [], meeting
-    while n is not None:
-        left.append(n)
-        n = parents[0][n]
-    left.reverse()
-    n = parents[1][meeting]
-    while n is not None:
-        left.append(n)
-        n = parents[1][n]
-    return left
 
 
 def _require_ci(ci_id: int) -> None:
@@ -1140,7 +1093,7 @@ def _cycles() -> dict:
             if len(component) < 2:
                 continue
             members = sorted(component)
-            cycle = [u for u, _ in nx.find_cycle(G.subgraph(members), source=members[0])]
+            cycle = paths.shortest_cycle(G, members)
             groups.append(
                 {
                     "size": len(members),
@@ -1182,7 +1135,7 @@ def _neighbourhood(root: dict, depth: int, max_nodes: int) -> dict:
             nxt = []
             for n in frontier:
                 # In id order: every process answers the same (adjacency order is how each loaded it).
-                for m in sorted(set(_neighbours(graph, n))):
+                for m in sorted(set(paths.neighbours(graph, n))):
                     if m not in nodes:
                         if len(nodes) >= max_nodes:
                             truncated = True

@@ -168,3 +168,86 @@ def test_the_service_over_the_database_agrees(estate, case):
     assert [(i.ci_id, i.state, i.depth) for i in past.impacted] == [(i.ci_id, i.state, i.depth) for i in live.impacted]
     for item in past.impacted:  # ties between equally short paths may break either way
         assert item.path[0] in root_ids and item.path[-1] == item.ci_id and len(item.path) == item.depth + 1
+
+
+def _passive_memory_graph(n, edges, passive_edges) -> LiveGraph:
+    graph = memory_graph(n, edges, {})
+    for u, v in passive_edges:
+        graph.passive.add_edge(u, v)
+    return graph
+
+
+def _reference_distances(n, arcs, start):
+    """Plain BFS hop counts from ``start`` over ``arcs`` (pairs)."""
+    out = {i: [] for i in range(n)}
+    for u, v in arcs:
+        out[u].append(v)
+    dist = {start: 0}
+    queue = deque([start])
+    while queue:
+        x = queue.popleft()
+        for y in out[x]:
+            if y not in dist:
+                dist[y] = dist[x] + 1
+                queue.append(y)
+    return dist
+
+
+@settings(max_examples=300, deadline=None)
+@given(random_graphs(clusters=False), st.lists(st.tuples(st.integers(0, 13), st.integers(0, 13))), st.randoms())
+def test_paths_are_shortest_and_do_not_depend_on_the_order_the_graph_learnt_its_edges(case, passive, rnd):
+    """Directed and undirected chains between every pair: real edges, as short as a plain BFS says,
+    and the same chain whatever order the graph was given its edges in (a graph host and the
+    process asking it must name the same one of several equally short chains)."""
+    from relations import paths
+
+    n, edges, _, _ = case
+    passive = [(u, v) for u, v in passive if u < n and v < n and u != v]
+    orders = [list(edges), list(edges)]
+    rnd.shuffle(orders[1])
+    graphs = [_passive_memory_graph(n, order, passive) for order in (orders[0], list(reversed(orders[1])))]
+    directed = {(u, v) for u, v, _ in edges}
+    either = directed | {(v, u) for u, v in directed} | set(passive) | {(v, u) for u, v in passive}
+    for a in range(n):
+        shortest_directed = _reference_distances(n, directed, a)
+        shortest_either = _reference_distances(n, either, a)
+        for b in range(n):
+            found = [paths.directed_path(g.G, a, b) for g in graphs]
+            assert found[0] == found[1]
+            if b not in shortest_directed:
+                assert found[0] is None
+            else:
+                assert found[0][0] == a and found[0][-1] == b and len(found[0]) - 1 == shortest_directed[b]
+                assert all(step in directed for step in zip(found[0], found[0][1:], strict=False))
+            loose = [paths.undirected_path(g, a, b) for g in graphs]
+            assert loose[0] == loose[1]
+            assert (loose[0] is None) == (b not in shortest_either)
+            if loose[0] is not None:
+                assert loose[0][0] == a and loose[0][-1] == b and len(loose[0]) - 1 == shortest_either[b]
+                assert all(step in either for step in zip(loose[0], loose[0][1:], strict=False))
+
+
+@settings(max_examples=300, deadline=None)
+@given(random_graphs(clusters=False), st.randoms())
+def test_each_cycle_shown_is_a_shortest_circle_through_its_lowest_ci_whatever_the_edge_order(case, rnd):
+    import networkx as nx
+
+    from relations import paths
+
+    n, edges, _, _ = case
+    shuffled = list(edges)
+    rnd.shuffle(shuffled)
+    graphs = [memory_graph(n, order, {}).G for order in (shuffled, list(reversed(shuffled)))]
+    directed = {(u, v) for u, v, _ in edges}
+    for component in nx.strongly_connected_components(graphs[0]):
+        if len(component) < 2:
+            continue
+        members = sorted(component)
+        shown = [paths.shortest_cycle(G, members) for G in graphs]
+        assert shown[0] == shown[1]
+        circle = shown[0]
+        assert circle[0] == members[0] and len(set(circle)) == len(circle) and set(circle) <= component
+        assert all(step in directed for step in zip(circle, circle[1:] + circle[:1], strict=False))
+        back = _reference_distances(n, directed, members[0])
+        shortest = min(back[u] + 1 for u, v in directed if v == members[0] and u in back)
+        assert len(circle) == shortest
