@@ -222,6 +222,8 @@ class GraphHost(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
     daemon_threads = True
     allow_reuse_address = False
+    # Every thread of every process of the host may connect while the graph loads (see serve).
+    request_queue_size = 1024
 
     def __init__(self, app, path: str):
         self.app = app
@@ -308,31 +310,40 @@ def _claim_socket_path(path: str) -> None:
 
 
 def serve(app, path: str, *, refresh_seconds: float = 1.0, ready: Callable[[GraphHost], None] | None = None):
-    """Run the graph host on ``path`` until interrupted: load the graph first (snapshot, else the
-    tables), then answer; every ``refresh_seconds`` it catches up with the change log between
-    questions, so a question rarely waits for a refresh."""
+    """Run the graph host on ``path`` until interrupted: listen first, then load the graph
+    (snapshot, else the tables), then answer; every ``refresh_seconds`` it catches up with the
+    change log between questions, so a question rarely waits for a refresh.
+
+    Listening before loading matters on a restart at scale: a process that asks meanwhile
+    connects and waits for the answer (up to ``CAIRN_GRAPHD_TIMEOUT_SECONDS``) instead of finding
+    no host and loading a graph of its own (a gigabyte and seconds at a million CIs), as every
+    web and job process of the host would."""
     global _serving
     _serving = True
     import relations.services
     import relations.tasks  # noqa: F401 - the operations they define with ``hosted`` are answered here
     from relations.graph import live_graph
 
-    with app.app_context():
-        from cairn.db import db
+    host = GraphHost(app, path)  # questions queue in the socket's backlog until serve_forever
+    try:
+        with app.app_context():
+            from cairn.db import db
 
-        started = time.perf_counter()
-        with live_graph() as graph:
-            nodes, edges = graph.G.number_of_nodes(), graph.G.number_of_edges()
-            loaded = graph.stats["loaded_from"]
-        db.session.remove()
-        log.info(
-            "graph host: %s CIs, %s relationships loaded from %s in %.1f s",
-            f"{nodes:,}",
-            f"{edges:,}",
-            loaded,
-            time.perf_counter() - started,
-        )
-    host = GraphHost(app, path)
+            started = time.perf_counter()
+            with live_graph() as graph:
+                nodes, edges = graph.G.number_of_nodes(), graph.G.number_of_edges()
+                loaded = graph.stats["loaded_from"]
+            db.session.remove()
+            log.info(
+                "graph host: %s CIs, %s relationships loaded from %s in %.1f s",
+                f"{nodes:,}",
+                f"{edges:,}",
+                loaded,
+                time.perf_counter() - started,
+            )
+    except BaseException:
+        host.server_close()  # the processes waiting get "connection closed" and answer themselves
+        raise
     stop = threading.Event()
     if refresh_seconds > 0:
         threading.Thread(target=_keep_fresh, args=(app, stop, refresh_seconds), daemon=True).start()

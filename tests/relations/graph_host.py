@@ -13,8 +13,9 @@ from tests.servers import ROOT, server_env
 
 
 @contextmanager
-def graph_host(database_url: str, workdir: Path, *, refresh_seconds: float = 1.0):
-    """A `cairn graphd` process on a socket in ``workdir``; yields (socket path, process)."""
+def graph_host(database_url: str, workdir: Path, *, refresh_seconds: float = 1.0, **extra_env: str):
+    """A `cairn graphd` process on a socket in ``workdir``; yields (socket path, process) once it
+    listens (it may still be loading its graph: a question waits for it)."""
     path = workdir / "graph.sock"
     cairn = Path(sys.executable).with_name("cairn")
     log = workdir / "graphd.log"  # a file, not a pipe: a pipe nobody reads would stop the host once full
@@ -22,7 +23,7 @@ def graph_host(database_url: str, workdir: Path, *, refresh_seconds: float = 1.0
         proc = subprocess.Popen(
             [str(cairn), "graphd", "--socket", str(path), "--refresh-seconds", str(refresh_seconds)],
             cwd=ROOT,
-            env=server_env(database_url, workdir / "host-instance"),
+            env=server_env(database_url, workdir / "host-instance", **extra_env),
             stdout=subprocess.DEVNULL,
             stderr=stderr,
         )

@@ -198,6 +198,78 @@ def test_without_its_host_a_process_answers_from_its_own_graph(app, committed_ma
         graphd.close_connections()
 
 
+@pytest.mark.postgres_only
+def test_a_process_asking_a_host_that_is_still_loading_waits_for_it(
+    app, committed_db, committed_make, tmp_path, asking
+):
+    """A restarted host listens before it loads its graph: a process asking meanwhile waits for
+    the answer instead of loading a graph of its own (at a million CIs, a gigabyte per process).
+    The host's load is held here by a lock on the graph version row, which its rebuild takes to
+    wait for writers in flight."""
+    import threading
+    import time
+
+    from sqlalchemy import text
+
+    from relations import graph as graph_module
+    from relations import graphd, services
+
+    ids = _build(committed_make)
+    asking("")
+    expected = [(i.ci_id, i.state) for i in services.impact([ids["switch"]]).impacted]
+    assert expected
+    committed_db.session.rollback()  # this process's own rebuild read the version row FOR SHARE
+    blocker = committed_db.engine.connect()
+    held = blocker.begin()
+    blocker.execute(text("SET LOCAL lock_timeout = '30s'"))
+    blocker.execute(text("SELECT version FROM graph_state WHERE id = 1 FOR UPDATE"))
+    answers, asked_before = [], graphd.counters.copy()
+
+    def ask() -> None:
+        with app.app_context():
+            try:
+                answers.append([(i.ci_id, i.state) for i in services.impact([ids["switch"]]).impacted])
+            finally:
+                committed_db.session.remove()
+
+    asker = threading.Thread(target=ask, daemon=True)
+    try:
+        database_url = app.config["SQLALCHEMY_DATABASE_URI"]
+        with graph_host(database_url, tmp_path, CAIRN_GRAPH_SNAPSHOT_DIR="off") as (path, _):
+            # It listens (graph_host returned) and its load waits on our lock.
+            deadline = time.monotonic() + 60
+            while not _waiting_on_a_lock(committed_db.engine) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            waiting = _waiting_on_a_lock(committed_db.engine)
+            assert waiting, "the host's load never waited on the lock"
+            asking(path)
+            asker.start()
+            asker.join(2)
+            assert asker.is_alive() and not answers, "the question waits for the host's graph"
+            held.rollback()
+            asker.join(60)
+            assert answers == [expected]
+            # The host answered it, and this process loaded no graph of its own.
+            assert graphd.counters["asked"] == asked_before["asked"] + 1
+            assert graphd.counters["answered_here"] == asked_before["answered_here"]
+            assert graph_module._graphs == {}
+            assert graphd.ask(path, "stats")["graph"]["loaded_from"] == "tables"
+    finally:
+        if held.is_active:
+            held.rollback()
+        blocker.close()
+        if asker.ident is not None:
+            asker.join(60)
+
+
+def _waiting_on_a_lock(engine) -> int:
+    from sqlalchemy import text
+
+    query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    with engine.connect() as conn:
+        return conn.execute(text(query)).scalar()
+
+
 def test_the_socket_is_private_and_refuses_what_is_not_a_question(committed_db, host):
     path, proc = host
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
