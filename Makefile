@@ -12,7 +12,7 @@ export CAIRN_INSTANCE_PATH ?= $(CURDIR)/instance
 # again (1.3 s of CPU per process).
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install run demo migrate test test-sqlite test-postgresql test-api suite-sqlite suite-postgresql suite-api lint format services worker bench vendor translations clean
+.PHONY: install run demo migrate test test-sqlite test-postgresql test-api suites suite-sqlite suite-postgresql suite-api parallel-sqlite parallel-postgresql serial-sqlite serial-postgresql lint format services worker bench vendor translations clean
 
 install: $(STAMP)
 
@@ -65,16 +65,36 @@ test-postgresql: install services suite-postgresql
 test-api: install services suite-api
 
 ## Everything CI runs: services, lint, import layers, the suite on SQLite and on PostgreSQL, the API
-## document, one after another (side by side, two cores starve the browser and deployment tests).
-test: install services lint suite-sqlite suite-postgresql suite-api
+## document. The two suites run side by side except for their browser and deployment tests (marked
+## `serial` by tests/conftest.py), which run after, one suite at a time: two of those at once starve
+## each other's processes on two cores. Each suite's output is shown when it ends.
+test: install services lint suites suite-api
+
+suites:
+	$(MAKE) --no-print-directory -j2 --output-sync=target parallel-sqlite parallel-postgresql
+	$(MAKE) --no-print-directory serial-sqlite serial-postgresql
 
 PYTEST := $(BIN)/pytest -q --durations=10
+ON_SQLITE := CAIRN_TEST_DATABASE=sqlite CAIRN_TEST_REDIS_URL=redis://127.0.0.1:6379/14 $(PYTEST)
+ON_POSTGRESQL := CAIRN_TEST_DATABASE=postgresql CAIRN_TEST_REDIS_URL=redis://127.0.0.1:6379/15 $(PYTEST)
 
 suite-sqlite:
-	CAIRN_TEST_DATABASE=sqlite CAIRN_TEST_REDIS_URL=redis://127.0.0.1:6379/14 $(PYTEST) $(PYTEST_ARGS)
+	$(ON_SQLITE) $(PYTEST_ARGS)
 
 suite-postgresql:
-	CAIRN_TEST_DATABASE=postgresql CAIRN_TEST_REDIS_URL=redis://127.0.0.1:6379/15 $(PYTEST) $(PYTEST_ARGS)
+	$(ON_POSTGRESQL) $(PYTEST_ARGS)
+
+parallel-sqlite:
+	$(ON_SQLITE) -m "not serial" $(PYTEST_ARGS)
+
+parallel-postgresql:
+	$(ON_POSTGRESQL) -m "not serial" $(PYTEST_ARGS)
+
+serial-sqlite:
+	$(ON_SQLITE) -m serial $(PYTEST_ARGS)
+
+serial-postgresql:
+	$(ON_POSTGRESQL) -m serial $(PYTEST_ARGS)
 
 suite-api:
 	BIN=$(BIN) bash tests/api/run_schemathesis.sh

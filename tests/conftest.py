@@ -32,6 +32,20 @@ def _fresh_postgres_database(name: str) -> str:
     return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
 
 
+# Tests that drive Chromium or a whole deployment (gunicorn, job workers, scheduler, their own
+# Redis): `make test` runs the rest of the SQLite and PostgreSQL suites side by side and these one
+# suite at a time, as two of them at once starve each other's processes on two cores.
+SERIAL_FIXTURES = {"browser", "web_server", "deployment"}
+SERIAL_DIRECTORIES = ("deploy",)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        relative = Path(str(item.path)).relative_to(Path(__file__).parent).parts
+        if relative[0] in SERIAL_DIRECTORIES or SERIAL_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.serial)
+
+
 @pytest.fixture(scope="session")
 def instance_dir():
     path = Path(tempfile.mkdtemp(prefix="cairn-test-"))
