@@ -12,7 +12,7 @@ export CAIRN_INSTANCE_PATH ?= $(CURDIR)/instance
 # again (1.3 s of CPU per process).
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install run demo migrate test test-sqlite test-postgresql test-api suites suite-sqlite suite-postgresql suite-api parallel-sqlite parallel-postgresql serial-sqlite serial-postgresql lint format services worker bench vendor translations clean
+.PHONY: install run demo migrate test test-sqlite test-postgresql test-api suites suite-sqlite suite-postgresql suite-api parallel-sqlite parallel-postgresql serial-suites serial-sqlite serial-postgresql lint format services worker bench vendor translations clean
 
 install: $(STAMP)
 
@@ -66,13 +66,18 @@ test-api: install services suite-api
 
 ## Everything CI runs: services, lint, import layers, the suite on SQLite and on PostgreSQL, the API
 ## document. The two suites run side by side except for their browser and deployment tests (marked
-## `serial` by tests/conftest.py), which run after, one suite at a time: two of those at once starve
-## each other's processes on two cores. Each suite's output is shown when it ends.
-test: install services lint suites suite-api
+## `serial` by tests/conftest.py), which run after, one suite at a time (two of those at once starve
+## each other's processes on two cores) beside the API document's run. Each part's output is shown
+## when it ends.
+test: install services lint suites
 
 suites:
 	$(MAKE) --no-print-directory -j2 --output-sync=target parallel-sqlite parallel-postgresql
-	$(MAKE) --no-print-directory serial-sqlite serial-postgresql
+	$(MAKE) --no-print-directory -j2 --output-sync=target serial-suites suite-api
+
+serial-suites:  # one after the other
+	$(ON_SQLITE) -m serial $(PYTEST_ARGS)
+	$(ON_POSTGRESQL) -m serial $(PYTEST_ARGS)
 
 PYTEST := $(BIN)/pytest -q --durations=10
 ON_SQLITE := CAIRN_TEST_DATABASE=sqlite CAIRN_TEST_REDIS_URL=redis://127.0.0.1:6379/14 $(PYTEST)

@@ -289,7 +289,7 @@ class LiveGraph:
     def members_total(self, cluster: int) -> int:
         """The cluster's active members (a retired member neither counts nor can fail)."""
         succ, inactive = self.G._succ.get(cluster, {}), self.inactive
-        return sum(1 for m, ed in succ.items() if MEMBER_OF in ed.values() and m not in inactive)
+        return sum(1 for m, ed in succ.items() if MEMBER_OF in ed and m not in inactive)
 
     # -- keeping it fresh
     def ensure_fresh(self, session) -> None:
