@@ -30,19 +30,25 @@ def random_graphs(draw, max_nodes=14, clusters=True):
     return n, typed, cluster_min, roots
 
 
-def bfs_depths(n, edges, roots):
-    """Plain BFS over dependents: hop distance from the nearest root."""
-    dependents = {i: [] for i in range(n)}
-    for u, v, _ in edges:
-        dependents[v].append(u)
-    depth = dict.fromkeys(roots, 0)
-    queue = deque(roots)
+def hop_distances(n, arcs, starts):
+    """Plain BFS: hop counts from the nearest of ``starts`` over ``arcs`` (pairs), the starts at 0."""
+    out = {i: [] for i in range(n)}
+    for u, v in arcs:
+        out[u].append(v)
+    dist = dict.fromkeys(starts, 0)
+    queue = deque(starts)
     while queue:
         x = queue.popleft()
-        for p in dependents[x]:
-            if p not in depth:
-                depth[p] = depth[x] + 1
-                queue.append(p)
+        for y in out[x]:
+            if y not in dist:
+                dist[y] = dist[x] + 1
+                queue.append(y)
+    return dist
+
+
+def bfs_depths(n, edges, roots):
+    """Plain BFS over dependents: hop distance from the nearest root."""
+    depth = hop_distances(n, [(v, u) for u, v, _ in edges], roots)
     return {k: d for k, d in depth.items() if k not in roots}
 
 
@@ -177,22 +183,6 @@ def _passive_memory_graph(n, edges, passive_edges) -> LiveGraph:
     return graph
 
 
-def _reference_distances(n, arcs, start):
-    """Plain BFS hop counts from ``start`` over ``arcs`` (pairs)."""
-    out = {i: [] for i in range(n)}
-    for u, v in arcs:
-        out[u].append(v)
-    dist = {start: 0}
-    queue = deque([start])
-    while queue:
-        x = queue.popleft()
-        for y in out[x]:
-            if y not in dist:
-                dist[y] = dist[x] + 1
-                queue.append(y)
-    return dist
-
-
 @settings(max_examples=300, deadline=None)
 @given(random_graphs(clusters=False), st.lists(st.tuples(st.integers(0, 13), st.integers(0, 13))), st.randoms())
 def test_paths_are_shortest_and_do_not_depend_on_the_order_the_graph_learnt_its_edges(case, passive, rnd):
@@ -209,8 +199,8 @@ def test_paths_are_shortest_and_do_not_depend_on_the_order_the_graph_learnt_its_
     directed = {(u, v) for u, v, _ in edges}
     either = directed | {(v, u) for u, v in directed} | set(passive) | {(v, u) for u, v in passive}
     for a in range(n):
-        shortest_directed = _reference_distances(n, directed, a)
-        shortest_either = _reference_distances(n, either, a)
+        shortest_directed = hop_distances(n, directed, [a])
+        shortest_either = hop_distances(n, either, [a])
         for b in range(n):
             found = [paths.directed_path(g.G, a, b) for g in graphs]
             assert found[0] == found[1]
@@ -248,6 +238,6 @@ def test_each_cycle_shown_is_a_shortest_circle_through_its_lowest_ci_whatever_th
         circle = shown[0]
         assert circle[0] == members[0] and len(set(circle)) == len(circle) and set(circle) <= component
         assert all(step in directed for step in zip(circle, circle[1:] + circle[:1], strict=False))
-        back = _reference_distances(n, directed, members[0])
+        back = hop_distances(n, directed, [members[0]])
         shortest = min(back[u] + 1 for u, v in directed if v == members[0] and u in back)
         assert len(circle) == shortest
