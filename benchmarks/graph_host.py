@@ -311,10 +311,18 @@ class Host:
                 cwd=ROOT, env=env_for(self.url), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             )  # fmt: skip
             self.procs.append(self.graphd)
-            while not Path(self.socket).exists():
+            # It listens before it loads: started is when it first answers (its own stats).
+            from relations import graphd
+
+            while True:
                 if self.graphd.poll() is not None:
                     raise RuntimeError(self.graphd.stderr.read().decode()[-3000:])
-                time.sleep(0.05)
+                try:
+                    graphd.ask(self.socket, "stats")
+                    break
+                except graphd.HostUnavailable:
+                    time.sleep(0.05)
+            graphd.close_connections()
             self.figures["host_cold_start_s"] = time.perf_counter() - t0
             self.figures["host_rss_mb"] = rss_mb(self.graphd.pid)
         self.port = free_port()
