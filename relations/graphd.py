@@ -322,9 +322,12 @@ def serve(app, path: str, *, refresh_seconds: float = 1.0, ready: Callable[[Grap
     _serving = True
     import relations.services
     import relations.tasks  # noqa: F401 - the operations they define with ``hosted`` are answered here
+    from cairn.db import sqlite_begin_immediate
     from relations.graph import live_graph
 
+    sqlite_begin_immediate.set(False)  # the host only reads: on SQLite, its load must not hold the write lock
     host = GraphHost(app, path)  # questions queue in the socket's backlog until serve_forever
+    log.info("graph host: listening on %s, loading the graph (questions wait for it)", path)
     try:
         with app.app_context():
             from cairn.db import db

@@ -13,9 +13,12 @@ from tests.servers import ROOT, server_env
 
 
 @contextmanager
-def graph_host(database_url: str, workdir: Path, *, refresh_seconds: float = 1.0, **extra_env: str):
+def graph_host(
+    database_url: str, workdir: Path, *, refresh_seconds: float = 1.0, loaded: bool = True, **extra_env: str
+):
     """A `cairn graphd` process on a socket in ``workdir``; yields (socket path, process) once it
-    listens (it may still be loading its graph: a question waits for it)."""
+    answers (its graph loaded), or with ``loaded=False`` once it listens (a question then waits for
+    its graph)."""
     path = workdir / "graph.sock"
     cairn = Path(sys.executable).with_name("cairn")
     log = workdir / "graphd.log"  # a file, not a pipe: a pipe nobody reads would stop the host once full
@@ -29,6 +32,8 @@ def graph_host(database_url: str, workdir: Path, *, refresh_seconds: float = 1.0
         )
     try:
         wait_for(path, proc, log)
+        if loaded:
+            _wait_for_answer(str(path), proc, log)
         yield str(path), proc
     finally:
         if proc.poll() is None:
@@ -49,3 +54,20 @@ def wait_for(path: Path, proc: subprocess.Popen, log: Path, timeout: float = 120
             if time.monotonic() > deadline:
                 raise RuntimeError("graph host did not start") from None
             time.sleep(0.05)
+
+
+def _wait_for_answer(path: str, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+    from relations import graphd
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"graph host exited: {log.read_text(errors='replace')[-2000:]}")
+        try:
+            graphd.ask(path, "stats")
+            break
+        except graphd.HostUnavailable:
+            if time.monotonic() > deadline:
+                raise RuntimeError("graph host did not load its graph") from None
+            time.sleep(0.05)
+    graphd.close_connections()

@@ -235,7 +235,7 @@ def test_a_process_asking_a_host_that_is_still_loading_waits_for_it(
     asker = threading.Thread(target=ask, daemon=True)
     try:
         database_url = app.config["SQLALCHEMY_DATABASE_URI"]
-        with graph_host(database_url, tmp_path, CAIRN_GRAPH_SNAPSHOT_DIR="off") as (path, _):
+        with graph_host(database_url, tmp_path, loaded=False, CAIRN_GRAPH_SNAPSHOT_DIR="off") as (path, _):
             # It listens (graph_host returned) and its load waits on our lock.
             deadline = time.monotonic() + 60
             while not _waiting_on_a_lock(committed_db.engine) and time.monotonic() < deadline:
