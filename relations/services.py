@@ -1015,10 +1015,25 @@ def _shortest_path(from_id: int, to_id: int, *, directed: bool = True) -> dict:
             raise NotFound(f"No chain of relationships leads from CI {from_id} to CI {to_id}.")
         steps = list(zip(nodes, nodes[1:], strict=False))
         between = relationships_between(db.session, steps)
-        # Each step's relationship: the oldest open one between its two CIs (the graph holds types,
-        # not ids; the table is read for the few steps of a path).
-        rels = [between[step][0][0] if between[step] else None for step in steps]  # None: ended meanwhile
+        # Each step's relationship (the graph holds types, not ids; the table is read for the few
+        # steps of a path): the oldest open one that makes the step; None: it ended meanwhile.
+        rels = [_step_relationship(graph, step, between[step], directed) for step in steps]
         return {"path": nodes, "relationships": rels, "graph_version": graph.version}
+
+
+def _step_relationship(graph, step: tuple[int, int], rows: list[tuple], directed: bool) -> int | None:
+    """Of the open relationships between a step's two CIs (``rows``, oldest first), the oldest
+    that makes the step: on a directed path, one of a type the graph's edge holds and oriented
+    so that the step's first CI depends on its second (not, say, an older one the other way);
+    on an undirected path, any."""
+    if directed:
+        u, v = step
+        held = graph.G._succ.get(u, {}).get(v, ())
+        for rel_id, source, target, type_name in rows:
+            info = graph.types.get(type_name)
+            if type_name in held and info is not None and ((source, target) == (u, v)) == info.forward:
+                return rel_id
+    return rows[0][0] if rows else None
 
 
 def _require_ci(ci_id: int) -> None:

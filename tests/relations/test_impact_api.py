@@ -132,6 +132,25 @@ def test_requesters_see_only_their_own_cis(client, make, small, estate):
     assert client.get("/api/v1/graph/cycles", headers=headers).status_code == 403
 
 
+def test_each_step_of_a_directed_path_names_a_relationship_that_makes_it(client, admin, estate):
+    vm = estate.ci("virtual_machine", name="vm-p")
+    server = estate.ci("server", name="srv-p")
+    rack = estate.ci("rack", name="rack-p")
+    backwards = estate.rel(server, "depends_on", vm)  # the older one, the other way round
+    forwards = estate.rel(vm, "runs_on", server)
+    estate.rel(rack, "depends_on", server)  # the older one, the other way round
+    reverse_typed = estate.rel(rack, "contains", server)  # the server depends on its rack
+    r = client.get(f"/api/v1/graph/path?from={vm}&to={rack}", headers=admin)
+    assert r.status_code == 200, r.json
+    assert r.json["path"] == [vm, server, rack]
+    assert r.json["relationships"] == [forwards.id, reverse_typed.id]
+    back = client.get(f"/api/v1/graph/path?from={server}&to={vm}", headers=admin)
+    assert back.json["path"] == [server, vm] and back.json["relationships"] == [backwards.id]
+    # Undirected, any relationship between the two does: the oldest.
+    loose = client.get(f"/api/v1/graph/path?from={vm}&to={server}&directed=false", headers=admin)
+    assert loose.json["relationships"] == [backwards.id]
+
+
 def test_path(client, admin, small):
     r = client.get(f"/api/v1/graph/path?from={small['service']}&to={small['switch']}", headers=admin)
     assert r.status_code == 200
