@@ -13,6 +13,7 @@ closing CIs) the lowest id wins. Pure functions of the graph: no database.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import partial
 
 Neighbours = Callable[[int], Iterable[int]]
 
@@ -26,10 +27,7 @@ def directed_path(G, a: int, b: int) -> list[int] | None:
 def undirected_path(graph, a: int, b: int) -> list[int] | None:
     """A shortest chain between ``a`` and ``b`` ignoring direction and impact (``graph.G`` and the
     passive graph), or None."""
-
-    def either_way(n: int):
-        return neighbours(graph, n)
-
+    either_way = partial(neighbours, graph)
     return _bidirectional(a, b, either_way, either_way)
 
 

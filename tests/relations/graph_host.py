@@ -42,32 +42,43 @@ def graph_host(
 
 
 def wait_for(path: Path, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"graph host exited: {log.read_text(errors='replace')[-2000:]}")
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-                probe.connect(str(path))
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError("graph host did not start") from None
-            time.sleep(0.05)
+    """Until the host listens on ``path``."""
+    _until(lambda: _listens(str(path)), proc, log, "start", timeout)
 
 
 def _wait_for_answer(path: str, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
     from relations import graphd
 
+    _until(lambda: _answers(path), proc, log, "load its graph", timeout)
+    graphd.close_connections()
+
+
+def _listens(path: str) -> bool:
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.connect(path)
+    except OSError:
+        return False
+    return True
+
+
+def _answers(path: str) -> bool:
+    from relations import graphd
+
+    try:
+        graphd.ask(path, "stats")
+    except graphd.HostUnavailable:
+        return False
+    return True
+
+
+def _until(condition, proc: subprocess.Popen, log: Path, what: str, timeout: float) -> None:
+    """Poll ``condition`` until it holds; fail with the host's log if it exits first, or after
+    ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
-    while True:
+    while not condition():
         if proc.poll() is not None:
             raise RuntimeError(f"graph host exited: {log.read_text(errors='replace')[-2000:]}")
-        try:
-            graphd.ask(path, "stats")
-            break
-        except graphd.HostUnavailable:
-            if time.monotonic() > deadline:
-                raise RuntimeError("graph host did not load its graph") from None
-            time.sleep(0.05)
-    graphd.close_connections()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"graph host did not {what}")
+        time.sleep(0.05)
