@@ -12,7 +12,7 @@ export CAIRN_INSTANCE_PATH ?= $(CURDIR)/instance
 # again (1.3 s of CPU per process).
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install run demo migrate test test-sqlite test-postgresql test-api suites suite-sqlite suite-postgresql suite-api parallel-sqlite parallel-postgresql serial-suites serial-sqlite serial-postgresql lint format services worker bench vendor translations clean
+.PHONY: install run demo migrate test test-sqlite test-postgresql test-api suites suite-sqlite suite-postgresql suite-api parallel-sqlite parallel-postgresql lane-sqlite lane-postgresql serial-sqlite serial-postgresql lint format services worker bench vendor translations clean
 
 install: $(STAMP)
 
@@ -65,19 +65,28 @@ test-postgresql: install services suite-postgresql
 test-api: install services suite-api
 
 ## Everything CI runs: services, lint, import layers, the suite on SQLite and on PostgreSQL, the API
-## document. The two suites run side by side except for their browser and deployment tests (marked
-## `serial` by tests/conftest.py), which run after, one suite at a time (two of those at once starve
-## each other's processes on two cores) beside the API document's run. Each part's output is shown
-## when it ends.
+## document, in two lanes side by side on the two cores: the SQLite suite then the API document's run;
+## the PostgreSQL suite then the browser and deployment tests (marked `serial` by tests/conftest.py)
+## of PostgreSQL, then of SQLite. So two of those never run at once (they would starve each other's
+## processes) and no core waits for the other lane. A lane goes on after a failing part, so one run
+## shows every failure; each part's output is shown when it ends.
 test: install services lint suites
 
 suites:
-	$(MAKE) --no-print-directory -j2 --output-sync=target parallel-sqlite parallel-postgresql
-	$(MAKE) --no-print-directory -j2 --output-sync=target serial-suites suite-api
+	$(MAKE) --no-print-directory -j2 --output-sync=target lane-sqlite lane-postgresql
 
-serial-suites:  # one after the other
-	$(ON_SQLITE) -m serial $(PYTEST_ARGS)
-	$(ON_POSTGRESQL) -m serial $(PYTEST_ARGS)
+lane-sqlite:
+	@status=0; \
+	$(MAKE) --no-print-directory parallel-sqlite || status=1; \
+	$(MAKE) --no-print-directory suite-api || status=1; \
+	exit $$status
+
+lane-postgresql:
+	@status=0; \
+	$(MAKE) --no-print-directory parallel-postgresql || status=1; \
+	$(MAKE) --no-print-directory serial-postgresql || status=1; \
+	$(MAKE) --no-print-directory serial-sqlite || status=1; \
+	exit $$status
 
 PYTEST := $(BIN)/pytest -q --durations=10
 ON_SQLITE := CAIRN_TEST_DATABASE=sqlite CAIRN_TEST_REDIS_URL=redis://127.0.0.1:6379/14 $(PYTEST)

@@ -38,13 +38,47 @@ def _fresh_postgres_database(name: str) -> str:
 SERIAL_FIXTURES = {"browser", "web_server", "deployment"}
 SERIAL_DIRECTORIES = ("deploy",)
 
+# The web desk's browser tests each run on one database, a balanced half of them on each. What they
+# add to the page tests (Flask's client renders the desk's pages and posts its forms on both
+# databases) is the browser's part: htmx, scripts, CSP, layout, accessibility, the same on both; run
+# twice, they cost a fifth of `make test`. Both databases still serve a real browser through
+# gunicorn, htmx's parallel requests included. A module not named here runs on both; a test of these
+# modules that drives no browser runs on both.
+BROWSER_MODULE_DATABASE = {
+    "test_scenarios.py": "sqlite",
+    "test_directory_sign_in_browser.py": "sqlite",
+    "test_asset_scenarios.py": "sqlite",
+    "test_knowledge_scenarios.py": "sqlite",
+    "test_catalogue_scenarios.py": "sqlite",
+    "test_sla_admin_scenarios.py": "sqlite",
+    "test_custom_field_filter_scenarios.py": "sqlite",
+    "test_discovery_scenarios.py": "sqlite",
+    "test_view_scenarios.py": "sqlite",
+    "test_sla_scenarios.py": "sqlite",
+    "test_admin_scenarios.py": "postgresql",
+    "test_change_scenarios.py": "postgresql",
+    "test_oidc_sign_in_browser.py": "postgresql",
+    "test_class_and_category_scenarios.py": "postgresql",
+    "test_impact_scenarios.py": "postgresql",
+    "test_custom_field_scenarios.py": "postgresql",
+    "test_routing_scenarios.py": "postgresql",
+    "test_two_factor_scenarios.py": "postgresql",
+    "test_event_scenarios.py": "postgresql",
+    "test_harness.py": "postgresql",
+}
+
 
 def pytest_collection_modifyitems(config, items):
     on_sqlite = _backend() != "postgresql"
     for item in items:
         relative = Path(str(item.path)).relative_to(Path(__file__).parent).parts
-        if relative[0] in SERIAL_DIRECTORIES or SERIAL_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        fixtures = getattr(item, "fixturenames", ())
+        if relative[0] in SERIAL_DIRECTORIES or SERIAL_FIXTURES.intersection(fixtures):
             item.add_marker(pytest.mark.serial)
+        drives_browser = relative[0] == "web" and {"browser", "web_server"}.intersection(fixtures)
+        browser_database = BROWSER_MODULE_DATABASE.get(relative[-1]) if drives_browser else None
+        if browser_database not in (None, _backend()):
+            item.add_marker(pytest.mark.skip(reason=f"a browser test run on {browser_database} (tests/conftest.py)"))
         if on_sqlite and item.get_closest_marker("postgres_only"):
             item.add_marker(pytest.mark.skip(reason="needs PostgreSQL semantics (concurrent writers)"))
 
