@@ -47,7 +47,7 @@ from datetime import datetime
 from pathlib import Path
 
 import networkx as nx
-from sqlalchemy import bindparam, case, null, select, tuple_, union_all, update
+from sqlalchemy import bindparam, case, null, or_, select, tuple_, union_all, update
 from sqlalchemy.exc import IntegrityError
 
 from cairn.audit.models import ChangeLog
@@ -305,11 +305,11 @@ class LiveGraph:
             if version == self.version and stamp == self.stamp:
                 return
             started = time.perf_counter()  # the catch-up below is timed as a refresh
-        elif version < self.version or not self._watermark_intact(session):
+        elif version < self.version:
             self.rebuild(session)
             return
-        rows = list(session.execute(_changes_since(), {"after": self.watermark}))
-        if len(rows) > MAX_INCREMENT_ROWS:
+        rows = self._changes_past_watermark(session)
+        if rows is None or len(rows) > MAX_INCREMENT_ROWS:
             self.rebuild(session)
             return
         relevant = [r for r in rows if is_graph_change(r[1], r[3], r[5])]
@@ -324,9 +324,16 @@ class LiveGraph:
         self.stats["refreshes"] += 1
         self.stats["last_refresh_s"] = time.perf_counter() - started
 
-    def _watermark_intact(self, session) -> bool:
-        """False when the change-log row we stopped at is gone or another one (a rollback)."""
-        return _change_intact(session, self.watermark, self.watermark_at)
+    def _changes_past_watermark(self, session) -> list | None:
+        """The graph's change-log rows past the watermark (at most one more than a refresh applies),
+        or None when the row the graph stopped at is gone or another one (a rollback). One query:
+        the watermark's row comes first, so checking it costs no round trip of its own."""
+        rows = list(session.execute(_changes_from(), {"watermark": self.watermark}))
+        if self.watermark:
+            if not rows or rows[0][0] != self.watermark or rows[0][4] != self.watermark_at:
+                return None
+            del rows[0]
+        return rows
 
     def rebuild(self, session) -> None:
         """Load the whole graph from the current relationships; when this graph keeps a snapshot,
@@ -553,9 +560,8 @@ class LiveGraph:
                 _set_edge(G, u, v, wanted.get((u, v)))
                 _set_edge(P, u, v, wanted_passive.get((u, v)))
                 if (u, v) in wanted_passive:
-                    for n in (u, v):
-                        if n not in G._node:
-                            G._succ[n], G._pred[n], G._node[n] = {}, {}, {}
+                    _ensure_node(G, u)
+                    _ensure_node(G, v)
         for n in touched:
             if n in G and any(MEMBER_OF in data for data in G._succ[n].values()):
                 self.member_targets.add(n)
@@ -589,9 +595,8 @@ def _set_edge(g: nx.DiGraph, u: int, v: int, type_names: set[str] | None) -> Non
             del g._pred[v][u]
         return
     data = edge_data(type_names)
-    for n in (u, v):
-        if n not in succ:
-            succ[n], g._pred[n], g._node[n] = {}, {}, {}
+    _ensure_node(g, u)
+    _ensure_node(g, v)
     succ[u][v] = data
     g._pred[v][u] = data
 
@@ -695,7 +700,10 @@ def _change_intact(session, change_id: int, at: datetime | None) -> bool:
 # The statements of a refresh, built once: on this kind of machine building a statement costs more
 # than the database takes to answer it, and a refresh is what the next answer after a write waits for.
 @functools.cache
-def _changes_since():
+def _changes_from():
+    """The watermark's change-log row (of any type: a rebuild's watermark is the last row), then the
+    graph's rows after it, in order; a range scan from the watermark on the primary key."""
+    watermark = bindparam("watermark")
     return (
         select(
             ChangeLog.id,
@@ -705,9 +713,12 @@ def _changes_since():
             ChangeLog.at,
             case((ChangeLog.object_type == "ci", ChangeLog.changes), else_=None),
         )
-        .where(ChangeLog.id > bindparam("after"), ChangeLog.object_type.in_(("relationship", "ci")))
+        .where(
+            ChangeLog.id >= watermark,
+            or_(ChangeLog.id == watermark, ChangeLog.object_type.in_(("relationship", "ci"))),
+        )
         .order_by(ChangeLog.id)
-        .limit(MAX_INCREMENT_ROWS + 1)
+        .limit(MAX_INCREMENT_ROWS + 2)
     )
 
 
@@ -783,9 +794,15 @@ def _add_passive(P: nx.DiGraph, G: nx.DiGraph, source: int, target: int, type_na
     data = edge_data((*(data or ()), type_name))
     P._succ[source][target] = data
     P._pred[target][source] = data
-    for n in (source, target):
-        if n not in G._node:
-            G._succ[n], G._pred[n], G._node[n] = {}, {}, {}
+    _ensure_node(G, source)
+    _ensure_node(G, target)
+
+
+def _ensure_node(g: nx.DiGraph, n: int) -> None:
+    """Add CI ``n`` to ``g`` unless it is there: no edges, its data filled in by the caller (as
+    ``add_node`` does, without its checks, so that the node is in every adjacency dict at once)."""
+    if n not in g._node:
+        g._succ[n], g._pred[n], g._node[n] = {}, {}, {}
 
 
 # One graph per database URL in this process (tests and tools may open more than one app).

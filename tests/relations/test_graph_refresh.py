@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 from relations import services
 from relations.graph import LiveGraph, live_graph
@@ -109,3 +110,31 @@ def test_bulk_create_goes_through_the_same_rules(estate, db):
             raise AssertionError(f"{bad} was accepted")
     history = services.search_relationships({"ci_id": a})
     assert len(list(db.session.scalars(history))) == 1
+
+
+def test_a_refresh_reads_the_change_log_once(estate, db):
+    """What the next answer after a write waits for: the change log past the watermark is read in
+    the same statement that checks the watermark's own row is still there (a rollback check)."""
+    from sqlalchemy import event
+
+    a, b, c = estate.ci(), estate.ci(), estate.ci()
+    estate.depends(a, b)
+    estate.depends(b, c)
+    with live_graph() as graph:
+        before = dict(graph.stats)
+    estate.depends(a, c)
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    connection = db.session.connection()
+    event.listen(connection, "before_cursor_execute", seen)
+    try:
+        with live_graph() as graph:
+            assert graph.G.has_edge(a, c)
+            assert graph.stats["rebuilds"] == before["rebuilds"]
+            assert graph.stats["refreshes"] == before["refreshes"] + 1
+    finally:
+        event.remove(connection, "before_cursor_execute", seen)
+    assert sum(bool(re.search(r"\bchange_log\b", s)) for s in statements) == 1, statements
