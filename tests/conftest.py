@@ -69,7 +69,8 @@ BROWSER_MODULE_DATABASE = {
 
 
 def pytest_collection_modifyitems(config, items):
-    on_sqlite = _backend() != "postgresql"
+    backend = _backend()
+    on_sqlite = backend != "postgresql"
     for item in items:
         relative = Path(str(item.path)).relative_to(Path(__file__).parent).parts
         fixtures = getattr(item, "fixturenames", ())
@@ -77,7 +78,7 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.serial)
         drives_browser = relative[0] == "web" and {"browser", "web_server"}.intersection(fixtures)
         browser_database = BROWSER_MODULE_DATABASE.get(relative[-1]) if drives_browser else None
-        if browser_database not in (None, _backend()):
+        if browser_database not in (None, backend):
             item.add_marker(pytest.mark.skip(reason=f"a browser test run on {browser_database} (tests/conftest.py)"))
         if on_sqlite and item.get_closest_marker("postgres_only"):
             item.add_marker(pytest.mark.skip(reason="needs PostgreSQL semantics (concurrent writers)"))

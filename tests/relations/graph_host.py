@@ -5,10 +5,10 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.deploy.topology import wait_until
 from tests.servers import ROOT, server_env
 
 
@@ -43,14 +43,25 @@ def graph_host(
 
 def wait_for(path: Path, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
     """Until the host listens on ``path``."""
-    _until(lambda: _listens(str(path)), proc, log, "start", timeout)
+    wait_until(_while_running(proc, log, lambda: _listens(str(path))), timeout, 0.05, "the graph host to listen")
 
 
 def _wait_for_answer(path: str, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
     from relations import graphd
 
-    _until(lambda: _answers(path), proc, log, "load its graph", timeout)
+    wait_until(_while_running(proc, log, lambda: _answers(path)), timeout, 0.05, "the graph host to load its graph")
     graphd.close_connections()
+
+
+def _while_running(proc: subprocess.Popen, log: Path, condition):
+    """``condition`` for `wait_until`, failing at once with the host's log if the host has exited."""
+
+    def check() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"graph host exited: {log.read_text(errors='replace')[-2000:]}")
+        return condition()
+
+    return check
 
 
 def _listens(path: str) -> bool:
@@ -70,15 +81,3 @@ def _answers(path: str) -> bool:
     except graphd.HostUnavailable:
         return False
     return True
-
-
-def _until(condition, proc: subprocess.Popen, log: Path, what: str, timeout: float) -> None:
-    """Poll ``condition`` until it holds; fail with the host's log if it exits first, or after
-    ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if proc.poll() is not None:
-            raise RuntimeError(f"graph host exited: {log.read_text(errors='replace')[-2000:]}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"graph host did not {what}")
-        time.sleep(0.05)
