@@ -31,6 +31,10 @@ def create_app(config: Config | dict | None = None) -> Flask:
     from cairn.logging import configure_logging
 
     configure_logging(app.config["LOG_LEVEL"], app.config["LOG_JSON"])
+    from cairn.auth.services import check_password_hash_profile
+
+    with app.app_context():  # before any extension knows this app: a refused start leaves them alone
+        check_password_hash_profile()
 
     from cairn import http
     from cairn.auth.guard import authenticate_request

@@ -18,6 +18,11 @@ from cairn.uow import UnitOfWorkSession
 PG_ADMIN_URL = os.environ.get("CAIRN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_TEST_URL = os.environ.get("CAIRN_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
+# The suite signs in thousands of times: argon2id's cheapest parameters here and in every server,
+# worker and command it starts (they inherit the environment), instead of 0.13 s of CPU a hash and
+# as much a check. tests/kernel/test_auth.py checks the production default.
+os.environ.setdefault("CAIRN_PASSWORD_HASH_PROFILE", "CHEAPEST")
+
 
 def _backend() -> str:
     return os.environ.get("CAIRN_TEST_DATABASE", "sqlite")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from zoneinfo import available_timezones
-
 from flask import flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_user
@@ -23,6 +21,7 @@ from cairn.auth.sessions import page
 from cairn.db import db
 from cairn.errors import DomainError
 from cairn.uow import checkpoint
+from cairn.zones import sorted_time_zones
 from web.blueprint import bp
 from web.forms import field_errors, form_int, keep_errors
 from web.shell import available_locales, home_for, locale_names
@@ -44,7 +43,7 @@ def _page(new_secret=None, status=200):
             two_factor_applies=two_factor.applies_to(user),
             two_factor_enabled=two_factor.is_enabled(user),
             locales=locale_names(),
-            timezones=sorted(available_timezones()),
+            timezones=sorted_time_zones(),
             errors=field_errors(),
             breadcrumbs=[(_("My account"), None)],
         ),

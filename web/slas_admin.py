@@ -16,6 +16,7 @@ from cairn.auth.models import Team, User
 from cairn.auth.sessions import page
 from cairn.db import db
 from cairn.errors import Conflict, DomainError, Invalid
+from cairn.zones import sorted_time_zones
 from tickets import categories
 from tickets.models import KINDS, Ticket, TicketCategory
 from tickets.slas import ical, recompute, services
@@ -201,12 +202,6 @@ def _calendar_shown(calendar: BusinessCalendar) -> dict:
     return shown
 
 
-def _zones() -> list[str]:
-    from tickets.slas.schemas import _zones as zones
-
-    return sorted(zones())
-
-
 def _calendar_page(calendar: BusinessCalendar | None, status: int = 200, form=None):
     users = []
     if calendar is not None:
@@ -222,7 +217,7 @@ def _calendar_page(calendar: BusinessCalendar | None, status: int = 200, form=No
         calendar=calendar,
         policies_using=users,
         weekdays=WEEKDAY_LABELS,
-        zones=_zones(),
+        zones=sorted_time_zones(),
         form=form or (_calendar_shown(calendar) if calendar is not None else default),
         max_ical=ical.MAX_BYTES,
         breadcrumbs=_crumbs((title, None)),

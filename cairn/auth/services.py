@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import time
 from datetime import datetime, timedelta
+from functools import cache
 
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import inspect, select
 from sqlalchemy.exc import OperationalError
@@ -16,12 +18,13 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from cairn.auth.models import ApiToken, AuthEvent, Team, User
 from cairn.auth.roles import ADMIN, ALL_ROLES
+from cairn.config import setting
 from cairn.db import db, utcnow
 from cairn.errors import Conflict, Forbidden, Invalid
 from cairn.uow import checkpoint
+from cairn.zones import time_zones
 
 TOKEN_PREFIX = "cairn_"
-_hasher = PasswordHasher()
 LOCAL = "local"
 DIRECTORY_UNAVAILABLE = "directory unavailable"
 
@@ -44,6 +47,40 @@ def create_user(email: str, role: str, name: str = "", password: str | None = No
     db.session.add(user)
     db.session.flush()
     return user
+
+
+# argon2id's parameter sets (argon2-cffi's profiles): RFC 9106's second recommendation by default
+# (64 MiB, 3 passes; about 0.13 s a hash here), its first (2 GiB, 1 pass) for hosts with the memory,
+# and the cheapest, which protects nothing, for test suites that sign in thousands of times.
+PASSWORD_HASH_PROFILES = ("RFC_9106_LOW_MEMORY", "RFC_9106_HIGH_MEMORY", "CHEAPEST")
+PASSWORD_HASH_PROFILE_SETTING = "CAIRN_PASSWORD_HASH_PROFILE"
+
+
+@cache
+def _hasher_of(profile: str) -> PasswordHasher:
+    if profile not in PASSWORD_HASH_PROFILES:
+        raise ValueError(
+            f"{PASSWORD_HASH_PROFILE_SETTING}={profile!r} is not an argon2 profile Cairn knows; "
+            f"choose one of {', '.join(PASSWORD_HASH_PROFILES)}"
+        )
+    return PasswordHasher.from_parameters(getattr(profiles, profile))
+
+
+def password_hasher() -> PasswordHasher:
+    """The argon2id hasher of the configured profile (``CAIRN_PASSWORD_HASH_PROFILE``). A password
+    hashed under another profile is verified with the parameters its hash carries and hashed again
+    under this one at its next successful sign-in."""
+    return _hasher_of(setting(PASSWORD_HASH_PROFILE_SETTING, PASSWORD_HASH_PROFILES[0]) or PASSWORD_HASH_PROFILES[0])
+
+
+def check_password_hash_profile() -> None:
+    """At start: an unknown profile stops the app (not the first sign-in); the test profile is logged."""
+    password_hasher()
+    if setting(PASSWORD_HASH_PROFILE_SETTING, "") == "CHEAPEST":
+        logging.getLogger(__name__).warning(
+            "%s=CHEAPEST: passwords are hashed for a test suite and protected by nothing",
+            PASSWORD_HASH_PROFILE_SETTING,
+        )
 
 
 MIN_PASSWORD_LENGTH = 12  # as the API's user schema (cairn/auth/schemas.py)
@@ -74,7 +111,7 @@ def refuse_directory_password(user: User) -> None:
 
 def set_password(user: User, password: str) -> None:
     refuse_directory_password(user)
-    user.password_hash = _hasher.hash(password)
+    user.password_hash = password_hasher().hash(password)
 
 
 def change_password(user: User, current: str, new: str) -> None:
@@ -89,12 +126,10 @@ def change_password(user: User, current: str, new: str) -> None:
 
 def set_preferences(user: User, locale: str, timezone: str, locales: list[str]) -> None:
     """The language (one of ``locales``) and the IANA time zone the desk shows this user."""
-    from zoneinfo import available_timezones
-
     errors = {}
     if locale not in locales:
         errors["locale"] = [f"Choose one of {', '.join(locales)}."]
-    if timezone not in available_timezones():
+    if timezone not in time_zones():
         errors["timezone"] = ["Choose a time zone such as Europe/Paris or UTC."]
     if errors:
         raise Invalid("Some settings are invalid.", errors=errors)
@@ -158,11 +193,12 @@ def reset_password(user: User, password: str | None = None) -> str:
 def verify_password(user: User, password: str) -> bool:
     if not user.password_hash:
         return False
+    hasher = password_hasher()
     try:
-        _hasher.verify(user.password_hash, password)
+        hasher.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
-    if _hasher.check_needs_rehash(user.password_hash):
+    if hasher.check_needs_rehash(user.password_hash):
         set_password(user, password)
     return True
 

@@ -172,6 +172,56 @@ def test_passwords_use_argon2(db, make):
     assert not verify_password(user, "wrong")
 
 
+@pytest.fixture
+def hash_profile(app):
+    """Set CAIRN_PASSWORD_HASH_PROFILE for one test (the suite runs with CHEAPEST)."""
+    from cairn.auth.services import PASSWORD_HASH_PROFILE_SETTING
+
+    before = app.config.get(PASSWORD_HASH_PROFILE_SETTING)
+
+    def use(profile):
+        app.config[PASSWORD_HASH_PROFILE_SETTING] = profile
+
+    yield use
+    app.config[PASSWORD_HASH_PROFILE_SETTING] = before
+
+
+def test_passwords_are_hashed_with_rfc_9106_low_memory_argon2id_by_default(db, make, hash_profile):
+    from cairn.auth.services import set_password, verify_password
+
+    hash_profile(None)
+    user = make.user("agent")
+    set_password(user, "correct horse battery staple")
+    assert user.password_hash.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert verify_password(user, "correct horse battery staple")
+
+
+def test_a_hash_of_another_profile_is_hashed_again_at_the_next_sign_in(db, make, hash_profile):
+    from cairn.auth.services import set_password, verify_password
+
+    hash_profile("CHEAPEST")
+    user = make.user("agent")
+    set_password(user, "correct horse battery staple")
+    cheap = user.password_hash
+    assert cheap.startswith("$argon2id$v=19$m=8,t=1,p=1$")
+    hash_profile("RFC_9106_LOW_MEMORY")
+    assert not verify_password(user, "not the password")
+    assert user.password_hash == cheap, "a wrong password changes nothing"
+    assert verify_password(user, "correct horse battery staple")
+    assert user.password_hash.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert verify_password(user, "correct horse battery staple")
+
+
+def test_an_unknown_hash_profile_stops_the_app_at_start(database_url, instance_dir):
+    from cairn.app import create_app
+    from cairn.config import Config
+
+    config = Config(SQLALCHEMY_DATABASE_URI=database_url, INSTANCE_PATH=instance_dir, LOG_LEVEL="WARNING")
+    config.CAIRN_PASSWORD_HASH_PROFILE = "FASTEST"
+    with pytest.raises(ValueError, match="CAIRN_PASSWORD_HASH_PROFILE='FASTEST'.*RFC_9106_LOW_MEMORY"):
+        create_app(config)
+
+
 def test_cli_creates_users_and_tokens_and_revokes(app, db):
     runner = app.test_cli_runner()
     result = runner.invoke(args=["users", "create", "cli-user@example.com", "--role", "integration"])

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from functools import cache
-from zoneinfo import available_timezones
-
 import marshmallow as ma
 from flask_smorest.fields import Upload
 
 from cairn.api import FullMatch, Id, OneOf, Schema, Text
+from cairn.zones import time_zones
 from tickets.models import KINDS
 from tickets.slas import clocks
 from tickets.slas.models import ESCALATION_TRIGGERS, POLICY_TYPES
@@ -23,13 +21,8 @@ DAY_OR_TIME = FullMatch(
 )
 
 
-@cache
-def _zones() -> frozenset[str]:
-    return frozenset(available_timezones())
-
-
 def _zone(value: str) -> None:
-    if value not in _zones():
+    if value not in time_zones():
         raise ma.ValidationError("Not an IANA time zone (such as Europe/Berlin).")
 
 
