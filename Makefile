@@ -65,27 +65,30 @@ test-postgresql: install services suite-postgresql
 test-api: install services suite-api
 
 ## Everything CI runs: services, lint, import layers, the suite on SQLite and on PostgreSQL, the API
-## document, in two lanes side by side on the two cores: the SQLite suite then the API document's run;
-## the PostgreSQL suite then the browser and deployment tests (marked `serial` by tests/conftest.py)
-## of PostgreSQL, then of SQLite. So two of those never run at once (they would starve each other's
-## processes) and no core waits for the other lane. A lane goes on after a failing part, so one run
-## shows every failure; each part's output is shown when it ends.
+## document, in two lanes side by side on the two cores: the SQLite suite, its browser and deployment
+## tests (marked `serial` by tests/conftest.py), then the API document's run; the PostgreSQL suite,
+## then its serial tests. The two serial parts never run at once (they would starve each other's
+## processes): each takes a lock (the SQLite one usually ends before the PostgreSQL suite does).
+## A lane goes on after a failing part, so one run shows every failure; each part's output is shown
+## when it ends.
 test: install services lint suites
 
 suites:
 	$(MAKE) --no-print-directory -j2 --output-sync=target lane-sqlite lane-postgresql
 
+SERIAL_LOCK := $(shell command -v flock >/dev/null && echo flock $(VENV)/.serial-tests.lock)
+
 lane-sqlite:
 	@status=0; \
 	$(MAKE) --no-print-directory parallel-sqlite || status=1; \
+	$(SERIAL_LOCK) $(MAKE) --no-print-directory serial-sqlite || status=1; \
 	$(MAKE) --no-print-directory suite-api || status=1; \
 	exit $$status
 
 lane-postgresql:
 	@status=0; \
 	$(MAKE) --no-print-directory parallel-postgresql || status=1; \
-	$(MAKE) --no-print-directory serial-postgresql || status=1; \
-	$(MAKE) --no-print-directory serial-sqlite || status=1; \
+	$(SERIAL_LOCK) $(MAKE) --no-print-directory serial-postgresql || status=1; \
 	exit $$status
 
 PYTEST := $(BIN)/pytest -q --durations=10

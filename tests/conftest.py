@@ -43,23 +43,24 @@ def _fresh_postgres_database(name: str) -> str:
 SERIAL_FIXTURES = {"browser", "web_server", "deployment"}
 SERIAL_DIRECTORIES = ("deploy",)
 
-# The web desk's browser tests each run on one database, a balanced half of them on each. What they
-# add to the page tests (Flask's client renders the desk's pages and posts its forms on both
-# databases) is the browser's part: htmx, scripts, CSP, layout, accessibility, the same on both; run
-# twice, they cost a fifth of `make test`. Both databases still serve a real browser through
-# gunicorn, htmx's parallel requests included. A module not named here runs on both; a test of these
-# modules that drives no browser runs on both.
+# The web desk's browser tests each run on one database. What they add to the page tests (Flask's
+# client renders the desk's pages and posts its forms on both databases) is the browser's part:
+# htmx, scripts, CSP, layout, accessibility, the same on both; run twice, they cost a fifth of
+# `make test`. Most run on PostgreSQL, whose lane has room for them beside schemathesis (Makefile);
+# the scenarios of the main desk and of saved views keep a real browser on SQLite through gunicorn,
+# htmx's parallel requests included. A module not named here runs on both; a test of these modules
+# that drives no browser runs on both.
 BROWSER_MODULE_DATABASE = {
     "test_scenarios.py": "sqlite",
-    "test_directory_sign_in_browser.py": "sqlite",
-    "test_asset_scenarios.py": "sqlite",
-    "test_knowledge_scenarios.py": "sqlite",
-    "test_catalogue_scenarios.py": "sqlite",
-    "test_sla_admin_scenarios.py": "sqlite",
-    "test_custom_field_filter_scenarios.py": "sqlite",
-    "test_discovery_scenarios.py": "sqlite",
     "test_view_scenarios.py": "sqlite",
-    "test_sla_scenarios.py": "sqlite",
+    "test_directory_sign_in_browser.py": "postgresql",
+    "test_asset_scenarios.py": "postgresql",
+    "test_knowledge_scenarios.py": "postgresql",
+    "test_catalogue_scenarios.py": "postgresql",
+    "test_sla_admin_scenarios.py": "postgresql",
+    "test_custom_field_filter_scenarios.py": "postgresql",
+    "test_discovery_scenarios.py": "postgresql",
+    "test_sla_scenarios.py": "postgresql",
     "test_admin_scenarios.py": "postgresql",
     "test_change_scenarios.py": "postgresql",
     "test_oidc_sign_in_browser.py": "postgresql",
