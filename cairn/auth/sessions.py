@@ -81,6 +81,10 @@ def init_app(app, sign_in_endpoint: str) -> None:
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = app.config.get("CAIRN_SESSION_COOKIE_SAMESITE") or "Lax"
     app.config["SESSION_COOKIE_NAME"] = "cairn_session"
+    # The cookie is sent only when a request changed the session. Sent on every answer (Flask's default
+    # for a permanent session), the answer to a request already in flight, the page's htmx fragments,
+    # carried the session as it was and replaced the one a write had just set: its flash message lost.
+    app.config["SESSION_REFRESH_EACH_REQUEST"] = False
     # Checked by authenticate_session for pages only: the API is token-authenticated, CSRF-free.
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # valid as long as the session

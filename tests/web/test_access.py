@@ -197,6 +197,34 @@ def test_the_session_cookie_is_httponly_lax_and_secure_over_https(app, client, m
     assert "Secure" in cookie
 
 
+def test_a_request_in_flight_does_not_overwrite_the_flash_a_write_just_set(app, client, make):
+    """A browser's fragments load while a person clicks: the answer to one that left with the older
+    cookie arrives after the write's answer. It must not send that older session back."""
+    from cmdb.services import create_ci
+
+    user = make.user("admin")
+    sign_in(client, user)
+    ci = create_ci({"name": "flash-race-1", "ci_class": "server", "status": "deployed"})
+    make.db.session.commit()
+    assert client.get(f"/cis/{ci.id}").status_code == 200
+    before_the_write = client.get_cookie("cairn_session").value
+
+    moved = post(client, f"/cis/{ci.id}/move", {"status": "in_maintenance"})
+    assert moved.status_code == 302
+    with_the_flash = client.get_cookie("cairn_session").value
+    assert with_the_flash != before_the_write
+
+    in_flight = app.test_client()  # the fragment that left before the click, with the older cookie
+    in_flight.set_cookie("cairn_session", before_the_write)
+    late = in_flight.get(f"/cis/{ci.id}/timeline", headers={"HX-Request": "true", "HX-Target": "timeline-entries"})
+    assert late.status_code == 200
+    for header in late.headers.getlist("Set-Cookie"):  # the browser keeps what the last answer set
+        if header.startswith("cairn_session="):
+            client.set_cookie("cairn_session", header.split(";", 1)[0].split("=", 1)[1])
+    page = client.get(f"/cis/{ci.id}").get_data(as_text=True)
+    assert "flash-race-1 moved from Deployed to In maintenance." in page
+
+
 def test_unknown_pages_get_an_html_404_and_unknown_api_paths_problem_json(client, make):
     sign_in(client, make.user("agent"))
     page = client.get("/no-such-page", headers={"Accept": "text/html"})
