@@ -70,7 +70,7 @@ def password_hasher() -> PasswordHasher:
     """The argon2id hasher of the configured profile (``CAIRN_PASSWORD_HASH_PROFILE``). A password
     hashed under another profile is verified with the parameters its hash carries and hashed again
     under this one at its next successful sign-in."""
-    return _hasher_of(setting(PASSWORD_HASH_PROFILE_SETTING, PASSWORD_HASH_PROFILES[0]) or PASSWORD_HASH_PROFILES[0])
+    return _hasher_of(setting(PASSWORD_HASH_PROFILE_SETTING, "") or PASSWORD_HASH_PROFILES[0])
 
 
 def check_password_hash_profile() -> None:
